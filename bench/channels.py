@@ -1,0 +1,48 @@
+"""Client channels, the same for `grpclab call` and the load generator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+
+from servers import certs
+from servers.config import COMPRESSIONS, DEFAULT_MAX_MESSAGE_BYTES
+
+
+def channel_credentials(tls_dir: str | Path) -> grpc.ChannelCredentials:
+    """Trust the lab CA; present the client certificate when the directory has one (mTLS servers ask for it)."""
+    paths = certs.load(tls_dir)
+    client = paths.client_key.exists() and paths.client_cert.exists()
+    return grpc.ssl_channel_credentials(
+        root_certificates=paths.ca_cert.read_bytes(),
+        private_key=paths.client_key.read_bytes() if client else None,
+        certificate_chain=paths.client_cert.read_bytes() if client else None,
+    )
+
+
+def channel_options(own_connection: bool = True) -> list[tuple[str, int]]:
+    options = [
+        ("grpc.max_send_message_length", DEFAULT_MAX_MESSAGE_BYTES),
+        ("grpc.max_receive_message_length", DEFAULT_MAX_MESSAGE_BYTES),
+    ]
+    if own_connection:
+        # Channels with equal arguments share one TCP connection through the global
+        # subchannel pool; a local pool gives every channel its own, so the
+        # `connections` axis really means connections.
+        options.append(("grpc.use_local_subchannel_pool", 1))
+    return options
+
+
+def open_channel(
+    target: str,
+    *,
+    tls_dir: str | Path | None = None,
+    compression: str = "none",
+    aio: bool = False,
+) -> grpc.Channel | grpc.aio.Channel:
+    module = grpc.aio if aio else grpc
+    kwargs = {"options": channel_options(), "compression": COMPRESSIONS[compression]}
+    if tls_dir is None:
+        return module.insecure_channel(target, **kwargs)
+    return module.secure_channel(target, channel_credentials(tls_dir), **kwargs)

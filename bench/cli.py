@@ -1,0 +1,126 @@
+"""`grpclab`: the lab's command line. Parses arguments and hands each subcommand to its module.
+
+Every user mistake ends as one line on stderr and exit code 2: the modules raise
+their own error types and this file is the only place that prints them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A bad argument or input file: printed as one line, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # argparse prints the whole usage block; the lab's rule is one clear line.
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Exception types that mean 'the user gave something that cannot work' (not a bug)."""
+    from servers.certs import CertError
+    from servers.config import ConfigError
+    from servers.faults import FaultConfigError
+    from servers.transport import BindError
+
+    return (UsageError, CertError, ConfigError, FaultConfigError, BindError)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from servers import serve
+    from servers.config import ServerConfig
+
+    config = ServerConfig(
+        impl=args.impl,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        processes=args.processes,
+        tls_dir=args.tls,
+        mtls=args.mtls,
+        compression=args.compression,
+        max_message_bytes=args.max_message_bytes,
+        max_concurrent_rpcs=args.max_concurrent_rpcs,
+        grace=args.grace,
+        uvloop=args.uvloop,
+    )
+    return serve.run(config)
+
+
+def _cmd_certs(args: argparse.Namespace) -> int:
+    from servers import certs
+
+    paths = certs.generate(args.dir, days=args.days, overwrite=args.force)
+    print(f"certificates in {paths.dir}: ca.crt, server.crt/.key, client.crt/.key (keys 0600)")
+    return 0
+
+
+def _cmd_call(args: argparse.Namespace) -> int:
+    from .call import run_calls
+
+    return run_calls(args.target, tls_dir=args.tls, compression=args.compression, timeout=args.timeout)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from servers.config import COMPRESSIONS, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_WORKERS, IMPLS
+
+    parser = _Parser(prog="grpclab", description="gRPC Python performance lab")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run a lab server (the tutorial's four services)")
+    serve.add_argument("--impl", choices=IMPLS, default="sync", help="server model (default sync)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=50051, help="port; 0 picks a free one (default 50051)")
+    serve.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="sync thread pool size")
+    serve.add_argument("--processes", type=int, default=1, help="server processes sharing the port")
+    serve.add_argument("--tls", type=Path, metavar="DIR", help="serve TLS with DIR/server.crt and server.key")
+    serve.add_argument("--mtls", action="store_true", help="also require client certificates signed by DIR/ca.crt")
+    serve.add_argument("--compression", choices=list(COMPRESSIONS), default="none",
+                       help="server default response compression")
+    serve.add_argument("--max-message-bytes", type=int, default=DEFAULT_MAX_MESSAGE_BYTES)
+    serve.add_argument("--max-concurrent-rpcs", type=int, default=None)
+    serve.add_argument("--grace", type=float, default=2.0, help="seconds to finish open RPCs on SIGTERM")
+    serve.add_argument("--uvloop", action="store_true", help="aio only: run on uvloop")
+    serve.set_defaults(func=_cmd_serve)
+
+    certs = sub.add_parser("certs", help="generate a CA, server and client certificates")
+    certs.add_argument("dir", type=Path)
+    certs.add_argument("--days", type=int, default=30)
+    certs.add_argument("--force", action="store_true", help="regenerate even if a complete set exists")
+    certs.set_defaults(func=_cmd_certs)
+
+    call = sub.add_parser("call", help="make the tutorial's four client calls")
+    call.add_argument("--target", default="127.0.0.1:50051", help="HOST:PORT (default 127.0.0.1:50051)")
+    call.add_argument("--tls", type=Path, metavar="DIR", help="trust DIR/ca.crt (and present DIR/client.crt)")
+    call.add_argument("--compression", choices=list(COMPRESSIONS), default="none")
+    call.add_argument("--timeout", type=float, default=10.0, help="deadline per call, seconds")
+    call.set_defaults(func=_cmd_call)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except _user_errors() as exc:
+        print(f"grpclab {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:
+        # stdout closed early (e.g. piped into head): not an error worth a traceback
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print(f"grpclab {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

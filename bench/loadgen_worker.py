@@ -1,0 +1,186 @@
+"""One Python load-generator process: ``python -m bench.loadgen_worker`` (started by bench.loadgen).
+
+Protocol on stdin/stdout, one JSON object per line:
+  in  {job}                          -> connects its channels
+  out {"event": "ready"}
+  in  {"start": MONOTONIC_SECONDS}   -> load from start; measure [start+warmup, +duration)
+  out {"event": "result", ...}       (or {"event": "error", "message": ...})
+CLOCK_MONOTONIC is system-wide on Linux, so every worker and the runner share one timeline.
+
+Which RPCs count: those whose *intended* start falls in the measured window. In
+closed loop the intended start is the actual start; in open loop it is the
+schedule's time, and latency is measured from it even when the send happens late
+(coordinated omission corrected, as wrk2 does). Every counted RPC is awaited
+after the window (bounded by its deadline), so slow RPCs are not dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import sys
+import time
+
+import grpc
+
+from . import histogram
+from .channels import open_channel
+from .workload import ReplyMismatch, Workload, grpc_compression
+
+NS = 1_000_000_000
+
+
+class Recorder:
+    """Counts and latency histograms of the measured window."""
+
+    def __init__(self, measure_from_ns: int, measure_to_ns: int) -> None:
+        self.lo, self.hi = measure_from_ns, measure_to_ns
+        self.call = histogram.new()
+        self.msg = histogram.new()
+        self.first = histogram.new()
+        self.lag = histogram.new()
+        self.ok = 0
+        self.errors: dict[str, int] = {}
+
+    def counts(self, intended_ns: int) -> bool:
+        return self.lo <= intended_ns < self.hi
+
+    def success(self, intended_ns: int, done_ns: int, timings) -> None:
+        self.ok += 1
+        histogram.record_ns(self.call, done_ns - intended_ns)
+        if timings is not None:
+            if timings.first_ns is not None:
+                histogram.record_ns(self.first, timings.first_ns)
+            for gap in timings.gaps_ns or ():
+                histogram.record_ns(self.msg, gap)
+
+    def failure(self, code: str) -> None:
+        self.errors[code] = self.errors.get(code, 0) + 1
+
+
+async def _one(workload: Workload, stub, timeout: float, intended_ns: int, rec: Recorder) -> None:
+    counted = rec.counts(intended_ns)
+    try:
+        timings = await workload.call(stub, timeout)
+    except grpc.aio.AioRpcError as exc:
+        if counted:
+            rec.failure(exc.code().name)
+        return
+    except ReplyMismatch:
+        if counted:
+            rec.failure("DATA_LOSS")
+        return
+    if counted:
+        rec.success(intended_ns, time.monotonic_ns(), timings)
+
+
+async def _closed(workload: Workload, stub, timeout: float, end_ns: int, rec: Recorder) -> None:
+    while (start := time.monotonic_ns()) < end_ns:
+        await _one(workload, stub, timeout, start, rec)
+
+
+async def _open(workload, stubs, timeout, start_ns, end_ns, rate, arrival, cap, seed, rec) -> None:
+    """Send on the schedule; when ``cap`` RPCs are in flight, send late but keep the intended time."""
+    rng = random.Random(seed)
+    slots = asyncio.Semaphore(cap)
+    tasks: set[asyncio.Task] = set()
+    intended = start_ns
+    i = 0
+
+    async def guarded(stub, intended_ns: int) -> None:
+        try:
+            await _one(workload, stub, timeout, intended_ns, rec)
+        finally:
+            slots.release()
+
+    while intended < end_ns:
+        now = time.monotonic_ns()
+        if intended > now:
+            await asyncio.sleep((intended - now) / NS)
+        await slots.acquire()
+        if rec.counts(intended):
+            histogram.record_ns(rec.lag, max(0, time.monotonic_ns() - intended))
+        task = asyncio.create_task(guarded(stubs[i % len(stubs)], intended))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        i += 1
+        gap = rng.expovariate(rate) if arrival == "poisson" else 1.0 / rate
+        intended += int(gap * NS)
+    if tasks:
+        await asyncio.gather(*tasks)
+
+
+async def _cpu_at(moment_ns: int) -> float:
+    delay = moment_ns - time.monotonic_ns()
+    if delay > 0:
+        await asyncio.sleep(delay / NS)
+    return time.process_time()
+
+
+async def run(job: dict, read_line) -> dict:
+    workload = Workload(job["rpc"], job["payload_size"], job["payload_kind"], job["compression"],
+                        job["stream_messages"], seed=job.get("seed", 0))
+    channels = [
+        open_channel(job["target"], tls_dir=job.get("tls_dir"), compression=grpc_compression(job["compression"]),
+                     aio=True)
+        for _ in range(job["connections"])
+    ]
+    try:
+        await asyncio.wait_for(asyncio.gather(*(ch.channel_ready() for ch in channels)), job.get("connect_timeout", 10))
+        stubs = [workload.stub(ch) for ch in channels]
+        _emit({"event": "ready"})
+        start_ns = int(float(json.loads(await read_line())["start"]) * NS)
+        lo = start_ns + int(job["warmup"] * NS)
+        hi = lo + int(job["duration"] * NS)
+        rec = Recorder(lo, hi)
+        timeout = job["rpc_timeout"]
+        delay = start_ns - time.monotonic_ns()
+        if delay > 0:
+            await asyncio.sleep(delay / NS)
+        cpu = asyncio.gather(_cpu_at(lo), _cpu_at(hi))
+        if job["mode"] == "open":
+            await _open(workload, stubs, timeout, start_ns, hi, job["rate"], job["arrival"],
+                        job["concurrency"], job.get("seed", 0), rec)
+        else:
+            await asyncio.gather(*(_closed(workload, stubs[i % len(stubs)], timeout, hi, rec)
+                                   for i in range(job["concurrency"])))
+        cpu_lo, cpu_hi = await cpu
+        return {
+            "event": "result",
+            "ok": rec.ok,
+            "errors": rec.errors,
+            "cpu_s": cpu_hi - cpu_lo,
+            "hist": {name: histogram.encode(getattr(rec, name)) for name in ("call", "msg", "first", "lag")},
+            "payload_ratio": workload.payload_ratio(),
+        }
+    finally:
+        for ch in channels:
+            await ch.close()
+
+
+def _emit(message: dict) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+def main() -> int:
+    job = json.loads(sys.stdin.readline())
+    loop_reader = asyncio.StreamReader
+
+    async def amain() -> dict:
+        loop = asyncio.get_running_loop()
+        reader = loop_reader()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        return await run(job, reader.readline)
+
+    try:
+        _emit(asyncio.run(amain()))
+    except Exception as exc:  # noqa: BLE001 - reported to the parent as this cell's error
+        _emit({"event": "error", "message": f"{type(exc).__name__}: {exc}"})
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""What one RPC of a cell does on the client: build requests, call, check replies, time messages.
+
+The client pays the same app-level gzip cost a real client would: every request
+payload is compressed and every reply payload decompressed, per message. Reply
+sizes are checked, so a server that skips work shows up as DATA_LOSS errors.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import grpc
+
+from protos import (
+    chat_pb2,
+    chat_pb2_grpc,
+    greet_pb2,
+    greet_pb2_grpc,
+    number_stream_pb2,
+    number_stream_pb2_grpc,
+    sum_stream_pb2,
+    sum_stream_pb2_grpc,
+)
+from servers import payloads
+
+RPCS = ("unary", "server_stream", "client_stream", "bidi")
+# gRPC's own compression of a cell -> the channel/server compression name (servers.config.COMPRESSIONS).
+GRPC_COMPRESSION = {"grpc-gzip": "gzip", "grpc-deflate": "deflate"}
+
+
+def app_gzip_level(compression: str) -> int:
+    """'app-gzip-N' -> N; anything else -> 0 (payload sent raw)."""
+    return int(compression.rsplit("-", 1)[1]) if compression.startswith("app-gzip-") else 0
+
+
+def grpc_compression(compression: str) -> str:
+    return GRPC_COMPRESSION.get(compression, "none")
+
+
+class ReplyMismatch(Exception):
+    """The server's reply did not carry what was asked for."""
+
+
+@dataclass
+class Timings:
+    """Per-message times of one streaming call, in ns (monotonic clock)."""
+
+    first_ns: int | None = None  # server stream: time to first message
+    gaps_ns: list[int] | None = None  # server stream: between messages; bidi: per-message round trips
+
+
+class Workload:
+    """The requests and checks of one cell; one instance per load-generator process."""
+
+    def __init__(self, rpc: str, payload_size: int, payload_kind: str, compression: str,
+                 stream_messages: int, seed: int = 0) -> None:
+        if rpc not in RPCS:
+            raise ValueError(f"unknown rpc {rpc!r}")
+        self.rpc = rpc
+        self.compression = compression
+        self.size = payload_size
+        self.level = app_gzip_level(compression)
+        self.messages = stream_messages if rpc != "unary" else 1
+        self.raw = payloads.make(payload_kind, payload_size, seed)
+        self.kind = payloads.KIND_TO_PROTO[payload_kind]
+
+    def payload_ratio(self) -> float:
+        """Uncompressed / compressed size of the request payload under this cell's compression.
+
+        gRPC's own gzip and deflate use zlib's default level (6), so level 6 stands in for them.
+        """
+        level = self.level or (6 if self.compression in GRPC_COMPRESSION else 0)
+        if not self.raw or not level:
+            return 1.0
+        return len(self.raw) / len(payloads.encode(self.raw, level))
+
+    def _fields(self) -> dict:
+        return {
+            "payload": payloads.encode(self.raw, self.level),  # compressed per message: real client CPU
+            "payload_gzip_level": self.level,
+            "response_size": self.size,
+            "response_kind": self.kind,
+        }
+
+    def _check(self, reply) -> None:
+        try:
+            body = payloads.decode(reply.payload, reply.payload_gzip_level)
+        except payloads.PayloadError as exc:
+            raise ReplyMismatch(str(exc)) from None
+        if len(body) != self.size or reply.payload_gzip_level != self.level:
+            raise ReplyMismatch(f"reply payload {len(body)} B at level {reply.payload_gzip_level}, "
+                                f"asked {self.size} B at level {self.level}")
+
+    def stub(self, channel: grpc.aio.Channel):
+        return {
+            "unary": greet_pb2_grpc.GreeterStub,
+            "server_stream": number_stream_pb2_grpc.NumberServiceStub,
+            "client_stream": sum_stream_pb2_grpc.SumServiceStub,
+            "bidi": chat_pb2_grpc.ChatServiceStub,
+        }[self.rpc](channel)
+
+    async def call(self, stub, timeout: float) -> Timings | None:
+        """One RPC; raises grpc.aio.AioRpcError or ReplyMismatch on failure."""
+        if self.rpc == "unary":
+            reply = await stub.SayHello(greet_pb2.HelloRequest(name="lab", **self._fields()), timeout=timeout)
+            self._check(reply)
+            return None
+        if self.rpc == "server_stream":
+            return await self._server_stream(stub, timeout)
+        if self.rpc == "client_stream":
+            return await self._client_stream(stub, timeout)
+        return await self._bidi(stub, timeout)
+
+    async def _server_stream(self, stub, timeout: float) -> Timings:
+        start = last = time.monotonic_ns()
+        first = None
+        gaps: list[int] = []
+        count = 0
+        call = stub.GetNumbers(number_stream_pb2.NumberRequest(limit=self.messages, **self._fields()), timeout=timeout)
+        async for reply in call:
+            now = time.monotonic_ns()
+            if first is None:
+                first = now - start
+            else:
+                gaps.append(now - last)
+            last = now
+            self._check(reply)
+            count += 1
+        if count != self.messages:
+            raise ReplyMismatch(f"{count} stream messages, asked {self.messages}")
+        return Timings(first_ns=first, gaps_ns=gaps)
+
+    async def _client_stream(self, stub, timeout: float) -> None:
+        call = stub.CalculateSum(timeout=timeout)
+        for i in range(self.messages):
+            await call.write(sum_stream_pb2.NumberRequest(number=i, **self._fields()))
+        await call.done_writing()
+        reply = await call
+        self._check(reply)
+        expected = self.messages * (self.messages - 1) // 2
+        if reply.sum != expected:
+            raise ReplyMismatch(f"sum {reply.sum}, expected {expected}")
+        return None
+
+    async def _bidi(self, stub, timeout: float) -> Timings:
+        # Ping-pong: each message waits for its reply, so every gap is one message round trip.
+        call = stub.Chat(timeout=timeout)
+        rtts: list[int] = []
+        for i in range(self.messages):
+            sent = time.monotonic_ns()
+            await call.write(chat_pb2.ChatRequest(message=str(i), **self._fields()))
+            reply = await call.read()
+            if reply is grpc.aio.EOF:
+                raise ReplyMismatch(f"stream ended after {i} of {self.messages} replies")
+            rtts.append(time.monotonic_ns() - sent)
+            self._check(reply)
+        await call.done_writing()
+        await call  # the final status; raises on a failed stream
+        return Timings(gaps_ns=rtts)

@@ -1,0 +1,166 @@
+"""The tutorial's four services, written once for both server models.
+
+Everything here is plain, synchronous, CPU-only code working on messages: the
+sync thread-pool servicers and the grpc.aio servicers are thin adapters around
+it (sleeping, aborting and iterating the way their model wants). Keeping the
+logic single means a sync-vs-aio comparison measures the server model, not two
+implementations.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+
+import grpc
+import psutil
+
+from protos import chat_pb2, greet_pb2, lab_pb2, number_stream_pb2, sum_stream_pb2
+
+from . import payloads
+from .faults import Faults
+
+INT32_MAX = 2**31 - 1
+INT32_MIN = -(2**31)
+# Upper bound on a reply payload a request may ask for (the default message limit is larger).
+MAX_RESPONSE_SIZE = 32 * 1024 * 1024
+
+SERVICE_NAMES = (
+    greet_pb2.DESCRIPTOR.services_by_name["Greeter"].full_name,
+    number_stream_pb2.DESCRIPTOR.services_by_name["NumberService"].full_name,
+    sum_stream_pb2.DESCRIPTOR.services_by_name["SumService"].full_name,
+    chat_pb2.DESCRIPTOR.services_by_name["ChatService"].full_name,
+)
+CONTROL_SERVICE_NAME = lab_pb2.DESCRIPTOR.services_by_name["Control"].full_name
+
+
+class RpcAbort(Exception):
+    """Raised by the logic to end an RPC with a status; each adapter turns it into context.abort."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(details)
+        self.code = code
+        self.details = details
+
+
+class LabState:
+    """Per-process counters and injected faults shared by every servicer of one server."""
+
+    def __init__(self, impl: str, faults: Faults | None = None) -> None:
+        self.impl = impl
+        self.faults = faults or Faults()
+        self._lock = threading.Lock()
+        self._started = 0
+        self._served = 0
+        self._reset_at = time.monotonic()
+        self._process = psutil.Process()
+
+    def rpc_started(self) -> float:
+        """Count an RPC start; return seconds the adapter must wait before serving (injected faults)."""
+        with self._lock:
+            self._started += 1
+            number = self._started
+        return self.faults.on_rpc_start(number) if self.faults.active else 0.0
+
+    def rpc_finished(self) -> None:
+        with self._lock:
+            self._served += 1
+
+    def stats(self) -> lab_pb2.StatsReply:
+        cpu = os.times()
+        with self._lock:
+            served, since = self._served, time.monotonic() - self._reset_at
+        return lab_pb2.StatsReply(
+            pid=os.getpid(),
+            impl=self.impl,
+            cpu_user_seconds=cpu.user,
+            cpu_system_seconds=cpu.system,
+            rss_bytes=self._process.memory_info().rss,
+            rpcs_served=served,
+            seconds_since_reset=since,
+        )
+
+    def reset(self) -> lab_pb2.StatsReply:
+        before = self.stats()
+        with self._lock:
+            self._served = 0
+            self._reset_at = time.monotonic()
+        return before
+
+
+def _read_payload(data: bytes, level: int) -> bytes:
+    try:
+        return payloads.decode(data, level)
+    except payloads.PayloadError as exc:
+        raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
+
+
+class ReplyPayload:
+    """The payload a call's replies carry, built from the request's response_* fields."""
+
+    def __init__(self, size: int, kind_value: int, level: int) -> None:
+        kind = payloads.PROTO_TO_KIND.get(kind_value)
+        if kind is None:
+            raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown response_kind {kind_value}")
+        if size > MAX_RESPONSE_SIZE:
+            raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT, f"response_size {size} > {MAX_RESPONSE_SIZE}")
+        try:
+            payloads.check_level(level)
+        except payloads.PayloadError as exc:
+            raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
+        self.level = level
+        self._body = payloads.make(kind, size)
+
+    @classmethod
+    def for_request(cls, request) -> ReplyPayload:
+        return cls(request.response_size, request.response_kind, request.payload_gzip_level)
+
+    def next(self) -> bytes:
+        """Encode once per message: app-level gzip CPU is paid per reply, as a real server would."""
+        return payloads.encode(self._body, self.level)
+
+
+def say_hello(request: greet_pb2.HelloRequest) -> greet_pb2.HelloReply:
+    _read_payload(request.payload, request.payload_gzip_level)
+    reply = ReplyPayload.for_request(request)
+    return greet_pb2.HelloReply(
+        message=f"Hello, {request.name}!", payload=reply.next(), payload_gzip_level=reply.level
+    )
+
+
+def get_numbers(request: number_stream_pb2.NumberRequest) -> Iterator[number_stream_pb2.NumberResponse]:
+    _read_payload(request.payload, request.payload_gzip_level)
+    reply = ReplyPayload.for_request(request)
+    for i in range(request.limit):
+        yield number_stream_pb2.NumberResponse(number=i, payload=reply.next(), payload_gzip_level=reply.level)
+
+
+class SumAccumulator:
+    """CalculateSum's state across the request stream; the reply payload follows the first request."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self._reply: ReplyPayload | None = None
+
+    def add(self, request: sum_stream_pb2.NumberRequest) -> None:
+        _read_payload(request.payload, request.payload_gzip_level)
+        if self._reply is None:
+            self._reply = ReplyPayload.for_request(request)
+        self.total += request.number
+        # The tutorial's reply field is int32: say so instead of failing to serialize.
+        if not INT32_MIN <= self.total <= INT32_MAX:
+            raise RpcAbort(grpc.StatusCode.OUT_OF_RANGE, "sum does not fit the int32 'sum' field")
+
+    def result(self) -> sum_stream_pb2.SumResponse:
+        reply = self._reply or ReplyPayload(0, lab_pb2.PAYLOAD_KIND_ZEROS, 0)
+        return sum_stream_pb2.SumResponse(sum=self.total, payload=reply.next(), payload_gzip_level=reply.level)
+
+
+def chat_reply(request: chat_pb2.ChatRequest) -> chat_pb2.ChatResponse:
+    _read_payload(request.payload, request.payload_gzip_level)
+    reply = ReplyPayload.for_request(request)
+    return chat_pb2.ChatResponse(
+        message=f"You said: {request.message}", payload=reply.next(), payload_gzip_level=reply.level
+    )

@@ -1,0 +1,235 @@
+"""Running configured server processes until SIGTERM/SIGINT.
+
+One process serves in the foreground. With ``processes > 1`` this process becomes
+a launcher: it reserves the port, forks the servers before any gRPC object
+exists (gRPC's fork rule), lets them share the port through SO_REUSEPORT, prints
+one ready line for all of them, forwards SIGTERM/SIGINT and exits when they do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import json
+import os
+import select
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+import grpc
+
+from . import certs
+from .config import ServerConfig, validate
+from .faults import Faults
+from .logic import LabState
+
+Announce = Callable[[dict], None]
+READY_TIMEOUT_S = 30.0
+
+
+def ready_line(config: ServerConfig, port: int, pids: list[int], faults: Faults) -> dict:
+    return {
+        "event": "ready",
+        "impl": config.impl,
+        "host": config.host,
+        "port": port,
+        "pid": os.getpid(),
+        "pids": pids,
+        "tls": config.tls_dir is not None,
+        "mtls": config.mtls,
+        "compression": config.compression,
+        "workers": config.workers if config.impl == "sync" else None,
+        "processes": config.processes,
+        "grpcio": grpc.__version__,
+        "faults_injected": faults.active,
+    }
+
+
+def _print_line(info: dict) -> None:
+    sys.stdout.write(json.dumps(info) + "\n")
+    sys.stdout.flush()
+
+
+def run(config: ServerConfig, faults: Faults | None = None) -> int:
+    """Serve until told to stop; returns the process exit code. Raises ConfigError, CertError, BindError."""
+    validate(config)
+    if config.tls_dir is not None:
+        certs.load(config.tls_dir)  # a missing file is a usage error, before any fork
+    faults = faults if faults is not None else Faults.from_env(os.environ)
+    if config.processes == 1:
+        return _serve_one(config, faults, lambda port: _print_line(ready_line(config, port, [os.getpid()], faults)))
+    return _serve_many(config, faults)
+
+
+def _serve_one(config: ServerConfig, faults: Faults, on_ready: Callable[[int], None]) -> int:
+    state = LabState(config.impl, faults)
+    if config.impl == "sync":
+        return _serve_sync(config, state, on_ready)
+    coro = _serve_aio(config, state, on_ready)
+    if config.uvloop:
+        import uvloop
+
+        return uvloop.run(coro)
+    return asyncio.run(coro)
+
+
+def _serve_sync(config: ServerConfig, state: LabState, on_ready: Callable[[int], None]) -> int:
+    from . import sync_server
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    server, port = sync_server.build(config, state)
+    on_ready(port)
+    while not stop.wait(1.0):
+        pass
+    server.stop(config.grace).wait()
+    return 0
+
+
+async def _serve_aio(config: ServerConfig, state: LabState, on_ready: Callable[[int], None]) -> int:
+    from . import aio_server
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    server, port = await aio_server.build(config, state)
+    on_ready(port)
+    await stop.wait()
+    await server.stop(config.grace)
+    return 0
+
+
+def _reserve_port(config: ServerConfig) -> socket.socket:
+    """Bind (not listen) a SO_REUSEPORT socket so the port is ours and the children can bind it too."""
+    from .transport import BindError
+
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    if config.port:
+        # A plain bind fails on a port that any socket holds, even another SO_REUSEPORT
+        # group; the reuseport bind below would silently join that group instead.
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((config.host, config.port))
+            except OSError as exc:
+                raise BindError(f"cannot bind {config.host}:{config.port}: {exc.strerror}") from None
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((config.host, config.port))
+    except OSError as exc:
+        sock.close()
+        raise BindError(f"cannot bind {config.host}:{config.port}: {exc.strerror}") from None
+    return sock
+
+
+def _die_with_parent(parent: int) -> None:
+    # Linux: the kernel sends SIGTERM when the launcher dies, even by SIGKILL, so a
+    # killed harness never leaves server processes behind.
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _serve_many(config: ServerConfig, faults: Faults) -> int:
+    reserved = _reserve_port(config)
+    port = reserved.getsockname()[1]
+    child_config = replace(config, port=port, reuse_port=True)
+    launcher = os.getpid()
+    read_fd, write_fd = os.pipe()
+    pids: list[int] = []
+    for _ in range(config.processes):
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.close(read_fd)
+            _die_with_parent(launcher)
+            code = 1
+            try:
+                code = _serve_one(child_config, faults, lambda p: os.write(write_fd, f"{os.getpid()}\n".encode()))
+            except Exception as exc:  # noqa: BLE001 - a child reports and exits; the launcher decides
+                print(f"grpclab serve: error: {exc}", file=sys.stderr, flush=True)
+                code = 2
+            finally:
+                os._exit(code)
+        pids.append(pid)
+    os.close(write_fd)
+
+    stopping = False
+
+    def forward(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for child in pids:
+            try:
+                os.kill(child, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    codes: dict[int, int] = {}
+    if not _wait_ready(read_fd, pids, codes):
+        forward()
+        _reap(pids, codes, config.grace + 5)
+        return 2
+    reserved.close()
+    _print_line(ready_line(config, port, pids, faults))
+    pid, status = os.waitpid(-1, 0)  # blocks until a child exits: on our SIGTERM, or on its own
+    codes[pid] = os.waitstatus_to_exitcode(status)
+    unexpected = not stopping
+    forward()
+    _reap(pids, codes, config.grace + 5)
+    if unexpected:
+        print(f"grpclab serve: error: server process {pid} exited on its own", file=sys.stderr, flush=True)
+        return 1
+    return 0 if all(c == 0 for c in codes.values()) else 1
+
+
+def _wait_ready(read_fd: int, pids: list[int], codes: dict[int, int]) -> bool:
+    """True once every child reported ready; False if one exited first (recorded in codes) or time ran out."""
+    ready: set[int] = set()
+    buffer = b""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    try:
+        while len(ready) < len(pids) and time.monotonic() < deadline:
+            readable, _, _ = select.select([read_fd], [], [], 0.1)
+            if readable:
+                buffer += os.read(read_fd, 4096)
+                *lines, buffer = buffer.split(b"\n")
+                ready.update(int(line) for line in lines if line.strip())
+            for pid in pids:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    codes[pid] = os.waitstatus_to_exitcode(status)
+                    return False
+        return len(ready) == len(pids)
+    finally:
+        os.close(read_fd)
+
+
+def _reap(pids: list[int], codes: dict[int, int], timeout: float) -> None:
+    """Collect every child's exit code into ``codes``; past ``timeout`` seconds, SIGKILL the rest."""
+    deadline = time.monotonic() + timeout
+    while len(codes) < len(pids):
+        if time.monotonic() > deadline:
+            for pid in pids:
+                if pid not in codes:
+                    os.kill(pid, signal.SIGKILL)
+            deadline = float("inf")
+        for pid in pids:
+            if pid not in codes:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    codes[pid] = os.waitstatus_to_exitcode(status)
+        time.sleep(0.02)
