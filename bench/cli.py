@@ -7,6 +7,7 @@ their own error types and this file is the only place that prints them.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -31,7 +32,11 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from servers.faults import FaultConfigError
     from servers.transport import BindError
 
-    return (UsageError, CertError, ConfigError, FaultConfigError, BindError)
+    from .results import ResultsError
+    from .runner import RunError
+    from .spec import SpecError
+
+    return (UsageError, CertError, ConfigError, FaultConfigError, BindError, SpecError, ResultsError, RunError)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -52,6 +57,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         grace=args.grace,
         uvloop=args.uvloop,
     )
+    if args.exit_with_parent:
+        serve.exit_with_parent(os.getppid())
     return serve.run(config)
 
 
@@ -69,6 +76,28 @@ def _cmd_call(args: argparse.Namespace) -> int:
     return run_calls(args.target, tls_dir=args.tls, compression=args.compression, timeout=args.timeout)
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .run_command import run
+
+    return run(
+        spec_path=args.spec,
+        out=args.out,
+        resume=args.resume,
+        filter_expr=args.filter,
+        duration=args.duration,
+        repetitions=args.repetitions,
+        server_cpus=args.server_cpus,
+        loadgen_cpus=args.loadgen_cpus,
+    )
+
+
+def _cpu_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected CPU ids like 0 or 2,3, got {text!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     from servers.config import COMPRESSIONS, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_WORKERS, IMPLS
 
@@ -83,12 +112,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--processes", type=int, default=1, help="server processes sharing the port")
     serve.add_argument("--tls", type=Path, metavar="DIR", help="serve TLS with DIR/server.crt and server.key")
     serve.add_argument("--mtls", action="store_true", help="also require client certificates signed by DIR/ca.crt")
-    serve.add_argument("--compression", choices=list(COMPRESSIONS), default="none",
-                       help="server default response compression")
+    serve.add_argument(
+        "--compression", choices=list(COMPRESSIONS), default="none", help="server default response compression"
+    )
     serve.add_argument("--max-message-bytes", type=int, default=DEFAULT_MAX_MESSAGE_BYTES)
     serve.add_argument("--max-concurrent-rpcs", type=int, default=None)
     serve.add_argument("--grace", type=float, default=2.0, help="seconds to finish open RPCs on SIGTERM")
     serve.add_argument("--uvloop", action="store_true", help="aio only: run on uvloop")
+    serve.add_argument(
+        "--exit-with-parent",
+        action="store_true",
+        help="stop when the process that started this one dies (the harness uses it)",
+    )
     serve.set_defaults(func=_cmd_serve)
 
     certs = sub.add_parser("certs", help="generate a CA, server and client certificates")
@@ -103,6 +138,22 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--compression", choices=list(COMPRESSIONS), default="none")
     call.add_argument("--timeout", type=float, default=10.0, help="deadline per call, seconds")
     call.set_defaults(func=_cmd_call)
+
+    run = sub.add_parser("run", help="run a benchmark spec (default: the quick matrix)")
+    run.add_argument(
+        "spec",
+        nargs="?",
+        default="bench/specs/quick.toml",
+        help="spec file or built-in name (default bench/specs/quick.toml)",
+    )
+    run.add_argument("--out", type=Path, help="run directory (default results/<time>-<spec name>)")
+    run.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a run: only missing repetitions")
+    run.add_argument("--filter", metavar="EXPR", help="only cells matching, e.g. impl=aio,rpc=unary|bidi")
+    run.add_argument("--duration", type=float, help="override settings.duration (seconds)")
+    run.add_argument("--repetitions", type=int, help="override settings.repetitions")
+    run.add_argument("--server-cpus", type=_cpu_list, help="override settings.server_cpus, e.g. 0")
+    run.add_argument("--loadgen-cpus", type=_cpu_list, help="override settings.loadgen_cpus, e.g. 1")
+    run.set_defaults(func=_cmd_run)
     return parser
 
 

@@ -64,7 +64,11 @@ def _command(cpus: list[int] | None) -> list[str]:
 
 
 class PythonLoad:
-    """One cell's load: ``start()`` returns the measured window; ``result()`` waits for the merged result."""
+    """One cell's load: ``start()`` returns the measured window; ``result()`` waits for the merged result.
+
+    The workers keep their connections open until ``result()``: the runner reads the
+    server's TCP counters at the window's end, between the two calls.
+    """
 
     def __init__(self, job: dict, processes: int, cpus: list[int] | None, rpc_timeout: float) -> None:
         self.job = {**job, "rpc_timeout": rpc_timeout}
@@ -78,11 +82,22 @@ class PythonLoad:
         conns = split(self.job["connections"], self.n)
         concs = split(self.job["concurrency"], self.n)
         for i in range(self.n):
-            job = {**self.job, "connections": conns[i], "concurrency": concs[i],
-                   "rate": self.job.get("rate", 0) / self.n, "seed": self.job.get("seed", 0) * 1000 + i}
+            job = {
+                **self.job,
+                "connections": conns[i],
+                "concurrency": concs[i],
+                "rate": self.job.get("rate", 0) / self.n,
+                "seed": self.job.get("seed", 0) * 1000 + i,
+            }
             log = tempfile.NamedTemporaryFile(prefix="grpclab-loadgen-", suffix=".log", delete=False)  # noqa: SIM115
-            proc = subprocess.Popen(_command(self.cpus), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=log, text=True, cwd=os.getcwd())
+            proc = subprocess.Popen(
+                _command(self.cpus),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                cwd=os.getcwd(),
+            )
             log.close()
             if self.cpus and not shutil.which("taskset"):
                 os.sched_setaffinity(proc.pid, self.cpus)
@@ -98,7 +113,7 @@ class PythonLoad:
         start = time.monotonic() + 0.05
         for proc in self.procs:
             proc.stdin.write(json.dumps({"start": start}) + "\n")
-            proc.stdin.close()
+            proc.stdin.flush()
         lo = start + self.job["warmup"]
         self.window = (lo, lo + self.job["duration"])
         return self.window
@@ -127,6 +142,9 @@ class PythonLoad:
         assert self.window is not None
         deadline = self.window[1] + self.job["rpc_timeout"] + DRAIN_MARGIN_S
         messages = [self._read(proc, deadline) for proc in self.procs]
+        for proc in self.procs:
+            proc.stdin.write(json.dumps({"close": True}) + "\n")
+            proc.stdin.close()
         for proc in self.procs:
             proc.wait(timeout=max(1.0, deadline - time.monotonic()))
         failed = [m for m in messages if m.get("event") != "result"]

@@ -5,6 +5,7 @@ Protocol on stdin/stdout, one JSON object per line:
   out {"event": "ready"}
   in  {"start": MONOTONIC_SECONDS}   -> load from start; measure [start+warmup, +duration)
   out {"event": "result", ...}       (or {"event": "error", "message": ...})
+  in  {"close": true}                -> closes its channels and exits
 CLOCK_MONOTONIC is system-wide on Linux, so every worker and the runner share one timeline.
 
 Which RPCs count: those whose *intended* start falls in the measured window. In
@@ -29,6 +30,7 @@ from .channels import open_channel
 from .workload import ReplyMismatch, Workload, grpc_compression
 
 NS = 1_000_000_000
+CLOSE_WAIT_S = 60.0
 
 
 class Recorder:
@@ -119,11 +121,18 @@ async def _cpu_at(moment_ns: int) -> float:
 
 
 async def run(job: dict, read_line) -> dict:
-    workload = Workload(job["rpc"], job["payload_size"], job["payload_kind"], job["compression"],
-                        job["stream_messages"], seed=job.get("seed", 0))
+    workload = Workload(
+        job["rpc"],
+        job["payload_size"],
+        job["payload_kind"],
+        job["compression"],
+        job["stream_messages"],
+        seed=job.get("seed", 0),
+    )
     channels = [
-        open_channel(job["target"], tls_dir=job.get("tls_dir"), compression=grpc_compression(job["compression"]),
-                     aio=True)
+        open_channel(
+            job["target"], tls_dir=job.get("tls_dir"), compression=grpc_compression(job["compression"]), aio=True
+        )
         for _ in range(job["connections"])
     ]
     try:
@@ -140,13 +149,24 @@ async def run(job: dict, read_line) -> dict:
             await asyncio.sleep(delay / NS)
         cpu = asyncio.gather(_cpu_at(lo), _cpu_at(hi))
         if job["mode"] == "open":
-            await _open(workload, stubs, timeout, start_ns, hi, job["rate"], job["arrival"],
-                        job["concurrency"], job.get("seed", 0), rec)
+            await _open(
+                workload,
+                stubs,
+                timeout,
+                start_ns,
+                hi,
+                job["rate"],
+                job["arrival"],
+                job["concurrency"],
+                job.get("seed", 0),
+                rec,
+            )
         else:
-            await asyncio.gather(*(_closed(workload, stubs[i % len(stubs)], timeout, hi, rec)
-                                   for i in range(job["concurrency"])))
+            await asyncio.gather(
+                *(_closed(workload, stubs[i % len(stubs)], timeout, hi, rec) for i in range(job["concurrency"]))
+            )
         cpu_lo, cpu_hi = await cpu
-        return {
+        result = {
             "event": "result",
             "ok": rec.ok,
             "errors": rec.errors,
@@ -154,6 +174,14 @@ async def run(job: dict, read_line) -> dict:
             "hist": {name: histogram.encode(getattr(rec, name)) for name in ("call", "msg", "first", "lag")},
             "payload_ratio": workload.payload_ratio(),
         }
+        _emit(result)
+        # Keep the connections until the runner has read the kernel's TCP counters at the
+        # window's end (it says "close", or its end of stdin closes); a closed socket has no counters.
+        try:
+            await asyncio.wait_for(read_line(), CLOSE_WAIT_S)
+        except TimeoutError:
+            pass
+        return result
     finally:
         for ch in channels:
             await ch.close()
@@ -175,7 +203,7 @@ def main() -> int:
         return await run(job, reader.readline)
 
     try:
-        _emit(asyncio.run(amain()))
+        asyncio.run(amain())
     except Exception as exc:  # noqa: BLE001 - reported to the parent as this cell's error
         _emit({"event": "error", "message": f"{type(exc).__name__}: {exc}"})
         return 1

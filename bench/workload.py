@@ -53,8 +53,9 @@ class Timings:
 class Workload:
     """The requests and checks of one cell; one instance per load-generator process."""
 
-    def __init__(self, rpc: str, payload_size: int, payload_kind: str, compression: str,
-                 stream_messages: int, seed: int = 0) -> None:
+    def __init__(
+        self, rpc: str, payload_size: int, payload_kind: str, compression: str, stream_messages: int, seed: int = 0
+    ) -> None:
         if rpc not in RPCS:
             raise ValueError(f"unknown rpc {rpc!r}")
         self.rpc = rpc
@@ -89,8 +90,10 @@ class Workload:
         except payloads.PayloadError as exc:
             raise ReplyMismatch(str(exc)) from None
         if len(body) != self.size or reply.payload_gzip_level != self.level:
-            raise ReplyMismatch(f"reply payload {len(body)} B at level {reply.payload_gzip_level}, "
-                                f"asked {self.size} B at level {self.level}")
+            raise ReplyMismatch(
+                f"reply payload {len(body)} B at level {reply.payload_gzip_level}, "
+                f"asked {self.size} B at level {self.level}"
+            )
 
     def stub(self, channel: grpc.aio.Channel):
         return {
@@ -156,5 +159,7 @@ class Workload:
             rtts.append(time.monotonic_ns() - sent)
             self._check(reply)
         await call.done_writing()
-        await call  # the final status; raises on a failed stream
+        # Reading past the last reply yields EOF on an OK status and raises AioRpcError otherwise.
+        if await call.read() is not grpc.aio.EOF:
+            raise ReplyMismatch(f"more than {self.messages} replies")
         return Timings(gaps_ns=rtts)

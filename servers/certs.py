@@ -126,9 +126,7 @@ def load(directory: str | Path, *, need_client: bool = False) -> CertPaths:
         except FileNotFoundError:
             raise CertError(f"--tls {paths.dir}: missing {path.name} in {paths.dir} {hint}") from None
         except OSError as exc:
-            raise CertError(
-                f"--tls {paths.dir}: cannot read {path.name} in {paths.dir}: {exc.strerror}"
-            ) from None
+            raise CertError(f"--tls {paths.dir}: cannot read {path.name} in {paths.dir}: {exc.strerror}") from None
         if not path.is_file():
             raise CertError(f"--tls {paths.dir}: {path.name} in {paths.dir} is not a regular file")
     return paths
@@ -178,9 +176,7 @@ def _build(days: int) -> dict[str, bytes]:
             .add_extension(_key_usage(digital_signature=True), critical=True)
             .add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False
-            )
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
         )
         if san is not None:
             builder = builder.add_extension(san, critical=False)

@@ -64,8 +64,11 @@ def validate(config: ServerConfig) -> None:
         raise ConfigError(f"--impl: unknown server model {config.impl!r}; allowed: {', '.join(IMPLS)}")
     if config.compression not in COMPRESSIONS:
         raise ConfigError(f"--compression: unknown value {config.compression!r}; allowed: {', '.join(COMPRESSIONS)}")
-    for flag, value, low in (("--workers", config.workers, 1), ("--processes", config.processes, 1),
-                             ("--max-message-bytes", config.max_message_bytes, 1)):
+    for flag, value, low in (
+        ("--workers", config.workers, 1),
+        ("--processes", config.processes, 1),
+        ("--max-message-bytes", config.max_message_bytes, 1),
+    ):
         if value < low:
             raise ConfigError(f"{flag}: must be >= {low}, got {value}")
     if not 0 <= config.port <= 65535:

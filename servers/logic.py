@@ -125,9 +125,7 @@ class ReplyPayload:
 def say_hello(request: greet_pb2.HelloRequest) -> greet_pb2.HelloReply:
     _read_payload(request.payload, request.payload_gzip_level)
     reply = ReplyPayload.for_request(request)
-    return greet_pb2.HelloReply(
-        message=f"Hello, {request.name}!", payload=reply.next(), payload_gzip_level=reply.level
-    )
+    return greet_pb2.HelloReply(message=f"Hello, {request.name}!", payload=reply.next(), payload_gzip_level=reply.level)
 
 
 def get_numbers(request: number_stream_pb2.NumberRequest) -> Iterator[number_stream_pb2.NumberResponse]:

@@ -129,9 +129,12 @@ def _reserve_port(config: ServerConfig) -> socket.socket:
     return sock
 
 
-def _die_with_parent(parent: int) -> None:
-    # Linux: the kernel sends SIGTERM when the launcher dies, even by SIGKILL, so a
-    # killed harness never leaves server processes behind.
+def exit_with_parent(parent: int) -> None:
+    """Have the kernel SIGTERM this process when ``parent`` dies, even by SIGKILL (Linux).
+
+    Used by forked servers (parent: the launcher) and by `serve --exit-with-parent`
+    (parent: the harness), so a killed harness never leaves servers behind.
+    """
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
     except (OSError, AttributeError):
@@ -153,7 +156,7 @@ def _serve_many(config: ServerConfig, faults: Faults) -> int:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             os.close(read_fd)
-            _die_with_parent(launcher)
+            exit_with_parent(launcher)
             code = 1
             try:
                 code = _serve_one(child_config, faults, lambda p: os.write(write_fd, f"{os.getpid()}\n".encode()))

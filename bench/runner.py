@@ -1,0 +1,307 @@
+"""`grpclab run`: one cell repetition after another, in a shuffled recorded order, into a run directory.
+
+Per repetition: start the cell's server pinned to the server CPUs, wait for its
+ready line and health, put the cell's load on it from the load-generator CPUs
+(warm-up discarded), sample server CPU and wire bytes at the measured window's
+edges, stop the server, and write one row. A failure of one repetition is a
+row with ``failed`` set; the run goes on. Ctrl-C or SIGTERM stops the server
+and the load, keeps every finished row and tells how to resume.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from . import environment, histogram, sampling, schema, server_process
+from .channels import channel_credentials
+from .loadgen import LoadError, LoadResult, PythonLoad
+from .spec import Cell, Settings, Spec
+from .store import RunStore
+from .workload import grpc_compression
+
+HEALTH_TIMEOUT_S = 20.0
+SATURATED = 0.9  # fraction of the pinned CPUs busy
+
+
+class RunError(Exception):
+    """A run that cannot start (bad CPUs, an existing directory...): one line, exit 2."""
+
+
+@dataclass
+class Plan:
+    """The run's execution order: (cell, repetition) pairs, repetitions interleaved and shuffled."""
+
+    steps: list[tuple[Cell, int]]
+
+    @classmethod
+    def make(cls, cells: tuple[Cell, ...], settings: Settings) -> Plan:
+        rng = random.Random(settings.seed)
+        steps: list[tuple[Cell, int]] = []
+        # Each round holds every cell once, shuffled: drift over the run spreads over all cells
+        # instead of hitting whichever cell happened to run last.
+        for rep in range(settings.repetitions):
+            round_ = [(cell, rep) for cell in cells]
+            rng.shuffle(round_)
+            steps += round_
+        return cls(steps)
+
+    def to_json(self) -> list[dict]:
+        return [{"cell": cell.to_dict(), "repetition": rep} for cell, rep in self.steps]
+
+    @classmethod
+    def from_json(cls, data: list[dict]) -> Plan:
+        return cls([(Cell.from_dict(step["cell"]), int(step["repetition"])) for step in data])
+
+
+@dataclass
+class Context:
+    run_id: str
+    settings: Settings
+    certs_dir: Path
+    server_env: dict[str, str] = field(default_factory=dict)  # test-only fault knobs
+
+
+def check_cpus(settings: Settings) -> None:
+    available = os.sched_getaffinity(0)
+    for name in ("server_cpus", "loadgen_cpus"):
+        missing = sorted(set(getattr(settings, name)) - available)
+        if missing:
+            raise RunError(
+                f"settings.{name}: CPU {missing[0]} is not available here "
+                f"(available: {','.join(map(str, sorted(available)))}; override with --{name.replace('_', '-')})"
+            )
+
+
+def server_args(cell: Cell, certs_dir: Path) -> list[str]:
+    args = ["--impl", cell.impl, "--port", "0", "--processes", str(cell.processes), "--exit-with-parent"]
+    if cell.impl == "sync":
+        args += ["--workers", str(cell.workers)]
+    if cell.tls != "off":
+        args += ["--tls", str(certs_dir)] + (["--mtls"] if cell.tls == "mtls" else [])
+    if grpc_compression(cell.compression) != "none":
+        args += ["--compression", grpc_compression(cell.compression)]
+    return args
+
+
+def load_job(cell: Cell, target: str, certs_dir: Path, settings: Settings, repetition: int) -> dict:
+    return {
+        **cell.to_dict(),
+        "target": target,
+        "tls_dir": str(certs_dir) if cell.tls != "off" else None,
+        "warmup": settings.warmup,
+        "duration": settings.duration,
+        "seed": settings.seed * 1000 + repetition,
+    }
+
+
+def wait_healthy(target: str, tls_dir: Path | None, timeout: float = HEALTH_TIMEOUT_S) -> None:
+    creds = channel_credentials(tls_dir) if tls_dir else None
+    channel = grpc.secure_channel(target, creds) if creds else grpc.insecure_channel(target)
+    deadline = time.monotonic() + timeout
+    try:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while True:
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=2.0)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError as exc:
+                if time.monotonic() > deadline:
+                    raise LoadError(f"server not healthy: {exc.code().name}") from None
+            if time.monotonic() > deadline:
+                raise LoadError("server not healthy: not SERVING")
+            time.sleep(0.05)
+    finally:
+        channel.close()
+
+
+def _sleep_until(moment: float) -> None:
+    delay = moment - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
+
+
+def make_load(cell: Cell, job: dict, settings: Settings):
+    rpc_timeout = max(1.0, settings.cell_timeout - settings.warmup - settings.duration)
+    if cell.loadgen == "ghz":
+        from .ghz import GhzLoad
+
+        return GhzLoad(job, list(settings.loadgen_cpus), rpc_timeout)
+    return PythonLoad(job, settings.loadgen_processes, list(settings.loadgen_cpus), rpc_timeout)
+
+
+def measure(cell: Cell, repetition: int, order: int, ctx: Context) -> dict:
+    """Run one repetition of one cell and return its row (failed rows included)."""
+    settings = ctx.settings
+    row = schema.empty_row()
+    row.update(cell.to_dict())
+    row.update(
+        run_id=ctx.run_id,
+        cell_key=cell.key(),
+        repetition=repetition,
+        order=order,
+        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        server_cpus=",".join(map(str, settings.server_cpus)),
+        loadgen_cpus=",".join(map(str, settings.loadgen_cpus)),
+    )
+    notes: list[str] = []
+    if cell.impl == "aio":
+        notes.append("aio: workers axis does not apply")
+    began = time.monotonic()
+    server = load = None
+    try:
+        server = server_process.start(
+            server_args(cell, ctx.certs_dir), env=ctx.server_env, cpus=list(settings.server_cpus)
+        )
+        wait_healthy(server.target, ctx.certs_dir if cell.tls != "off" else None)
+        load = make_load(cell, load_job(cell, server.target, ctx.certs_dir, settings, repetition), settings)
+        lo, hi = load.start()
+        _sleep_until(lo)
+        before = sampling.take(server.pids, server.port)
+        _sleep_until(hi)
+        after = sampling.take(server.pids, server.port)
+        result = load.result()
+    except (server_process.ServerStartError, LoadError) as exc:
+        row.update(failed=True, error=str(exc), notes="; ".join(notes))
+        return row
+    except Exception as exc:  # noqa: BLE001 - one broken repetition must not end the run; its row says why
+        row.update(failed=True, error=f"{type(exc).__name__}: {exc}", notes="; ".join(notes))
+        return row
+    finally:
+        if load is not None:
+            load.close()
+        if server is not None:
+            code = server.stop()
+            if code != 0 and not row["failed"]:
+                notes.append(f"server exited with code {code}")
+    fill_metrics(row, result, before, after, settings, notes)
+    row["overhead_s"] = time.monotonic() - began - settings.warmup - settings.duration
+    row["notes"] = "; ".join(notes + result.notes)
+    return row
+
+
+def fill_metrics(
+    row: dict, result: LoadResult, before: sampling.Sample, after: sampling.Sample, settings: Settings, notes: list[str]
+) -> None:
+    duration = result.window_s
+    ok = result.ok
+    per_rpc = (lambda x: x / ok) if ok else (lambda x: float("nan"))
+    row.update(
+        loadgen_processes=result.processes,
+        duration_s=duration,
+        rpcs=result.rpcs,
+        rpcs_ok=ok,
+        errors=sum(result.errors.values()),
+        errors_by_code=_json(result.errors),
+        rps=ok / duration,
+        payload_ratio=result.payload_ratio,
+    )
+    if row["mode"] == "open":
+        row["offered_rps"] = row["rate"]
+        row["send_lag_p99_ms"] = histogram.summary_ms(result.hists["lag"])["p99"]
+    call = histogram.summary_ms(result.hists["call"])
+    for stat in ("mean", "p50", "p90", "p99", "p999", "max"):
+        row[f"lat_{stat}_ms"] = call[stat]
+    msg = histogram.summary_ms(result.hists["msg"])
+    first = histogram.summary_ms(result.hists["first"])
+    row.update(
+        msg_p50_ms=msg["p50"], msg_p99_ms=msg["p99"], first_msg_p50_ms=first["p50"], first_msg_p99_ms=first["p99"]
+    )
+    server_cpu = after.cpu_s - before.cpu_s
+    row.update(
+        server_cpu_s=server_cpu,
+        server_cpu_util=server_cpu / (duration * len(settings.server_cpus)),
+        server_cpu_us_per_rpc=per_rpc(server_cpu * 1e6),
+        loadgen_cpu_s=result.cpu_s,
+        loadgen_cpu_util=result.cpu_s / (duration * len(settings.loadgen_cpus)),
+        loadgen_cpu_us_per_rpc=per_rpc(result.cpu_s * 1e6),
+        server_rss_mb=after.rss_bytes / 2**20,
+    )
+    if before.tx_bytes is None or after.tx_bytes is None:
+        notes.append("wire bytes unavailable (no ss)")
+    else:
+        tx, rx = after.tx_bytes - before.tx_bytes, after.rx_bytes - before.rx_bytes
+        row.update(
+            wire_tx_bytes_per_rpc=per_rpc(tx), wire_rx_bytes_per_rpc=per_rpc(rx), wire_bytes_per_rpc=per_rpc(tx + rx)
+        )
+    row["loadgen_saturated"] = bool(row["loadgen_cpu_util"] >= SATURATED)
+    row["server_saturated"] = bool(row["server_cpu_util"] >= SATURATED)
+    if row["loadgen_saturated"]:
+        notes.append("load generator saturated: throughput and latency may be the client's limit, not the server's")
+    for name in ("call", "msg", "first", "lag"):
+        hist = result.hists.get(name)
+        row[f"hdr_{name}"] = histogram.encode(hist) if hist is not None and hist.get_total_count() else ""
+
+
+def _json(value: dict) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True)
+
+
+Progress = Callable[[int, int, Cell, int, dict | None], None]
+
+
+def execute(
+    store: RunStore, plan: Plan, settings: Settings, progress: Progress, server_env: dict[str, str] | None = None
+) -> int:
+    """Run every step of ``plan`` not yet in ``store``; returns the number of steps run."""
+    check_cpus(settings)
+    done = store.done()
+    todo = [(i, cell, rep) for i, (cell, rep) in enumerate(plan.steps) if (cell.key(), rep) not in done]
+    certs_dir = Path(tempfile.mkdtemp(prefix="grpclab-certs-"))
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        from servers import certs
+
+        certs.generate(certs_dir)
+        ctx = Context(run_id=store.dir.name, settings=settings, certs_dir=certs_dir, server_env=server_env or {})
+        for k, (order, cell, rep) in enumerate(todo):
+            progress(k, len(todo), cell, rep, None)
+            row = measure(cell, rep, order, ctx)
+            store.add_row(row)
+            progress(k + 1, len(todo), cell, rep, row)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        server_process.stop_all()
+        shutil.rmtree(certs_dir, ignore_errors=True)
+    return len(todo)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def new_manifest(spec: Spec, plan: Plan, filter_expr: str | None) -> dict:
+    from dataclasses import asdict
+
+    from servers import certs
+
+    return {
+        "spec_name": spec.name,
+        "spec_path": spec.path,
+        "spec_source": spec.source,
+        "settings": asdict(spec.settings),
+        "filter": filter_expr,
+        "plan": plan.to_json(),
+        "steps": len(plan.steps),
+        "cells": len({c.key() for c, _ in plan.steps}),
+        "pinning": {"server_cpus": list(spec.settings.server_cpus), "loadgen_cpus": list(spec.settings.loadgen_cpus)},
+        "tls_key_type": certs.KEY_TYPE,
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "ended_at": None,
+        "status": "running",
+        "environment": environment.describe(),
+    }
