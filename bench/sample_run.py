@@ -1,0 +1,33 @@
+"""A small real run made on demand: what notebooks fall back to on a fresh clone, and what tests analyse."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import results
+from .runner import Plan, execute, new_manifest
+from .spec import load_spec
+from .store import RunStore
+
+SAMPLE_SPEC = "sample"
+
+
+def make(out_dir: str | Path, **settings) -> Path:
+    """Run bench/specs/sample.toml (settings overridable) into ``out_dir``; returns it."""
+    from .spec import with_settings
+
+    spec = with_settings(load_spec(SAMPLE_SPEC), **settings)
+    plan = Plan.make(spec.cells, spec.settings)
+    store = RunStore.create(Path(out_dir), new_manifest(spec, plan, None))
+    execute(store, plan, spec.settings, lambda *_: None)
+    store.manifest["status"] = "complete"
+    store.write_manifest()
+    return store.dir
+
+
+def newest_or_sample(root: str | Path = results.RESULTS_ROOT, sample_dir: str | Path = "results/sample") -> Path:
+    """The newest run under ``root``; if there is none, a sample run made (once) in ``sample_dir``."""
+    latest = results.latest_run(root)
+    if latest is not None:
+        return latest
+    return make(sample_dir)
