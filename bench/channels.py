@@ -12,8 +12,10 @@ from servers.config import COMPRESSIONS, DEFAULT_MAX_MESSAGE_BYTES
 
 def channel_credentials(tls_dir: str | Path) -> grpc.ChannelCredentials:
     """Trust the lab CA; present the client certificate when the directory has one (mTLS servers ask for it)."""
-    paths = certs.load(tls_dir)
-    client = paths.client_key.exists() and paths.client_cert.exists()
+    paths = certs.CertPaths.in_dir(tls_dir)
+    if not paths.ca_cert.is_file():  # a client needs only the CA (and its own pair for mTLS), never server.key
+        raise certs.CertError(f"--tls {tls_dir}: missing ca.crt in {tls_dir} (run: grpclab certs {tls_dir})")
+    client = paths.client_key.is_file() and paths.client_cert.is_file()
     return grpc.ssl_channel_credentials(
         root_certificates=paths.ca_cert.read_bytes(),
         private_key=paths.client_key.read_bytes() if client else None,
