@@ -91,6 +91,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import main as doctor
+
+    return doctor()
+
+
 def _cpu_list(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(x) for x in text.split(","))
@@ -154,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--server-cpus", type=_cpu_list, help="override settings.server_cpus, e.g. 0")
     run.add_argument("--loadgen-cpus", type=_cpu_list, help="override settings.loadgen_cpus, e.g. 1")
     run.set_defaults(func=_cmd_run)
+
+    doctor = sub.add_parser("doctor", help="versions of Python, grpcio, protobuf, ghz, Go; what is missing")
+    doctor.set_defaults(func=_cmd_doctor)
     return parser
 
 

@@ -1,0 +1,65 @@
+"""`grpclab doctor`: what the lab will run with, and what is missing (with what to install)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+from . import environment
+
+
+def _tool_version(command: list[str]) -> str | None:
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    text = (out.stdout or out.stderr).strip().splitlines()
+    return text[0] if out.returncode == 0 and text else None
+
+
+def _ghz() -> str | None:
+    try:
+        from .ghz import find_ghz
+    except ImportError:
+        return shutil.which("ghz")
+    return find_ghz()
+
+
+def checks() -> list[tuple[str, str | None, str]]:
+    """(name, found version or None, what to do when missing)."""
+    versions = environment.versions()
+    ghz = _ghz()
+    go = shutil.which("go")
+    return [
+        ("python", versions["python"], "Python >= 3.11"),
+        ("grpcio", versions["grpcio"], "make setup"),
+        ("protobuf", versions["protobuf"], "make setup"),
+        (
+            "ghz",
+            _tool_version([ghz, "--version"]) if ghz else None,
+            "make setup (needs Go); the Python load generator works without it",
+        ),
+        ("go", _tool_version([go, "version"]) if go else None, "install Go >= 1.22 (only needed to build ghz)"),
+        (
+            "taskset",
+            shutil.which("taskset"),
+            "util-linux (CPU pinning; without it the runner pins via sched_setaffinity)",
+        ),
+        ("ss", shutil.which("ss"), "iproute2 (wire bytes per RPC; without it those columns stay empty)"),
+    ]
+
+
+def main() -> int:
+    missing = 0
+    for name, found, fix in checks():
+        if found:
+            print(f"{name:9} {found}")
+        else:
+            missing += 1
+            print(f"{name:9} MISSING: {fix}")
+    cpus = sorted(os.sched_getaffinity(0))
+    print(f"{'cpus':9} {len(cpus)} usable ({','.join(map(str, cpus))}); {environment.cpu_model()}")
+    if len(cpus) < 2:
+        print("          WARNING: server and load generator need separate CPUs; results on 1 CPU are not comparable")
+    return 0
