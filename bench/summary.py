@@ -21,6 +21,22 @@ SHOWN = (
 )
 
 
+MAX_AXIS_COLUMNS = 6
+
+
+def _short(axis: str, value: object) -> str:
+    if axis == "payload_size":
+        size = int(value)
+        return (
+            f"{size // 2**20}MiB"
+            if size >= 2**20 and size % 2**20 == 0
+            else (f"{size // 1024}KiB" if size >= 1024 and size % 1024 == 0 else f"{size}B")
+        )
+    if axis == "rate":
+        return f"{float(value):g}/s"
+    return str(value)
+
+
 def per_cell(df: pd.DataFrame) -> pd.DataFrame:
     """Median of each metric over the cell's successful repetitions, with counts and flags."""
     ok = df[~df["failed"]]
@@ -47,8 +63,14 @@ def render(df: pd.DataFrame, console: Console | None = None, title: str = "") ->
     axes = varying_axes(df) or ["impl"]
     first = df.sort_values("order").drop_duplicates("cell_key").set_index("cell_key")
     table = Table(title=title or None, show_lines=False)
-    for axis in axes:
-        table.add_column(axis)
+    # Up to a handful of varying axes read best as columns; beyond that one compact column
+    # (values joined by '/', in the order named in its header) keeps the table on screen.
+    compact = len(axes) > MAX_AXIS_COLUMNS
+    if compact:
+        table.add_column("/".join(axes))
+    else:
+        for axis in axes:
+            table.add_column(axis)
     for _, header, _ in SHOWN:
         table.add_column(header, justify="right")
     table.add_column("flags")
@@ -61,7 +83,8 @@ def render(df: pd.DataFrame, console: Console | None = None, title: str = "") ->
         if r["loadgen_saturated"]:
             flags.append("[yellow]gen-saturated[/yellow]")
         values = ["-" if pd.isna(r[c]) else fmt.format(r[c]) for c, _, fmt in SHOWN]
-        table.add_row(*(str(first.loc[key, a]) for a in axes), *values, " ".join(flags))
+        labels = [_short(a, first.loc[key, a]) for a in axes]
+        table.add_row(*(["/".join(labels)] if compact else labels), *values, " ".join(flags))
     fixed = {a: first.iloc[0][a] for a in AXES if a not in axes}
     console.print(table)
     if fixed:
