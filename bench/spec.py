@@ -147,7 +147,7 @@ class Settings:
     seed: int = 1  # shuffles repetition order (runner); recorded
     server_cpus: tuple[int, ...] = (0,)  # CPU ids the server is pinned to
     loadgen_cpus: tuple[int, ...] = (1,)  # CPU ids the load generator is pinned to
-    loadgen_processes: int = 2  # Python load-generator worker processes
+    loadgen_processes: int = 1  # Python load-generator processes: one per load-generator CPU measured best
     cell_timeout: float = 120.0  # hard limit on one cell repetition, seconds
 
 
