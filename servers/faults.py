@@ -25,7 +25,7 @@ def _non_negative_int(env: Mapping[str, str], name: str) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return 0
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):  # isdigit() alone accepts '²', which int() rejects
         raise FaultConfigError(f"{name}: expected a non-negative integer, got {raw!r}")
     return int(raw)
 
@@ -45,7 +45,7 @@ class Faults:
         raw_stall = env.get(ENV_STALL, "").strip()
         if raw_stall:
             after, _, ms = raw_stall.partition(":")
-            if not (after.isdigit() and ms.isdigit() and int(after) > 0):
+            if not (f"{after}{ms}".isascii() and after.isdigit() and ms.isdigit() and int(after) > 0):
                 raise FaultConfigError(f"{ENV_STALL}: expected AFTER_RPCS:MILLISECONDS, got {raw_stall!r}")
             stall_after, stall_ms = int(after), int(ms)
         return cls(

@@ -62,6 +62,7 @@ def run(config: ServerConfig, faults: Faults | None = None) -> int:
         certs.load(config.tls_dir)  # a missing file is a usage error, before any fork
     faults = faults if faults is not None else Faults.from_env(os.environ)
     if config.processes == 1:
+        probe_port(config)
         return _serve_one(config, faults, lambda port: _print_line(ready_line(config, port, [os.getpid()], faults)))
     return _serve_many(config, faults)
 
@@ -88,7 +89,9 @@ def _serve_sync(config: ServerConfig, state: LabState, on_ready: Callable[[int],
     on_ready(port)
     while not stop.wait(1.0):
         pass
-    server.stop(config.grace).wait()
+    # Bounded: a grpcio race (a handler's reply after an error status already sent for a
+    # malformed request) can leave one RPC open forever, and stop() would never finish.
+    server.stop(config.grace).wait(config.grace + 1)
     return 0
 
 
@@ -106,19 +109,33 @@ async def _serve_aio(config: ServerConfig, state: LabState, on_ready: Callable[[
     return 0
 
 
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def probe_port(config: ServerConfig) -> None:
+    """Raise BindError if ``config.port`` is taken, before gRPC core tries and logs its own error lines."""
+    from .transport import BindError
+
+    if not config.port:
+        return
+    with socket.socket(_family(config.host), socket.SOCK_STREAM) as probe:
+        # SO_REUSEADDR as gRPC sets it: TIME_WAIT leftovers are no clash, a listening socket is.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((config.host, config.port))
+        except OSError as exc:
+            raise BindError(f"cannot bind {config.host}:{config.port}: {exc.strerror}") from None
+
+
 def _reserve_port(config: ServerConfig) -> socket.socket:
     """Bind (not listen) a SO_REUSEPORT socket so the port is ours and the children can bind it too."""
     from .transport import BindError
 
-    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
-    if config.port:
-        # A plain bind fails on a port that any socket holds, even another SO_REUSEPORT
-        # group; the reuseport bind below would silently join that group instead.
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            try:
-                probe.bind((config.host, config.port))
-            except OSError as exc:
-                raise BindError(f"cannot bind {config.host}:{config.port}: {exc.strerror}") from None
+    family = _family(config.host)
+    # A bind without SO_REUSEPORT fails on a port that any socket holds, even another
+    # SO_REUSEPORT group, which the reuseport bind below would silently join instead.
+    probe_port(config)
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
