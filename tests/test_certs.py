@@ -257,9 +257,7 @@ def test_crash_mid_write_leaves_no_half_files(tmp_path: Path, monkeypatch: pytes
     _cert(paths.client_cert).verify_directly_issued_by(_cert(paths.ca_cert))
 
 
-def test_crash_while_overwriting_never_leaves_a_mixed_set(
-    tls: CertPaths, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_crash_while_overwriting_never_leaves_a_mixed_set(tls: CertPaths, monkeypatch: pytest.MonkeyPatch) -> None:
     old = _snapshot(tls)
     real_replace = os.replace
     calls = 0

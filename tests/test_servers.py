@@ -1,0 +1,686 @@
+"""The lab servers over the wire: every RPC on both server models, TLS and compression, lab fields,
+bad input, limits, multi-process serving, health, reflection, SIGTERM and the fault knobs.
+
+Servers run as real `grpclab serve` subprocesses (tests/conftest.py); the matrix shares one server per
+(impl, security, compression) combination across all the tests that use it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import socket
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import psutil
+import pytest
+from google.protobuf import descriptor_pool
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+from bench.channels import open_channel
+from bench.server_process import ServerProcess
+from protos import (
+    chat_pb2,
+    chat_pb2_grpc,
+    greet_pb2,
+    greet_pb2_grpc,
+    lab_pb2,
+    lab_pb2_grpc,
+    number_stream_pb2,
+    number_stream_pb2_grpc,
+    sum_stream_pb2,
+    sum_stream_pb2_grpc,
+)
+from servers import payloads
+
+T = 10.0  # deadline of every call that is expected to succeed
+INT32_MAX = 2**31 - 1
+INT32_MIN = -(2**31)
+IMPLS = ("sync", "aio")
+SECURITY = ("plaintext", "tls", "mtls")
+COMPRESSIONS = ("none", "gzip")
+RPCS = ("SayHello", "GetNumbers", "CalculateSum", "Chat")
+TUTORIAL_SERVICES = ("greet.Greeter", "number_stream.NumberService", "sum_stream.SumService", "chat.ChatService")
+# full method name -> (client streaming, server streaming)
+METHODS = {
+    "/greet.Greeter/SayHello": (False, False),
+    "/number_stream.NumberService/GetNumbers": (False, True),
+    "/sum_stream.SumService/CalculateSum": (True, False),
+    "/chat.ChatService/Chat": (True, True),
+}
+
+
+# --- calling the four RPCs --------------------------------------------------------------------------------
+
+
+def say_hello(channel: grpc.Channel, timeout: float = T, **fields) -> greet_pb2.HelloReply:
+    return greet_pb2_grpc.GreeterStub(channel).SayHello(greet_pb2.HelloRequest(**fields), timeout=timeout)
+
+
+def get_numbers(channel: grpc.Channel, timeout: float = T, **fields) -> list[number_stream_pb2.NumberResponse]:
+    stub = number_stream_pb2_grpc.NumberServiceStub(channel)
+    return list(stub.GetNumbers(number_stream_pb2.NumberRequest(**fields), timeout=timeout))
+
+
+def calculate_sum(channel: grpc.Channel, requests: list[dict], timeout: float = T) -> sum_stream_pb2.SumResponse:
+    stub = sum_stream_pb2_grpc.SumServiceStub(channel)
+    return stub.CalculateSum(iter([sum_stream_pb2.NumberRequest(**r) for r in requests]), timeout=timeout)
+
+
+def chat(channel: grpc.Channel, requests: list[dict], timeout: float = T) -> list[chat_pb2.ChatResponse]:
+    stub = chat_pb2_grpc.ChatServiceStub(channel)
+    return list(stub.Chat(iter([chat_pb2.ChatRequest(**r) for r in requests]), timeout=timeout))
+
+
+def stats(channel: grpc.Channel) -> lab_pb2.StatsReply:
+    return lab_pb2_grpc.ControlStub(channel).Stats(lab_pb2.StatsRequest(), timeout=T)
+
+
+def cpu_seconds(reply: lab_pb2.StatsReply) -> float:
+    return reply.cpu_user_seconds + reply.cpu_system_seconds
+
+
+def code_of(call: Callable[[], object]) -> grpc.StatusCode:
+    """The status code the call fails with (the test fails if it succeeds)."""
+    with pytest.raises(grpc.RpcError) as info:
+        call()
+    return info.value.code()
+
+
+class Requests:
+    """A request stream the test writes to while the call runs; ends on close(), or after 10 s without input."""
+
+    _END = object()
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue = queue.Queue()
+
+    def put(self, message: str, **fields) -> None:
+        self._queue.put(chat_pb2.ChatRequest(message=message, **fields))
+
+    def close(self) -> None:
+        self._queue.put(self._END)
+
+    def __iter__(self) -> Iterator[chat_pb2.ChatRequest]:
+        while True:
+            try:
+                item = self._queue.get(timeout=10)
+            except queue.Empty:
+                return
+            if item is self._END:
+                return
+            yield item
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+# --- the matrix: one server per (impl, security, compression) ---------------------------------------------
+
+
+@dataclass
+class Lab:
+    srv: ServerProcess
+    impl: str
+    security: str
+    compression: str
+    client_tls: Path | None  # what a well-configured client of this server uses
+    channel: grpc.Channel
+
+    def new_channel(self, target: str | None = None) -> grpc.Channel:
+        return open_channel(target or self.srv.target, tls_dir=self.client_tls, compression=self.compression)
+
+
+MATRIX = list(itertools.product(IMPLS, SECURITY, COMPRESSIONS))
+
+
+@pytest.fixture(scope="module", params=MATRIX, ids=["-".join(p) for p in MATRIX])
+def lab(request, server_pool, lab_certs, ca_only_dir) -> Iterator[Lab]:
+    impl, security, compression = request.param
+    args = ["--impl", impl, "--compression", compression]
+    if security != "plaintext":
+        args += ["--tls", str(lab_certs.dir)]
+    if security == "mtls":
+        args.append("--mtls")
+    client_tls = {"plaintext": None, "tls": ca_only_dir, "mtls": lab_certs.dir}[security]
+    with server_pool() as servers:
+        srv = servers(*args)
+        channel = open_channel(srv.target, tls_dir=client_tls, compression=compression)
+        try:
+            yield Lab(srv, impl, security, compression, client_tls, channel)
+        finally:
+            channel.close()
+
+
+def test_ready_line_describes_the_server(lab: Lab) -> None:
+    ready = lab.srv.ready
+    assert ready["impl"] == lab.impl
+    assert ready["tls"] is (lab.security != "plaintext")
+    assert ready["mtls"] is (lab.security == "mtls")
+    assert ready["compression"] == lab.compression
+    assert ready["host"] == "127.0.0.1"
+    assert ready["pids"] == [ready["pid"]] == [lab.srv.proc.pid]
+
+
+def test_say_hello(lab: Lab) -> None:
+    for name in ("world", "", "wörld ✓", "x" * 10_000):
+        reply = say_hello(lab.channel, name=name)
+        assert reply.message == f"Hello, {name}!"
+        # A tutorial client sets no lab field and gets none back.
+        assert reply.payload == b"" and reply.payload_gzip_level == 0
+
+
+def test_get_numbers(lab: Lab) -> None:
+    for limit in (10, 0, 1, 1000, -5):
+        assert [r.number for r in get_numbers(lab.channel, limit=limit)] == list(range(limit))
+
+
+def test_calculate_sum(lab: Lab) -> None:
+    cases = [([1, 2, 3, 4, 5], 15), ([], 0), ([-7, 3], -4), ([INT32_MAX], INT32_MAX), ([INT32_MIN], INT32_MIN)]
+    for numbers, total in cases:
+        assert calculate_sum(lab.channel, [{"number": n} for n in numbers]).sum == total
+    many = list(range(1, 2001))
+    assert calculate_sum(lab.channel, [{"number": n} for n in many]).sum == sum(many)
+
+
+def test_chat(lab: Lab) -> None:
+    messages = ["Hello", "How are you?", "Goodbye"]
+    assert [r.message for r in chat(lab.channel, [{"message": m} for m in messages])] == [
+        f"You said: {m}" for m in messages
+    ]
+    assert chat(lab.channel, []) == []
+
+
+def test_chat_replies_to_each_message_as_it_comes(lab: Lab) -> None:
+    # Ping-pong: the next request is only sent after the reply to the previous one arrived.
+    requests = Requests()
+    call = chat_pb2_grpc.ChatServiceStub(lab.channel).Chat(iter(requests), timeout=T)
+    try:
+        for i in range(5):
+            requests.put(f"ping {i}")
+            assert next(call).message == f"You said: ping {i}"
+    finally:
+        requests.close()
+    assert list(call) == []
+    assert call.code() == grpc.StatusCode.OK
+
+
+def test_control_stats(lab: Lab) -> None:
+    control = lab_pb2_grpc.ControlStub(lab.channel)
+    control.Reset(lab_pb2.ResetRequest(), timeout=T)
+    for _ in range(3):
+        say_hello(lab.channel, name="n")
+    calculate_sum(lab.channel, [{"number": 1}])
+    reply = control.Stats(lab_pb2.StatsRequest(), timeout=T)
+    assert reply.pid == lab.srv.ready["pid"]
+    assert reply.impl == lab.impl
+    assert reply.rpcs_served == 4  # Control's own RPCs are not counted
+    assert 0 < reply.seconds_since_reset < 30
+    assert reply.cpu_user_seconds > 0 and reply.rss_bytes > 10 * 1024 * 1024
+    before = control.Reset(lab_pb2.ResetRequest(), timeout=T)
+    assert before.rpcs_served == 4
+    assert control.Stats(lab_pb2.StatsRequest(), timeout=T).rpcs_served == 0
+
+
+def test_health_reports_serving(lab: Lab) -> None:
+    health = health_pb2_grpc.HealthStub(lab.channel)
+    for service in ("", *TUTORIAL_SERVICES, "lab.Control"):
+        reply = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=T)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING, service
+    unknown = code_of(lambda: health.Check(health_pb2.HealthCheckRequest(service="no.Such"), timeout=T))
+    assert unknown == grpc.StatusCode.NOT_FOUND
+
+
+def test_reflection_lists_and_describes_the_services(lab: Lab) -> None:
+    database = ProtoReflectionDescriptorDatabase(lab.channel)
+    services = set(database.get_services())
+    assert set(TUTORIAL_SERVICES) <= services
+    assert {"lab.Control", "grpc.health.v1.Health"} <= services
+    pool = descriptor_pool.DescriptorPool(database)
+    for full_name, (client_streaming, server_streaming) in METHODS.items():
+        service, name = full_name.strip("/").split("/")
+        method = pool.FindServiceByName(service).methods_by_name[name]
+        assert (method.client_streaming, method.server_streaming) == (client_streaming, server_streaming)
+    assert pool.FindMessageTypeByName("greet.HelloRequest").fields_by_name["name"].number == 1
+
+
+def test_wrong_client_security_is_refused(lab: Lab, lab_certs, ca_only_dir) -> None:
+    target = lab.srv.target
+    wrong = {
+        "plaintext": [open_channel(target, tls_dir=lab_certs.dir)],  # TLS client, plaintext server
+        "tls": [open_channel(target)],  # plaintext client, TLS server
+        "mtls": [open_channel(target), open_channel(target, tls_dir=ca_only_dir)],  # no client certificate
+    }[lab.security]
+    for channel in wrong:
+        with channel:
+            assert code_of(lambda ch=channel: say_hello(ch, name="x", timeout=5)) == grpc.StatusCode.UNAVAILABLE
+    assert say_hello(lab.channel, name="still").message == "Hello, still!"
+
+
+# --- compression on the wire ------------------------------------------------------------------------------
+
+
+class CountingProxy:
+    """A TCP forwarder on 127.0.0.1 counting the bytes each way: what gRPC really puts on the wire."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self._upstream = ("127.0.0.1", upstream_port)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.1)
+        self.port = self._listener.getsockname()[1]
+        self.to_server = 0
+        self.to_client = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._sockets: list[socket.socket] = [self._listener]
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
+        self._threads[0].start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            upstream = socket.create_connection(self._upstream, timeout=5)
+            self._sockets += [client, upstream]
+            for src, dst, up in ((client, upstream, True), (upstream, client, False)):
+                thread = threading.Thread(target=self._pump, args=(src, dst, up), daemon=True)
+                self._threads.append(thread)
+                thread.start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, up: bool) -> None:
+        src.settimeout(0.1)
+        while not self._stop.is_set():
+            try:
+                data = src.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if not data:
+                try:
+                    dst.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+                return
+            with self._lock:
+                if up:
+                    self.to_server += len(data)
+                else:
+                    self.to_client += len(data)
+            try:
+                dst.sendall(data)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=2)
+        for sock in self._sockets:
+            sock.close()
+
+
+def test_compression_on_the_wire(lab: Lab) -> None:
+    size = 512 * 1024
+    zeros = payloads.make("zeros", size)
+    proxy = CountingProxy(lab.srv.port)
+    try:
+        with lab.new_channel(f"127.0.0.1:{proxy.port}") as channel:
+            reply = say_hello(channel, name="z", payload=zeros, response_size=size)
+            assert reply.payload == zeros
+    finally:
+        proxy.close()
+    # The reply (server --compression) and the request (client channel compression) are both 512 KiB of
+    # zeros: gzip shrinks each to about 1 KiB; the TLS handshake and HTTP/2 framing add a few KiB.
+    if lab.compression == "gzip":
+        assert proxy.to_client < 64 * 1024 and proxy.to_server < 64 * 1024, (proxy.to_client, proxy.to_server)
+    else:
+        assert proxy.to_client > size and proxy.to_server > size, (proxy.to_client, proxy.to_server)
+
+
+# --- lab fields: payloads and app-level gzip --------------------------------------------------------------
+
+# (reply payload kind, response_size, payload_gzip_level)
+PAYLOAD_CASES = [
+    ("zeros", 0, 0),
+    ("text", 1, 0),
+    ("random", 1000, 0),
+    ("zeros", 1, 1),
+    ("text", 100_000, 1),
+    ("text", 100_000, 6),
+    ("zeros", 100_000, 9),
+    ("random", 5000, 9),
+]
+
+
+def _fields(kind: str, size: int, level: int) -> dict:
+    """Lab request fields: a real (app-gzipped) request body and the reply payload wanted."""
+    body = payloads.encode(payloads.make("text", 3000, seed=7), level)
+    return {
+        "payload": body,
+        "payload_gzip_level": level,
+        "response_size": size,
+        "response_kind": payloads.KIND_TO_PROTO[kind],
+    }
+
+
+def _check_payload(reply, kind: str, size: int, level: int) -> None:
+    expected = payloads.make(kind, size)
+    assert reply.payload_gzip_level == level
+    assert payloads.decode(reply.payload, level) == expected
+    if level == 0:
+        assert reply.payload == expected
+    elif kind != "random" and size >= 1000:
+        assert len(reply.payload) < size // 3  # really compressed at the request's level
+    if level:
+        assert reply.payload == zlib.compress(expected, level, wbits=31)
+
+
+@pytest.mark.parametrize("rpc", RPCS)
+def test_payload_echo(lab: Lab, rpc: str) -> None:
+    for kind, size, level in PAYLOAD_CASES:
+        fields = _fields(kind, size, level)
+        if rpc == "SayHello":
+            replies = [say_hello(lab.channel, name="p", **fields)]
+            assert replies[0].message == "Hello, p!"
+        elif rpc == "GetNumbers":
+            replies = get_numbers(lab.channel, limit=3, **fields)
+            assert [r.number for r in replies] == [0, 1, 2]
+        elif rpc == "CalculateSum":
+            # The reply payload follows the first request; every request carries a body to decode.
+            rest = {"payload": fields["payload"], "payload_gzip_level": level}
+            replies = [calculate_sum(lab.channel, [{"number": 1, **fields}, {"number": 2, **rest}])]
+            assert replies[0].sum == 3
+        else:
+            replies = chat(lab.channel, [{"message": "a", **fields}, {"message": "b", **fields}])
+            assert [r.message for r in replies] == ["You said: a", "You said: b"]
+        for reply in replies:
+            _check_payload(reply, kind, size, level)
+
+
+def _valid_gzip() -> bytes:
+    return payloads.encode(payloads.make("text", 5000), 6)
+
+
+# field overrides that make a request invalid, whatever the RPC
+INVALID_FIELDS = {
+    "not gzip": {"payload": b"definitely not gzip data", "payload_gzip_level": 6},
+    "truncated gzip": {"payload": _valid_gzip()[:-20], "payload_gzip_level": 6},
+    "gzip level 10": {"payload": b"", "payload_gzip_level": 10},
+    "unknown response_kind": {"response_kind": 99},
+    "response_size > 32 MiB": {"response_size": 32 * 1024 * 1024 + 1},
+}
+
+
+@pytest.mark.parametrize("rpc", RPCS)
+def test_invalid_lab_fields_are_invalid_argument(lab: Lab, rpc: str) -> None:
+    for what, bad in INVALID_FIELDS.items():
+        if rpc == "SayHello":
+            code = code_of(lambda b=bad: say_hello(lab.channel, name="x", **b))
+        elif rpc == "GetNumbers":
+            code = code_of(lambda b=bad: get_numbers(lab.channel, limit=3, **b))
+        elif rpc == "CalculateSum":
+            # A bad body comes mid-stream; the reply's response_* fields are only read from the first request.
+            first = "response_size" in bad or "response_kind" in bad
+            requests = [{"number": 1, **bad}, {"number": 2}] if first else [{"number": 1}, {"number": 2, **bad}]
+            code = code_of(lambda r=requests: calculate_sum(lab.channel, r))
+        else:
+            requests = Requests()
+            call = chat_pb2_grpc.ChatServiceStub(lab.channel).Chat(iter(requests), timeout=T)
+            try:
+                requests.put("fine")
+                assert next(call).message == "You said: fine"
+                requests.put("bad", **bad)
+                code = code_of(lambda c=call: list(c))
+            finally:
+                requests.close()
+        assert code == grpc.StatusCode.INVALID_ARGUMENT, what
+    assert say_hello(lab.channel, name="after").message == "Hello, after!"
+
+
+# --- bad input on a server of its own ---------------------------------------------------------------------
+
+GARBAGE = (b"\xff" * 16, b"\x0a\x05ab", bytes(range(256)))
+
+
+def _garbage_call(channel: grpc.Channel, method: str, data: bytes) -> None:
+    client_streaming, server_streaming = METHODS.get(method, (False, False))
+    kwargs = {"request_serializer": None, "response_deserializer": None}  # raw bytes both ways
+    if not client_streaming and not server_streaming:
+        channel.unary_unary(method, **kwargs)(data, timeout=T)
+    elif not client_streaming:
+        list(channel.unary_stream(method, **kwargs)(data, timeout=T))
+    elif not server_streaming:
+        channel.stream_unary(method, **kwargs)(iter([data]), timeout=T)
+    else:
+        list(channel.stream_stream(method, **kwargs)(iter([data]), timeout=T))
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_garbage_bytes_are_an_error_not_a_crash(server, impl: str) -> None:
+    srv = server("--impl", impl)
+    methods = [*METHODS, "/lab.Control/Stats"]
+    with open_channel(srv.target) as channel:
+        for method, data, _ in itertools.product(methods, GARBAGE, range(4)):
+            code = code_of(lambda m=method, d=data: _garbage_call(channel, m, d))
+            assert code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.INVALID_ARGUMENT), (
+                method,
+                data,
+                code,
+            )
+        assert say_hello(channel, name="after").message == "Hello, after!"
+        assert calculate_sum(channel, [{"number": 2}, {"number": 3}]).sum == 5
+        assert stats(channel).pid == srv.ready["pid"]
+    # ...and it still shuts down cleanly.
+    started = time.monotonic()
+    code = srv.stop(server.stop_timeout)
+    elapsed = time.monotonic() - started
+    assert code == 0 and elapsed < server.grace + 3, f"exit code {code} after {elapsed:.1f} s"
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_message_over_the_size_limit(server, impl: str) -> None:
+    srv = server("--impl", impl, "--max-message-bytes", str(1024 * 1024))
+    big = bytes(2 * 1024 * 1024)
+    with open_channel(srv.target) as channel:  # the client allows 64 MiB: the server's limit is what is hit
+        calls = {
+            "unary request": lambda: say_hello(channel, name="big", payload=big),
+            "unary reply": lambda: say_hello(channel, name="big", response_size=len(big)),
+            "client stream": lambda: calculate_sum(channel, [{"number": 1}, {"number": 2, "payload": big}]),
+            "bidi stream": lambda: chat(channel, [{"message": "a"}, {"message": "b", "payload": big}]),
+            "server stream": lambda: get_numbers(channel, limit=2, response_size=len(big)),
+        }
+        for what, call in calls.items():
+            assert code_of(call) == grpc.StatusCode.RESOURCE_EXHAUSTED, what
+        half = bytes(512 * 1024)
+        assert say_hello(channel, name="fits", payload=half, response_size=len(half)).payload == half
+
+
+@pytest.fixture(scope="module", params=IMPLS)
+def plain(request, server_pool) -> Iterator[ServerProcess]:
+    """A plaintext server of each model, shared by the tests below that leave it as they found it."""
+    with server_pool() as servers:
+        yield servers("--impl", request.param)
+
+
+def test_deadline_shorter_than_a_slow_stream(plain: ServerProcess) -> None:
+    with open_channel(plain.target) as channel:
+        stub = number_stream_pb2_grpc.NumberServiceStub(channel)
+        received = 0
+        started = time.monotonic()
+        with pytest.raises(grpc.RpcError) as info:
+            for response in stub.GetNumbers(number_stream_pb2.NumberRequest(limit=INT32_MAX), timeout=0.2):
+                assert response.number == received
+                received += 1
+        elapsed = time.monotonic() - started
+        assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert received > 0 and 0.15 < elapsed < 2.0
+        # The server stops producing the abandoned stream: its CPU time stays flat.
+        before = stats(channel)
+        time.sleep(0.5)
+        after = stats(channel)
+        burnt = cpu_seconds(after) - cpu_seconds(before)
+        assert burnt < 0.25
+        assert say_hello(channel, name="after", timeout=1).message == "Hello, after!"
+
+
+def test_calculate_sum_overflowing_int32_is_out_of_range(plain: ServerProcess) -> None:
+    with open_channel(plain.target) as channel:
+        for numbers in ([INT32_MAX, 1], [INT32_MIN, -1], [INT32_MAX, INT32_MAX, INT32_MAX], [1] * 10 + [INT32_MAX]):
+            code = code_of(lambda n=numbers: calculate_sum(channel, [{"number": x} for x in n]))
+            assert code == grpc.StatusCode.OUT_OF_RANGE, numbers
+        assert calculate_sum(channel, [{"number": INT32_MAX - 1}, {"number": 1}]).sum == INT32_MAX
+        assert calculate_sum(channel, [{"number": INT32_MIN + 1}, {"number": -1}]).sum == INT32_MIN
+
+
+@pytest.mark.parametrize("together", [False, True], ids=["one-after-another", "all-open-at-once"])
+@pytest.mark.parametrize("impl", IMPLS)
+def test_cancelled_bidi_streams_leak_no_worker(server, impl: str, together: bool) -> None:
+    srv = server("--impl", impl, "--workers", "2")
+    with open_channel(srv.target) as channel:
+        stub = chat_pb2_grpc.ChatServiceStub(channel)
+        open_calls = []
+        try:
+            for i in range(20):
+                requests = Requests()
+                call = stub.Chat(iter(requests), timeout=5)
+                open_calls.append((call, requests))
+                requests.put(f"m{i}")
+                if not together:
+                    # Mid-way: one reply in, the request stream still open.
+                    assert next(call).message == f"You said: m{i}"
+                    call.cancel()
+            if together:
+                time.sleep(0.3)  # the first streams got their workers; the rest wait for one
+                for call, _ in open_calls:
+                    call.cancel()
+        finally:
+            for _, requests in open_calls:
+                requests.close()
+        for call, _ in open_calls:
+            assert call.code() == grpc.StatusCode.CANCELLED
+        started = time.monotonic()
+        assert say_hello(channel, name="next", timeout=1).message == "Hello, next!"
+        assert time.monotonic() - started < 1
+        assert chat(channel, [{"message": "again"}], timeout=1)[0].message == "You said: again"
+
+
+# --- several processes, one port --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_processes_2_answer_on_one_port(server, impl: str) -> None:
+    srv = server("--impl", impl, "--processes", "2")
+    pids = srv.pids
+    assert len(pids) == 2 and len(set(pids)) == 2
+    assert srv.proc.pid not in pids  # the launcher only forwards signals
+    assert srv.ready["processes"] == 2 and srv.ready["pid"] == srv.proc.pid
+    seen: set[int] = set()
+    for _ in range(60):  # SO_REUSEPORT hashes each new connection to one of the processes
+        with open_channel(srv.target) as channel:  # a local subchannel pool: a new TCP connection
+            seen.add(stats(channel).pid)
+            assert say_hello(channel, name="p").message == "Hello, p!"
+        if seen == set(pids):
+            break
+    assert seen == set(pids)
+
+
+# --- SIGTERM with streams open ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+@pytest.mark.parametrize("impl", IMPLS)
+def test_sigterm_with_open_streams_exits_0(server, impl: str, processes: int) -> None:
+    srv = server("--impl", impl, "--processes", str(processes))
+    everyone = {srv.proc.pid, *srv.pids}
+    channels = [open_channel(srv.target) for _ in range(6)]  # own connections: streams on both processes
+    streams = []
+    try:
+        for i, channel in enumerate(channels):
+            requests = Requests()
+            call = chat_pb2_grpc.ChatServiceStub(channel).Chat(iter(requests), timeout=30)
+            streams.append((call, requests))
+            requests.put(f"open {i}")
+            assert next(call).message == f"You said: open {i}"  # the stream is open on the server
+        started = time.monotonic()
+        code = srv.stop(server.stop_timeout)
+        elapsed = time.monotonic() - started
+        assert code == 0, f"exit code {code}"
+        assert elapsed < server.grace + 3, f"took {elapsed:.1f} s to stop"
+        assert [pid for pid in everyone if alive(pid)] == []
+        for call, _ in streams:  # the streams ended with the server, none is left hanging
+            assert call.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
+    finally:
+        for _, requests in streams:
+            requests.close()
+        for channel in channels:
+            channel.close()
+
+
+# --- fault knobs ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_inject_delay(server, impl: str) -> None:
+    srv = server("--impl", impl, env={"GRPCLAB_INJECT_DELAY_US": "50000"})
+    assert srv.ready["faults_injected"] is True
+    with open_channel(srv.target) as channel:
+        say_hello(channel, name="warm-up")
+        for _ in range(5):
+            started = time.monotonic()
+            assert say_hello(channel, name="slow").message == "Hello, slow!"
+            assert 0.050 <= time.monotonic() - started < 1.0
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_inject_cpu(server, impl: str) -> None:
+    cpu_us, calls = 40_000, 10
+    srv = server("--impl", impl, env={"GRPCLAB_INJECT_CPU_US": str(cpu_us)})
+    assert srv.ready["faults_injected"] is True
+    with open_channel(srv.target) as channel:
+        say_hello(channel, name="warm-up")
+        before = stats(channel)
+        for _ in range(calls):
+            say_hello(channel, name="busy")
+        after = stats(channel)
+    burnt = cpu_seconds(after) - cpu_seconds(before)
+    expected = calls * cpu_us / 1e6
+    assert abs(burnt - expected) <= 0.25 * expected, f"{burnt:.3f} s CPU for {expected:.3f} s injected"
+
+
+def test_no_fault_knob_by_default(plain: ServerProcess) -> None:
+    assert plain.ready["faults_injected"] is False
+    with open_channel(plain.target) as channel:
+        say_hello(channel, name="warm-up")
+        fastest = float("inf")
+        for _ in range(5):
+            started = time.monotonic()
+            say_hello(channel, name="fast")
+            fastest = min(fastest, time.monotonic() - started)
+        assert fastest < 0.050  # no injected 50 ms delay
+
+
+# --- the fixture's own safety net -------------------------------------------------------------------------
+
+
+def test_server_fixture_reports_a_server_that_died(server_pool) -> None:
+    with pytest.raises(pytest.fail.Exception, match="died during the test with exit code -9"):
+        with server_pool() as servers:
+            srv = servers("--impl", "sync")
+            srv.proc.kill()  # our own child
+            srv.proc.wait(10)
