@@ -24,8 +24,10 @@ from .config import ServerConfig
 from .transport import add_port, enable_reflection
 
 
-async def _begin(state: logic.LabState) -> None:
+async def _begin(state: logic.LabState, context: grpc.aio.ServicerContext) -> None:
     wait = state.rpc_started()
+    # Counted when gRPC ends the RPC, however it ends (OK, error, cancel, deadline).
+    context.add_done_callback(lambda _: state.rpc_finished())
     if wait:
         await asyncio.sleep(wait)
 
@@ -36,12 +38,10 @@ class Greeter(greet_pb2_grpc.GreeterServicer):
 
     async def SayHello(self, request, context):  # noqa: N802 - gRPC method name
         try:
-            await _begin(self.state)
+            await _begin(self.state, context)
             return logic.say_hello(request)
         except logic.RpcAbort as exc:
             await context.abort(exc.code, exc.details)
-        finally:
-            self.state.rpc_finished()
 
 
 class NumberService(number_stream_pb2_grpc.NumberServiceServicer):
@@ -50,13 +50,11 @@ class NumberService(number_stream_pb2_grpc.NumberServiceServicer):
 
     async def GetNumbers(self, request, context):  # noqa: N802
         try:
-            await _begin(self.state)
+            await _begin(self.state, context)
             for response in logic.get_numbers(request):
                 yield response
         except logic.RpcAbort as exc:
             await context.abort(exc.code, exc.details)
-        finally:
-            self.state.rpc_finished()
 
 
 class SumService(sum_stream_pb2_grpc.SumServiceServicer):
@@ -65,15 +63,13 @@ class SumService(sum_stream_pb2_grpc.SumServiceServicer):
 
     async def CalculateSum(self, request_iterator, context):  # noqa: N802
         try:
-            await _begin(self.state)
+            await _begin(self.state, context)
             acc = logic.SumAccumulator()
             async for request in request_iterator:
                 acc.add(request)
             return acc.result()
         except logic.RpcAbort as exc:
             await context.abort(exc.code, exc.details)
-        finally:
-            self.state.rpc_finished()
 
 
 class ChatService(chat_pb2_grpc.ChatServiceServicer):
@@ -82,13 +78,11 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
 
     async def Chat(self, request_iterator, context):  # noqa: N802
         try:
-            await _begin(self.state)
+            await _begin(self.state, context)
             async for request in request_iterator:
                 yield logic.chat_reply(request)
         except logic.RpcAbort as exc:
             await context.abort(exc.code, exc.details)
-        finally:
-            self.state.rpc_finished()
 
 
 class Control(lab_pb2_grpc.ControlServicer):

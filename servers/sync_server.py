@@ -25,28 +25,30 @@ from .transport import add_port, enable_reflection
 T = TypeVar("T")
 
 
-def _unary(state: logic.LabState, context: grpc.ServicerContext, fn: Callable[[], T]) -> T:
+def _begin(state: logic.LabState, context: grpc.ServicerContext) -> None:
     wait = state.rpc_started()
+    # Counted when gRPC ends the RPC, however it ends (OK, error, cancel, deadline): a
+    # generator's `finally` would not run for a stream the client abandoned.
+    if not context.add_callback(state.rpc_finished):
+        state.rpc_finished()
+    if wait:
+        time.sleep(wait)
+
+
+def _unary(state: logic.LabState, context: grpc.ServicerContext, fn: Callable[[], T]) -> T:
+    _begin(state, context)
     try:
-        if wait:
-            time.sleep(wait)
         return fn()
     except logic.RpcAbort as exc:
         context.abort(exc.code, exc.details)
-    finally:
-        state.rpc_finished()
 
 
 def _streaming(state: logic.LabState, context: grpc.ServicerContext, gen: Callable[[], Iterator[T]]) -> Iterator[T]:
-    wait = state.rpc_started()
+    _begin(state, context)
     try:
-        if wait:
-            time.sleep(wait)
         yield from gen()
     except logic.RpcAbort as exc:
         context.abort(exc.code, exc.details)
-    finally:
-        state.rpc_finished()
 
 
 class Greeter(greet_pb2_grpc.GreeterServicer):
