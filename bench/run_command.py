@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 
 from . import results, summary
-from .runner import Plan, execute, new_manifest
+from .runner import Plan, check_cpus, execute, new_manifest
 from .spec import Cell, Settings, filter_cells, load_spec, parse_spec, with_settings
 from .store import RunStore
 
@@ -53,6 +53,7 @@ def run(
 
             raise SpecError(f"--filter: {filter_expr!r} selects no cell of {spec.name}")
         plan = Plan.make(cells, spec.settings)
+        check_cpus(spec.settings)  # before anything is written
         run_id = f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{spec.name}"
         store = RunStore.create(out or RESULTS_ROOT / run_id, new_manifest(spec, plan, filter_expr))
     console.print(
