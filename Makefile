@@ -9,7 +9,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: setup test bench lint protos lock clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed ghz-if-go
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,8 +20,12 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 test: setup
 	$(BIN)/python -m pytest
 
+# The run directory is named here (as `grpclab run` names it) so the report is of exactly this run;
+# `grpclab report` prints the path of the report's index.html.
 bench: setup
-	$(BIN)/grpclab run bench/specs/quick.toml
+	run=results/$$(date +%Y%m%d-%H%M%S)-quick && \
+	$(BIN)/grpclab run bench/specs/quick.toml --out $$run && \
+	$(BIN)/grpclab report $$run
 
 lint: setup
 	$(BIN)/ruff check .
@@ -38,3 +42,19 @@ lock:
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .tox
+
+# --- ghz: the Go gRPC load generator (loadgen = "ghz"), built from source into .venv/bin ---
+# Optional: `setup` builds it when Go is installed and says so in one line when not.
+# GOTOOLCHAIN=local: build with the installed Go, never download a toolchain.
+GHZ_VERSION ?= v0.121.0
+
+.PHONY: ghz ghz-if-go
+
+ghz: $(BIN)/ghz
+
+$(BIN)/ghz:
+	GOBIN=$(CURDIR)/$(BIN) GOTOOLCHAIN=local go install github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
+
+ghz-if-go:
+	@if command -v go >/dev/null 2>&1; then $(MAKE) --no-print-directory ghz; \
+	else echo "ghz: Go not found; install Go >= 1.22 to get ghz; the Python load generator works without it"; fi

@@ -97,6 +97,13 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return doctor()
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import write
+
+    print(write(args.run_dir, args.out))
+    return 0
+
+
 def _cpu_list(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(x) for x in text.split(","))
@@ -160,6 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--server-cpus", type=_cpu_list, help="override settings.server_cpus, e.g. 0")
     run.add_argument("--loadgen-cpus", type=_cpu_list, help="override settings.loadgen_cpus, e.g. 1")
     run.set_defaults(func=_cmd_run)
+
+    report = sub.add_parser("report", help="write RUN_DIR/report/index.html: figures, summary table, manifest")
+    report.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run directory, e.g. results/<run-id>")
+    report.add_argument("--out", type=Path, metavar="DIR", help="write here instead of RUN_DIR/report")
+    report.set_defaults(func=_cmd_report)
 
     doctor = sub.add_parser("doctor", help="versions of Python, grpcio, protobuf, ghz, Go; what is missing")
     doctor.set_defaults(func=_cmd_doctor)

@@ -1,0 +1,209 @@
+"""`grpclab report RUN_DIR`: one self-contained HTML page about a run, with its figures beside it.
+
+RUN_DIR/report/index.html holds the figures (PNG files in the same directory, relative links, no script, no
+CDN), a note for each figure the run has no data for, the summary table (one row per cell: medians over
+repetitions, failed and saturated cells flagged) and the run's manifest. Figures are drawn by bench.figures;
+everything is read through bench.results, so a bad run directory is one ResultsError line.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from . import figures, results, summary
+from .spec import AXES
+
+REPORT_DIR = "report"
+INDEX = "index.html"
+
+CSS = """
+body { font: 14px/1.45 system-ui, sans-serif; margin: 1.5em auto; max-width: 1400px; padding: 0 1em; color: #222; }
+h1 { font-size: 1.5em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }
+figure { margin: 1.5em 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
+figcaption { max-width: 70em; color: #333; font-size: .92em; }
+.warn { background: #fff4cc; border-left: 4px solid #e0a800; padding: .4em .8em; margin: .4em 0; }
+.bad { background: #fde2e2; border-left: 4px solid #c0392b; padding: .4em .8em; margin: .4em 0; }
+.note { color: #555; margin: .2em 0; }
+table { border-collapse: collapse; font-size: .85em; margin: .5em 0; }
+th, td { border: 1px solid #ddd; padding: .2em .5em; text-align: left; vertical-align: top; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.failed td { background: #fde2e2; } tr.saturated td { background: #fff4cc; }
+.flag { font-weight: bold; white-space: nowrap; } .flag-failed { color: #b00; } .flag-saturated { color: #8a6100; }
+.scroll { overflow-x: auto; }
+pre { background: #f6f6f6; padding: .6em; overflow-x: auto; font-size: .85em; }
+footer { margin-top: 3em; color: #555; font-size: .85em; border-top: 1px solid #ccc; padding-top: .5em; }
+"""
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _fmt(value: object, fmt: str) -> str:
+    return "-" if value is None or pd.isna(value) else fmt.format(value)
+
+
+def cell_flags(cells: pd.DataFrame) -> pd.Series:
+    """Per cell: 'failed', 'saturated' or '' (the row's CSS class and the strongest flag)."""
+    failed = cells["failed"].astype(int) > 0
+    saturated = cells["loadgen_saturated"].astype(bool)
+    return pd.Series(["failed" if f else "saturated" if s else "" for f, s in zip(failed, saturated, strict=True)],
+                     index=cells.index)  # fmt: skip
+
+
+def summary_table(df: pd.DataFrame) -> str:
+    cells = summary.per_cell(df)
+    axes = summary.varying_axes(df) or ["impl"]
+    first = df.sort_values("order").drop_duplicates("cell_key").set_index("cell_key")
+    cells = cells.loc[first.sort_values(list(AXES)).index.intersection(cells.index, sort=False)]  # spec order
+    classes = cell_flags(cells)
+    # like the terminal summary: beyond a handful of varying axes, one compact column of '/'-joined values
+    compact = len(axes) > summary.MAX_AXIS_COLUMNS
+    head = f"<th>{_e('/'.join(axes))}</th>" if compact else "".join(f"<th>{_e(a)}</th>" for a in axes)
+    head += "<th>reps</th>" + "".join(f"<th>{_e(h)}</th>" for _, h, _ in summary.SHOWN) + "<th>flags</th>"
+    rows = []
+    for key, r in cells.iterrows():
+        flags = []
+        if r["failed"]:
+            errs = df.loc[(df["cell_key"] == key) & df["failed"], "error"].astype(str)
+            why = "; ".join(dict.fromkeys(e for e in errs if e))
+            flags.append(f'<span class="flag flag-failed" title="{_e(why)}">{int(r["failed"])} failed</span>')
+        if r["errors"]:
+            flags.append(f'<span class="flag flag-failed">{int(r["errors"])} RPC errors</span>')
+        if r["loadgen_saturated"]:
+            flags.append('<span class="flag flag-saturated">gen-saturated</span>')
+        labels = [_e(summary._short(a, first.loc[key, a])) for a in axes]
+        tds = f"<td>{'/'.join(labels)}</td>" if compact else "".join(f"<td>{v}</td>" for v in labels)
+        tds += f'<td class="num">{int(r["reps"])}</td>'
+        tds += "".join(f'<td class="num">{_fmt(r[c], fmt)}</td>' for c, _, fmt in summary.SHOWN)
+        tds += f"<td>{' '.join(flags)}</td>"
+        cls = f' class="cell {classes[key]}"' if classes[key] else ' class="cell"'
+        rows.append(f'<tr{cls} data-cell="{_e(key)}" title="{_e(key)}">{tds}</tr>')
+    fixed = [f"{a}={_e(summary._short(a, first.iloc[0][a]))}" for a in AXES if a not in axes]
+    table = f'<table class="summary"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    out = f'<div class="scroll">{table}</div>'
+    if fixed:
+        out += f'<p class="note">Same in every cell: {", ".join(fixed)}.</p>'
+    return out
+
+
+def _kv_table(items: dict) -> str:
+    rows = []
+    for key, value in items.items():
+        if isinstance(value, dict | list):
+            value = json.dumps(value, default=str)
+        rows.append(f"<tr><th>{_e(key)}</th><td>{_e(value)}</td></tr>")
+    return f"<table>{''.join(rows)}</table>"
+
+
+def manifest_section(manifest: dict) -> str:
+    env = dict(manifest.get("environment") or {})
+    versions = env.pop("versions", {}) or {}
+    git = env.pop("git", {}) or {}
+    run = {k: manifest.get(k) for k in ("spec_name", "spec_path", "status", "started_at", "ended_at", "filter")}
+    run |= {"cells": manifest.get("cells"), "repetitions run (steps)": manifest.get("steps")}
+    parts = [
+        "<h3>Run</h3>",
+        _kv_table(run),
+        "<h3>Environment</h3>",
+        _kv_table(env | {f"version: {k}": v for k, v in versions.items()} | {f"git {k}": v for k, v in git.items()}),
+        "<h3>Pinning</h3>",
+        _kv_table(
+            (manifest.get("pinning") or {})
+            | {"tls_key_type": manifest.get("tls_key_type")}
+            | {"loadgen_processes": (manifest.get("settings") or {}).get("loadgen_processes")}
+        ),
+        "<h3>Settings</h3>",
+        _kv_table(manifest.get("settings") or {}),
+        "<h3>Spec (as written; the settings above are the ones the run used)</h3>",
+        f"<pre>{_e(json.dumps(manifest.get('spec_source'), indent=2, default=str))}</pre>",
+    ]
+    return "\n".join(parts)
+
+
+def warnings(df: pd.DataFrame, manifest: dict) -> str:
+    cells = summary.per_cell(df)
+    out = []
+    status = manifest.get("status")
+    if status != "complete":
+        out.append(f'<p class="bad">The run is not complete (status: {_e(status)}): some cells may be missing.</p>')
+    failed = int((cells["failed"] > 0).sum())
+    if failed:
+        out.append(
+            f'<p class="bad">{failed} of {len(cells)} cells had failed repetitions (red rows below; hover for the '
+            "error). Figures use successful repetitions only.</p>"
+        )
+    saturated = int(cells["loadgen_saturated"].sum())
+    if saturated:
+        out.append(
+            f'<p class="warn">In {saturated} of {len(cells)} cells the load generator was &gt;= 90 % busy '
+            "(yellow rows; red rings or hatching in the figures): their RPC/s and latency may be the client's limit, "
+            "not the server's.</p>"
+        )
+    return "\n".join(out)
+
+
+def render(df: pd.DataFrame, manifest: dict, out_dir: Path, title: str) -> str:
+    """The page's HTML; draws the figures into ``out_dir`` on the way."""
+    drawn = figures.draw_all(df, manifest, out_dir)
+    figs, notes = [], []
+    for item in drawn:
+        if isinstance(item, figures.Drawn):
+            figs.append(
+                f'<figure id="{_e(Path(item.file).stem)}"><h3>{_e(item.title)}</h3>'
+                f'<img src="{_e(item.file)}" alt="{_e(item.title)}">'
+                f"<figcaption>{_e(item.caption)}</figcaption></figure>"
+            )
+        else:
+            notes.append(
+                f'<p class="note skipped" id="{_e(item.name)}">Left out: {_e(item.title)}: {_e(item.reason)}.</p>'
+            )
+    footer = figures.footer_text(manifest)
+    generated = datetime.now(UTC).isoformat(timespec="seconds")
+    reps = df.groupby("cell_key")["repetition"].nunique()
+    lead = (
+        f"{df['cell_key'].nunique()} cells, {len(df)} cell repetitions "
+        f"({reps.min() if len(reps) else 0}..{reps.max() if len(reps) else 0} per cell), "
+        f"spec <code>{_e(manifest.get('spec_name'))}</code>, started {_e(manifest.get('started_at'))}."
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title><style>{CSS}</style></head>
+<body>
+<h1>grpclab report: {_e(title)}</h1>
+<p>{lead}</p>
+{warnings(df, manifest)}
+<h2>Figures</h2>
+{"".join(figs) or '<p class="note">No figure: the run has data for none of them.</p>'}
+{"".join(notes)}
+<h2>Summary (one row per cell, medians over successful repetitions)</h2>
+{summary_table(df)}
+<h2>Manifest</h2>
+{manifest_section(manifest)}
+<footer>{_e(footer)} | generated {_e(generated)} by grpclab report</footer>
+</body></html>
+"""
+
+
+def write(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Write the report of ``run_dir`` into ``out`` (default RUN_DIR/report); returns the index.html path."""
+    run_dir = Path(run_dir)
+    manifest = results.read_manifest(run_dir)
+    df = results.load(run_dir)
+    if df.empty:
+        raise results.ResultsError(f"{run_dir / results.PARQUET}: no cell repetitions in it (nothing to report)")
+    out_dir = Path(out) if out is not None else run_dir / REPORT_DIR
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        page = render(df, manifest, out_dir, title=run_dir.resolve().name)
+        index = out_dir / INDEX
+        index.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise results.ResultsError(f"{out_dir}: cannot write the report ({exc.strerror or exc})") from None
+    except results.ResultsError as exc:  # a damaged value inside the table (a histogram, ...)
+        raise results.ResultsError(f"{run_dir / results.PARQUET}: {exc}") from None
+    return index
