@@ -45,7 +45,8 @@ clean:
 
 # --- ghz: the Go gRPC load generator (loadgen = "ghz"), built from source into .venv/bin ---
 # Optional: `setup` builds it when Go is installed and says so in one line when not.
-# GOTOOLCHAIN=local: build with the installed Go, never download a toolchain.
+# GOTOOLCHAIN=local: build with the installed Go, never download a toolchain (ghz v0.121.0 needs Go >= 1.23).
+# -X main.version: what release builds do, so `ghz --version` names the version instead of "dev".
 GHZ_VERSION ?= v0.121.0
 
 .PHONY: ghz ghz-if-go
@@ -53,8 +54,10 @@ GHZ_VERSION ?= v0.121.0
 ghz: $(BIN)/ghz
 
 $(BIN)/ghz:
-	GOBIN=$(CURDIR)/$(BIN) GOTOOLCHAIN=local go install github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
+	GOBIN=$(CURDIR)/$(BIN) GOTOOLCHAIN=local go install -ldflags="-X main.version=$(GHZ_VERSION)" \
+		github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
 
 ghz-if-go:
-	@if command -v go >/dev/null 2>&1; then $(MAKE) --no-print-directory ghz; \
-	else echo "ghz: Go not found; install Go >= 1.22 to get ghz; the Python load generator works without it"; fi
+	@if ! command -v go >/dev/null 2>&1; then \
+		echo "ghz: Go not found; install Go >= 1.23 to get ghz; the Python load generator works without it"; \
+	elif [ ! -x $(BIN)/ghz ]; then $(MAKE) --no-print-directory ghz; fi

@@ -19,10 +19,8 @@ def _tool_version(command: list[str]) -> str | None:
 
 
 def _ghz() -> str | None:
-    try:
-        from .ghz import find_ghz
-    except ImportError:
-        return shutil.which("ghz")
+    from .ghz import find_ghz
+
     return find_ghz()
 
 
@@ -40,7 +38,7 @@ def checks() -> list[tuple[str, str | None, str]]:
             _tool_version([ghz, "--version"]) if ghz else None,
             "make setup (needs Go); the Python load generator works without it",
         ),
-        ("go", _tool_version([go, "version"]) if go else None, "install Go >= 1.22 (only needed to build ghz)"),
+        ("go", _tool_version([go, "version"]) if go else None, "install Go >= 1.23 (only needed to build ghz)"),
         (
             "taskset",
             shutil.which("taskset"),

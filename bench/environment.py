@@ -46,8 +46,16 @@ def versions() -> dict[str, str | None]:
     return found
 
 
+def ghz_version() -> str | None:
+    from .ghz import find_ghz
+    from .ghz import ghz_version as version
+
+    return version(find_ghz()) if find_ghz() else None
+
+
 def describe() -> dict:
     return {
+        "ghz": ghz_version(),
         "cpu_model": cpu_model(),
         "cores": os.cpu_count(),
         "cpus_available": sorted(os.sched_getaffinity(0)),

@@ -30,6 +30,8 @@ from .logic import LabState
 
 Announce = Callable[[dict], None]
 READY_TIMEOUT_S = 30.0
+# After SIGTERM, children get the grace period plus this before SIGKILL (a loaded 2-core box is slow).
+REAP_MARGIN_S = 10.0
 
 
 def ready_line(config: ServerConfig, port: int, pids: list[int], faults: Faults) -> dict:
@@ -177,8 +179,12 @@ def _serve_many(config: ServerConfig, faults: Faults) -> int:
             code = 1
             try:
                 code = _serve_one(child_config, faults, lambda p: os.write(write_fd, f"{os.getpid()}\n".encode()))
-            except Exception as exc:  # noqa: BLE001 - a child reports and exits; the launcher decides
-                print(f"grpclab serve: error: {exc}", file=sys.stderr, flush=True)
+            except BaseException as exc:  # noqa: BLE001 - a child reports and exits; the launcher decides
+                print(
+                    f"grpclab serve: error: server process {os.getpid()}: {type(exc).__name__}: {exc}",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 code = 2
             finally:
                 os._exit(code)
@@ -201,7 +207,7 @@ def _serve_many(config: ServerConfig, faults: Faults) -> int:
     codes: dict[int, int] = {}
     if not _wait_ready(read_fd, pids, codes):
         forward()
-        _reap(pids, codes, config.grace + 5)
+        _reap(pids, codes, config.grace + REAP_MARGIN_S)
         return 2
     reserved.close()
     _print_line(ready_line(config, port, pids, faults))
@@ -209,7 +215,10 @@ def _serve_many(config: ServerConfig, faults: Faults) -> int:
     codes[pid] = os.waitstatus_to_exitcode(status)
     unexpected = not stopping
     forward()
-    _reap(pids, codes, config.grace + 5)
+    _reap(pids, codes, config.grace + REAP_MARGIN_S)
+    for child, code in codes.items():
+        if code != 0:
+            print(f"grpclab serve: error: server process {child} exited with code {code}", file=sys.stderr, flush=True)
     if unexpected:
         print(f"grpclab serve: error: server process {pid} exited on its own", file=sys.stderr, flush=True)
         return 1
