@@ -11,26 +11,11 @@ from pathlib import Path
 import pytest
 
 from bench import runner
-from bench.spec import Cell, Settings
+from bench.spec import DEFAULTS, Cell, Settings
 from servers import certs
 
-BASE = dict(
-    impl="sync",
-    rpc="unary",
-    workers=4,
-    processes=1,
-    payload_size=0,
-    payload_kind="text",
-    compression="none",
-    tls="off",
-    concurrency=1,
-    connections=1,
-    stream_messages=1,
-    mode="closed",
-    rate=0.0,
-    arrival="constant",
-    loadgen="python",
-)
+# The spec's default cell, at the lowest load: one RPC in flight, unary.
+BASE = {**DEFAULTS, "concurrency": 1, "stream_messages": 1}
 
 
 @pytest.fixture(scope="module")

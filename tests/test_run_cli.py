@@ -52,6 +52,17 @@ def _lab_descendants(proc: psutil.Process) -> list[psutil.Process]:
         return []
 
 
+def _watch_until_cells(proc: subprocess.Popen, out: Path, count: int, timeout: float = 60) -> list[psutil.Process]:
+    """Wait until the run has written ``count`` cell files; return every lab process it started meanwhile."""
+    parent = psutil.Process(proc.pid)
+    started: list[psutil.Process] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and len(list((out / "cells").glob("*.json"))) < count:
+        started += _lab_descendants(parent)
+        time.sleep(0.05)
+    return started + _lab_descendants(parent)
+
+
 def test_run_writes_manifest_and_tidy_tables(tiny_spec, tmp_path):
     out = tmp_path / "run"
     done = grpclab("run", str(tiny_spec), "--out", str(out))
@@ -79,14 +90,8 @@ def test_sigkill_then_resume_runs_only_what_is_missing(tiny_spec, tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    parent = psutil.Process(proc.pid)
-    deadline = time.monotonic() + 60
-    started: list[psutil.Process] = []
     try:
-        while time.monotonic() < deadline and len(list((out / "cells").glob("*.json"))) < 2:
-            started += _lab_descendants(parent)
-            time.sleep(0.05)
-        started += _lab_descendants(parent)
+        started = _watch_until_cells(proc, out, 2)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
     finally:
@@ -114,13 +119,7 @@ def test_ctrl_c_keeps_finished_cells_and_says_how_to_resume(tiny_spec, tmp_path)
         stderr=subprocess.STDOUT,
         text=True,
     )
-    parent = psutil.Process(proc.pid)
-    started: list[psutil.Process] = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not list((out / "cells").glob("*.json")):
-        started += _lab_descendants(parent)
-        time.sleep(0.05)
-    started += _lab_descendants(parent)
+    started = _watch_until_cells(proc, out, 1)
     proc.send_signal(signal.SIGINT)
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130
