@@ -38,6 +38,8 @@ class LoadResult:
     hists: dict[str, HdrHistogram]  # "call", "msg", "first", "lag" (microseconds)
     payload_ratio: float
     notes: list[str] = field(default_factory=list)
+    # seconds the generator's event loop was running or waiting for a CPU, all processes (None: unknown)
+    busy_s: float | None = None
 
     @property
     def rpcs(self) -> int:
@@ -56,7 +58,7 @@ def worker_count(requested: int, connections: int, concurrency: int) -> int:
 
 
 def _command(cpus: list[int] | None) -> list[str]:
-    command = [sys.executable, "-m", "bench.loadgen_worker"]
+    command = [sys.executable, "-m", "bench.loadgen_worker", "--parent", str(os.getpid())]
     taskset = shutil.which("taskset")
     if cpus and taskset:
         command = [taskset, "-c", ",".join(map(str, cpus)), *command]
@@ -163,6 +165,7 @@ class PythonLoad:
             cpu_s=sum(m["cpu_s"] for m in messages),
             hists={name: histogram.merge([m["hist"][name] for m in messages]) for name in messages[0]["hist"]},
             payload_ratio=messages[0]["payload_ratio"],
+            busy_s=None if any(m.get("busy_s") is None for m in messages) else sum(m["busy_s"] for m in messages),
         )
 
     def close(self) -> None:

@@ -1,5 +1,7 @@
 """One Python load-generator process: ``python -m bench.loadgen_worker`` (started by bench.loadgen).
 
+``--parent PID``: exit when that process (the harness) dies, even by SIGKILL.
+
 Protocol on stdin/stdout, one JSON object per line:
   in  {job}                          -> connects its channels
   out {"event": "ready"}
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import sys
 import time
@@ -113,11 +116,27 @@ async def _open(workload, stubs, timeout, start_ns, end_ns, rate, arrival, cap, 
         await asyncio.gather(*tasks)
 
 
-async def _cpu_at(moment_ns: int) -> float:
+def _busy_s() -> float | None:
+    """Seconds the calling thread has been on a CPU or runnable, waiting for one (Linux schedstat).
+
+    Called on the event loop's thread, where all of the generator's Python work runs: when
+    it is busy this much of the window, the generator is the limit, whether it got the CPU
+    or another process on its CPU did (process CPU time alone misses the latter).
+    """
+    try:
+        with open("/proc/thread-self/schedstat") as f:
+            run_ns, wait_ns = f.read().split()[:2]
+        return (int(run_ns) + int(wait_ns)) / NS
+    except (OSError, ValueError):
+        return None
+
+
+async def _cpu_at(moment_ns: int) -> tuple[float, float | None, int]:
+    """(process CPU s, this thread's busy s, when read) at ``moment_ns``, or as soon after as the loop can."""
     delay = moment_ns - time.monotonic_ns()
     if delay > 0:
         await asyncio.sleep(delay / NS)
-    return time.process_time()
+    return time.process_time(), _busy_s(), time.monotonic_ns()
 
 
 async def run(job: dict, read_line) -> dict:
@@ -164,12 +183,15 @@ async def run(job: dict, read_line) -> dict:
             await asyncio.gather(
                 *(_closed(workload, stubs[i % len(stubs)], timeout, hi, rec) for i in range(job["concurrency"]))
             )
-        cpu_lo, cpu_hi = await cpu
+        (cpu_lo, busy_lo, at_lo), (cpu_hi, busy_hi, at_hi) = await cpu
+        # A busy loop reads late, and not equally late at both edges: rescale to the window.
+        scale = (hi - lo) / (at_hi - at_lo) if at_hi > at_lo else 1.0
         result = {
             "event": "result",
             "ok": rec.ok,
             "errors": rec.errors,
-            "cpu_s": cpu_hi - cpu_lo,
+            "cpu_s": (cpu_hi - cpu_lo) * scale,
+            "busy_s": (busy_hi - busy_lo) * scale if busy_lo is not None and busy_hi is not None else None,
             "hist": {name: histogram.encode(getattr(rec, name)) for name in ("call", "msg", "first", "lag")},
             "payload_ratio": workload.payload_ratio(),
         }
@@ -192,6 +214,13 @@ def _emit(message: dict) -> None:
 
 
 def main() -> int:
+    from servers.serve import exit_with_parent
+
+    # Die with the harness, even when it is SIGKILLed: an orphan would go on loading the
+    # machine (up to its connect timeout, or to the window's end against a dead server).
+    # The harness passes its pid: after the imports it may be gone and getppid() be init.
+    args = sys.argv[1:]
+    exit_with_parent(int(args[1]) if args[:1] == ["--parent"] else os.getppid())
     job = json.loads(sys.stdin.readline())
     loop_reader = asyncio.StreamReader
 

@@ -219,7 +219,12 @@ def fill_metrics(
     row.update(
         msg_p50_ms=msg["p50"], msg_p99_ms=msg["p99"], first_msg_p50_ms=first["p50"], first_msg_p99_ms=first["p99"]
     )
-    server_cpu = after.cpu_s - before.cpu_s
+    # Counters are read a little after each edge of the window, and not equally late (ss is
+    # a subprocess): rescale each difference from the interval between its two readings to
+    # the window, so per-RPC values divide the traffic and CPU of the window by its RPCs.
+    cpu_scale = _scale(duration, before.cpu_at, after.cpu_at)
+    wire_scale = _scale(duration, before.wire_at, after.wire_at)
+    server_cpu = (after.cpu_s - before.cpu_s) * cpu_scale
     row.update(
         server_cpu_s=server_cpu,
         server_cpu_util=server_cpu / (duration * len(settings.server_cpus)),
@@ -232,17 +237,27 @@ def fill_metrics(
     if before.tx_bytes is None or after.tx_bytes is None:
         notes.append("wire bytes unavailable (no ss)")
     else:
-        tx, rx = after.tx_bytes - before.tx_bytes, after.rx_bytes - before.rx_bytes
+        tx = (after.tx_bytes - before.tx_bytes) * wire_scale
+        rx = (after.rx_bytes - before.rx_bytes) * wire_scale
         row.update(
             wire_tx_bytes_per_rpc=per_rpc(tx), wire_rx_bytes_per_rpc=per_rpc(rx), wire_bytes_per_rpc=per_rpc(tx + rx)
         )
-    row["loadgen_saturated"] = bool(row["loadgen_cpu_util"] >= SATURATED)
+    # Busy = running or runnable: a generator starved by another process on its CPU uses
+    # less CPU than it wants, yet it is just as much the limit.
+    busy_util = result.busy_s / (duration * len(settings.loadgen_cpus)) if result.busy_s is not None else 0.0
+    row["loadgen_saturated"] = bool(max(row["loadgen_cpu_util"], busy_util) >= SATURATED)
     row["server_saturated"] = bool(row["server_cpu_util"] >= SATURATED)
     if row["loadgen_saturated"]:
         notes.append("load generator saturated: throughput and latency may be the client's limit, not the server's")
     for name in ("call", "msg", "first", "lag"):
         hist = result.hists.get(name)
         row[f"hdr_{name}"] = histogram.encode(hist) if hist is not None and hist.get_total_count() else ""
+
+
+def _scale(window_s: float, first_at: float, second_at: float) -> float:
+    """window / the interval between two readings (1.0 when the readings carry no times)."""
+    interval = second_at - first_at
+    return window_s / interval if interval > 0 and first_at > 0 else 1.0
 
 
 def _json(value: dict) -> str:

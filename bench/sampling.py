@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 
 import psutil
@@ -25,6 +26,11 @@ class Sample:
     rss_bytes: int
     tx_bytes: int | None  # server -> client, acked (None: ss unavailable)
     rx_bytes: int | None  # client -> server
+    # When the counters were read (time.monotonic()). The runner samples at the window's
+    # edges, but ss is a subprocess that takes 3-30 ms to run (more on a busy machine), so
+    # the interval between two samples is not exactly the window: the runner rescales.
+    cpu_at: float = 0.0
+    wire_at: float = 0.0  # ss reads the counters just before it exits: its return time
 
 
 def server_cpu(pids: list[int]) -> tuple[float, int]:
@@ -61,5 +67,7 @@ def tcp_bytes(port: int) -> tuple[int, int] | None:
 
 def take(pids: list[int], port: int) -> Sample:
     cpu, rss = server_cpu(pids)
+    cpu_at = time.monotonic()
     wire = tcp_bytes(port)
-    return Sample(cpu, rss, *(wire if wire else (None, None)))
+    wire_at = time.monotonic()
+    return Sample(cpu, rss, *(wire if wire else (None, None)), cpu_at=cpu_at, wire_at=wire_at)
