@@ -61,3 +61,15 @@ ghz-if-go:
 	@if ! command -v go >/dev/null 2>&1; then \
 		echo "ghz: Go not found; install Go >= 1.23 to get ghz; the Python load generator works without it"; \
 	elif [ ! -x $(BIN)/ghz ]; then $(MAKE) --no-print-directory ghz; fi
+
+# --- the regression gate (bench/regress.py) and the micro-benchmarks (bench/micro) ---
+# `make regress BASE=origin/main`: this checkout's servers vs BASE's, interleaved; exit 1 on a regression.
+BASE ?= origin/main
+
+.PHONY: regress micro
+
+regress: setup
+	$(BIN)/grpclab regress --base $(BASE) --fail-on-regression
+
+micro: setup
+	$(BIN)/python -m pytest bench/micro -p no:cacheprovider --benchmark-json=results/micro-benchmarks.json

@@ -104,6 +104,45 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import CompareError, main
+
+    try:
+        return main(
+            args.base_run,
+            args.head_run,
+            metrics=args.metric,
+            threshold=args.threshold,
+            alpha=args.alpha,
+            fmt=args.format,
+            fail_on_regression=args.fail_on_regression,
+            allow_env_mismatch=args.allow_env_mismatch,
+        )
+    except CompareError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _cmd_regress(args: argparse.Namespace) -> int:
+    from .compare import CompareError
+    from .regress import RegressError, regress
+
+    try:
+        return regress(
+            base_ref=args.base,
+            spec_path=args.spec,
+            out=args.out,
+            threshold=args.threshold,
+            alpha=args.alpha,
+            metrics=args.metric,
+            repetitions=args.repetitions,
+            filter_expr=args.filter,
+            fail_on_regression=args.fail_on_regression,
+            base_env=args.base_env,
+        )
+    except (CompareError, RegressError) as exc:
+        raise UsageError(str(exc)) from None
+
+
 def _cpu_list(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(x) for x in text.split(","))
@@ -172,6 +211,38 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run directory, e.g. results/<run-id>")
     report.add_argument("--out", type=Path, metavar="DIR", help="write here instead of RUN_DIR/report")
     report.set_defaults(func=_cmd_report)
+
+    compare_metrics = "rps,lat_p50_ms,lat_p99_ms,server_cpu_us_per_rpc"
+    compare = sub.add_parser("compare", help="did HEAD_RUN get better or worse than BASE_RUN? (per cell and metric)")
+    compare.add_argument("base_run", type=Path, metavar="BASE_RUN", help="run directory of the base")
+    compare.add_argument("head_run", type=Path, metavar="HEAD_RUN", help="run directory of the head")
+    compare.add_argument("--metric", default=compare_metrics, help=f"comma-separated (default {compare_metrics})")
+    compare.add_argument("--threshold", type=float, default=0.05, help="smallest change that counts (default 0.05)")
+    compare.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    compare.add_argument("--format", choices=["table", "markdown", "json"], default="table")
+    compare.add_argument("--fail-on-regression", action="store_true", help="exit 1 when a cell got significantly worse")
+    compare.add_argument(
+        "--allow-env-mismatch", action="store_true", help="compare runs from different environments anyway"
+    )
+    compare.set_defaults(func=_cmd_compare)
+
+    regress = sub.add_parser("regress", help="CI gate: this checkout's servers vs a base commit's, interleaved")
+    regress.add_argument("--base", required=True, metavar="GIT_REF", help="base commit, e.g. origin/main")
+    regress.add_argument("--spec", default="bench/specs/ci.toml", help="spec (default bench/specs/ci.toml)")
+    regress.add_argument("--out", type=Path, metavar="DIR", help="default results/regress-<time>")
+    regress.add_argument("--metric", default=compare_metrics, help=f"comma-separated (default {compare_metrics})")
+    regress.add_argument("--threshold", type=float, default=0.05, help="smallest change that counts (default 0.05)")
+    regress.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    regress.add_argument("--repetitions", type=int, help="override settings.repetitions (per side)")
+    regress.add_argument("--filter", metavar="EXPR", help="only cells matching, e.g. impl=aio,rpc=unary")
+    regress.add_argument("--fail-on-regression", action="store_true", help="exit 1 when a cell got significantly worse")
+    regress.add_argument(
+        "--base-env",
+        choices=["auto", "own", "shared"],
+        default="auto",
+        help="base server's packages: its own venv from its pins (own), this one (shared), own if pins differ (auto)",
+    )
+    regress.set_defaults(func=_cmd_regress)
 
     doctor = sub.add_parser("doctor", help="versions of Python, grpcio, protobuf, ghz, Go; what is missing")
     doctor.set_defaults(func=_cmd_doctor)

@@ -71,6 +71,8 @@ class Context:
     settings: Settings
     certs_dir: Path
     server_env: dict[str, str] = field(default_factory=dict)  # test-only fault knobs
+    server_code_dir: Path | None = None  # serve this source tree's code (grpclab regress: the base's worktree)
+    server_python: str | None = None  # ... with this interpreter and its packages (default: the harness's)
 
 
 def check_cpus(settings: Settings) -> None:
@@ -163,7 +165,11 @@ def measure(cell: Cell, repetition: int, order: int, ctx: Context) -> dict:
     server = load = None
     try:
         server = server_process.start(
-            server_args(cell, ctx.certs_dir), env=ctx.server_env, cpus=list(settings.server_cpus)
+            server_args(cell, ctx.certs_dir),
+            env=ctx.server_env,
+            cpus=list(settings.server_cpus),
+            code_dir=ctx.server_code_dir,
+            python=ctx.server_python,
         )
         wait_healthy(server.target, ctx.certs_dir if cell.tls != "off" else None)
         load = make_load(cell, load_job(cell, server.target, ctx.certs_dir, settings, repetition), settings)

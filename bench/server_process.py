@@ -68,8 +68,8 @@ class ServerProcess:
         return self.exit_code
 
 
-def serve_command(args: Sequence[str], cpus: Sequence[int] | None = None) -> list[str]:
-    command = [sys.executable, "-m", "bench.cli", "serve", *args]
+def serve_command(args: Sequence[str], cpus: Sequence[int] | None = None, python: str | None = None) -> list[str]:
+    command = [python or sys.executable, "-m", "bench.cli", "serve", *args]
     taskset = shutil.which("taskset")
     if cpus and taskset:
         # Pinned before the interpreter starts, so every thread and forked server inherits it.
@@ -83,15 +83,26 @@ def start(
     env: dict[str, str] | None = None,
     cpus: Sequence[int] | None = None,
     timeout: float = READY_TIMEOUT_S,
+    code_dir: str | os.PathLike | None = None,
+    python: str | None = None,
 ) -> ServerProcess:
-    """Start ``grpclab serve ARGS`` and wait for its ready line; raises ServerStartError."""
+    """Start ``grpclab serve ARGS`` and wait for its ready line; raises ServerStartError.
+
+    ``code_dir``: serve the code of this source tree (e.g. a base commit's git worktree) instead of the
+    installed one: it is the server's working directory and comes first on its PYTHONPATH.
+    ``python``: the interpreter (and so the packages) to serve with; default this one.
+    """
     stderr = tempfile.NamedTemporaryFile(prefix="grpclab-serve-", suffix=".log", delete=False)  # noqa: SIM115
+    child_env = {**os.environ, **(env or {})}
+    if code_dir is not None:
+        child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(code_dir), child_env.get("PYTHONPATH")]))
     proc = subprocess.Popen(
-        serve_command(args, cpus),
+        serve_command(args, cpus, python),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=stderr,
-        env={**os.environ, **(env or {})},
+        env=child_env,
+        cwd=code_dir,
         start_new_session=True,
     )
     stderr.close()

@@ -1,0 +1,406 @@
+"""`grpclab regress --base GIT_REF`: this checkout's servers against a base commit's, measured interleaved.
+
+What it measures
+----------------
+The base commit is checked out into a temporary git worktree (``git worktree add
+--detach``; removed afterwards, also on failure, Ctrl-C or SIGTERM). Each server
+under test runs from its own source tree: ``python -m bench.cli serve`` with the
+tree as working directory and first on PYTHONPATH. The harness, the load
+generator and the spec are this checkout's (head's) and identical for both
+sides, so the gate measures the **servers** (servers/, protos/, the serve entry
+point, and the packages they run on), not a change of the load generator.
+
+Packages: with ``--base-env auto`` (the default) the base gets **its own
+environment** when its pins (constraints.txt, pyproject.toml) differ from head's:
+a venv inside the temporary directory, built from the base's pins the way
+``make setup`` builds .venv (runtime dependencies only; ~1 min from pip's cache),
+so a grpcio or protobuf upgrade is measured as such. The base's manifest records
+that environment's versions, and the comparison shows the difference as a warning
+instead of refusing it. With identical pins both sides run on this environment
+(the same packages; building a copy would measure nothing). ``--base-env own``
+always builds one; ``--base-env shared`` never does (code changes only).
+
+How it runs
+-----------
+Both sides get the same plan: the spec's cells x repetitions in the runner's
+shuffled, seeded order. Each step is measured on both sides back to back, the
+order within the pair a seeded coin flip (ABBA..., never always base first), one
+server at a time with the spec's CPU pinning. Drift of the machine over the run
+(thermal, noisy neighbours, CI runner load) therefore hits base and head
+equally. Two ordinary run directories result, ``base/`` and ``head/``, plus
+``comparison.md`` and ``comparison.json`` (see bench/compare.py for the statistics).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from . import compare, environment, runner, server_process
+from .runner import Context, Plan, new_manifest
+from .spec import Cell, Settings, SpecError, filter_cells, load_spec, with_settings
+from .store import RunStore
+
+DEFAULT_SPEC = "bench/specs/ci.toml"
+RESULTS_ROOT = Path("results")
+REPO = environment.REPO
+# Harness time per repetition beyond warm-up + window (server start, connect, teardown), for estimates.
+OVERHEAD_PER_REPETITION_S = 1.0
+
+
+class RegressError(Exception):
+    """A gate that cannot run (unknown ref, not a git checkout, base server does not start): exit 2."""
+
+
+# -- interleaved execution (also used by bench.gate_study) -----------------
+
+
+@dataclass
+class Side:
+    """One side of an interleaved comparison: where its rows go and which server code/environment it runs."""
+
+    name: str
+    store: RunStore
+    server_code_dir: Path | None = None
+    server_python: str | None = None
+    server_env: dict[str, str] = field(default_factory=dict)
+    cell_env: dict[str, dict[str, str]] = field(default_factory=dict)  # cell key -> extra server env
+
+
+SideProgress = Callable[[int, int, str, Cell, int, dict], None]
+
+
+def run_interleaved(sides: Sequence[Side], plan: Plan, settings: Settings, progress: SideProgress) -> int:
+    """Measure every plan step on every side, back to back, in a seeded random order per step.
+
+    Steps a side's store already holds are skipped. Returns the number of repetitions measured.
+    """
+    runner.check_cpus(settings)
+    rng = random.Random(settings.seed)
+    done = {side.name: side.store.done() for side in sides}
+    todo = []
+    for order, (cell, rep) in enumerate(plan.steps):
+        shuffled = list(sides)
+        rng.shuffle(shuffled)  # drawn for every step, so the order does not depend on what is already done
+        todo += [(order, cell, rep, side) for side in shuffled if (cell.key(), rep) not in done[side.name]]
+    certs_dir = Path(tempfile.mkdtemp(prefix="grpclab-certs-"))
+    try:
+        from servers import certs
+
+        certs.generate(certs_dir)
+        contexts = {
+            side.name: Context(
+                run_id=side.store.dir.name,
+                settings=settings,
+                certs_dir=certs_dir,
+                server_env=dict(side.server_env),
+                server_code_dir=side.server_code_dir,
+                server_python=side.server_python,
+            )
+            for side in sides
+        }
+        for k, (order, cell, rep, side) in enumerate(todo):
+            ctx = contexts[side.name]
+            extra = side.cell_env.get(cell.key())
+            if extra:
+                ctx = replace(ctx, server_env={**ctx.server_env, **extra})
+            row = runner.measure(cell, rep, order, ctx)
+            side.store.add_row(row)
+            progress(k + 1, len(todo), side.name, cell, rep, row)
+    finally:
+        server_process.stop_all()
+        shutil.rmtree(certs_dir, ignore_errors=True)
+    return len(todo)
+
+
+def estimate_seconds(steps: int, sides: int, settings: Settings) -> float:
+    return steps * sides * (settings.warmup + settings.duration + OVERHEAD_PER_REPETITION_S)
+
+
+def row_text(row: dict) -> str:
+    if row["failed"]:
+        return f"FAILED: {row['error']}"
+    text = f"{row['rps']:,.0f} RPC/s, p99 {row['lat_p99_ms']:.2f} ms, server {row['server_cpu_us_per_rpc']:,.0f} us/RPC"
+    return text + (" (generator saturated)" if row["loadgen_saturated"] else "")
+
+
+def print_progress(done: int, total: int, side: str, cell: Cell, rep: int, row: dict) -> None:
+    print(f"[{done}/{total}] {side:<4} {cell.key()} r{rep}: {row_text(row)}", flush=True)
+
+
+# -- git -----------------------------------------------------------------
+
+
+def _git(repo: Path, *args: str, check: bool = True) -> str:
+    try:
+        done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=120)
+    except FileNotFoundError:
+        raise RegressError("git not found on PATH") from None
+    if check and done.returncode != 0:
+        detail = (done.stderr.strip().splitlines() or ["failed"])[-1]
+        raise RegressError(f"git {' '.join(args)}: {detail}")
+    return done.stdout.strip()
+
+
+def resolve_commit(repo: Path, ref: str) -> str:
+    if not ref or ref.startswith("-"):
+        raise RegressError(f"--base: expected a git ref, got {ref!r}")
+    sha = _git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
+    if not sha:
+        raise RegressError(
+            f"--base: {ref!r} is not a commit in {repo} (in CI, check out with fetch-depth: 0 so base refs exist)"
+        )
+    return sha
+
+
+@contextmanager
+def worktree(repo: Path, commit: str) -> Iterator[Path]:
+    """A detached worktree of ``commit`` in a temporary directory, removed on exit whatever happens."""
+    parent = Path(tempfile.mkdtemp(prefix="grpclab-regress-"))
+    path = parent / "base"
+    try:
+        _git(repo, "worktree", "add", "--detach", str(path), commit)
+        yield path
+    finally:
+        # --force: the servers leave __pycache__ behind; prune: forget it even if removal half-failed.
+        _git(repo, "worktree", "remove", "--force", str(path), check=False)
+        shutil.rmtree(parent, ignore_errors=True)
+        _git(repo, "worktree", "prune", check=False)
+
+
+def _pins_from_text(constraints: str | None, pyproject: str | None) -> dict[str, str]:
+    pins: dict[str, str] = {}
+    lines = list((constraints or "").splitlines())
+    if pyproject:
+        try:
+            project = tomllib.loads(pyproject).get("project", {})
+            lines += list(project.get("dependencies", []))
+        except tomllib.TOMLDecodeError:
+            pass
+    for line in lines:
+        name, sep, version = line.split("#", 1)[0].strip().partition("==")
+        if sep and name.strip():
+            pins[name.strip().lower().replace("_", "-")] = version.strip()
+    return pins
+
+
+def pin_differences(repo: Path, commit: str) -> list[str]:
+    """'name base -> head' for every package pinned differently in the base commit and in this checkout."""
+
+    def show(name: str) -> str | None:
+        text = _git(repo, "show", f"{commit}:{name}", check=False)
+        return text or None
+
+    def read(name: str) -> str | None:
+        try:
+            return (repo / name).read_text()
+        except OSError:
+            return None
+
+    base = _pins_from_text(show("constraints.txt"), show("pyproject.toml"))
+    head = _pins_from_text(read("constraints.txt"), read("pyproject.toml"))
+    return [
+        f"{name} {base.get(name, '(none)')} -> {head.get(name, '(none)')}"
+        for name in sorted(set(base) | set(head))
+        if base.get(name) != head.get(name)
+    ]
+
+
+def _check_server_starts(code_dir: Path, what: str, python: str | None = None) -> None:
+    """Fail fast with one line when a side's server cannot even start (e.g. the base needs other packages)."""
+    try:
+        with server_process.running(
+            ["--impl", "sync", "--port", "0", "--exit-with-parent"], code_dir=code_dir, python=python, timeout=30.0
+        ):
+            pass
+    except server_process.ServerStartError as exc:
+        hint = "" if python else " (if it needs other packages, give it its own environment: --base-env own)"
+        raise RegressError(f"the {what} server does not start from {code_dir}: {exc}{hint}") from None
+
+
+# -- the base's own environment -------------------------------------------------
+
+BASE_ENV_CHOICES = ("auto", "own", "shared")
+ENV_BUILD_TIMEOUT_S = 900.0
+# Run by the base environment's interpreter: what the base server runs on (environment.versions' fields).
+_VERSIONS_SCRIPT = """
+import importlib.metadata as md, json, platform, sys
+def version(name):
+    try:
+        return md.version(name)
+    except md.PackageNotFoundError:
+        return None
+print(json.dumps({"python": platform.python_version(), **{name: version(name) for name in sys.argv[1:]}}))
+"""
+
+
+def build_environment(tree: Path, venv: Path) -> str:
+    """A venv at ``venv`` with the packages ``tree`` pins (its constraints.txt); returns its interpreter.
+
+    What ``make setup`` would install in that checkout (runtime dependencies only), so a
+    dependency upgrade between base and head (e.g. grpcio) is measured, not hidden.
+    """
+    python = str(venv / "bin" / "python")
+    env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    env.pop("PIP_CONSTRAINT", None)  # head's constraints, inherited from make: not the base's
+    if (tree / "constraints.txt").is_file():
+        env["PIP_CONSTRAINT"] = str(tree / "constraints.txt")
+    steps = [
+        [sys.executable, "-m", "venv", str(venv)],
+        [python, "-m", "pip", "install", "--quiet", "-e", f"{tree}[uvloop]"],
+    ]
+    for command in steps:
+        try:
+            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=ENV_BUILD_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise RegressError(
+                f"building the base's environment: {command[2]} took over {ENV_BUILD_TIMEOUT_S:.0f} s"
+            ) from None
+        if done.returncode != 0:
+            detail = ((done.stderr or done.stdout).strip().splitlines() or ["failed"])[-1]
+            raise RegressError(f"building the base's environment ({' '.join(command[1:4])}): {detail}")
+    return python
+
+
+def environment_versions(python: str) -> dict[str, str | None]:
+    """Python's and the recorded packages' versions as seen by another interpreter (the base's venv)."""
+    done = subprocess.run(
+        [python, "-c", _VERSIONS_SCRIPT, *environment.PACKAGES], capture_output=True, text=True, timeout=60
+    )
+    if done.returncode != 0:
+        raise RegressError(f"reading the base environment's versions: {done.stderr.strip()[-200:]}")
+    return json.loads(done.stdout)
+
+
+# -- the command ----------------------------------------------------------
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def regress(
+    *,
+    base_ref: str,
+    spec_path: str = DEFAULT_SPEC,
+    out: Path | None = None,
+    threshold: float = compare.DEFAULT_THRESHOLD,
+    alpha: float = compare.DEFAULT_ALPHA,
+    metrics: str = ",".join(compare.DEFAULT_METRICS),
+    repetitions: int | None = None,
+    filter_expr: str | None = None,
+    fail_on_regression: bool = False,
+    base_env: str = "auto",
+    repo: Path = REPO,
+) -> int:
+    """Run the gate; returns the exit code (0, 1 on a regression with --fail-on-regression, 130 on Ctrl-C)."""
+    metric_names = compare.parse_metrics(metrics)
+    if not 0 < alpha < 1 or threshold < 0:
+        raise compare.CompareError("--alpha must be in (0, 1) and --threshold >= 0")
+    top = Path(_git(repo, "rev-parse", "--show-toplevel"))
+    base_sha = resolve_commit(top, base_ref)
+    head_sha = _git(top, "rev-parse", "HEAD", check=False) or None
+    spec = with_settings(load_spec(spec_path), repetitions=repetitions)
+    cells = filter_cells(spec.cells, filter_expr) if filter_expr else spec.cells
+    if not cells:
+        raise SpecError(f"--filter: {filter_expr!r} selects no cell of {spec.name}")
+    runner.check_cpus(spec.settings)
+    out = out or RESULTS_ROOT / f"regress-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    if out.exists() and any(out.iterdir()):
+        raise RegressError(f"--out: {out} already exists and is not empty")
+    plan = Plan.make(cells, spec.settings)
+
+    if base_env not in BASE_ENV_CHOICES:
+        raise RegressError(f"--base-env: expected one of {', '.join(BASE_ENV_CHOICES)}, got {base_env!r}")
+    pins = pin_differences(top, base_sha)
+    own_env = base_env == "own" or (base_env == "auto" and bool(pins))
+    for line in pins:
+        where = "the base gets its own environment" if own_env else "both sides run on THIS environment's packages"
+        print(f"note: base pins differ from head's: {line}; {where}", file=sys.stderr)
+    minutes = estimate_seconds(len(plan.steps), 2, spec.settings) / 60
+    print(
+        f"regress: base {base_ref} ({base_sha[:12]}) vs head {head_sha[:12] if head_sha else '?'} (this checkout): "
+        f"{len(cells)} cells x {spec.settings.repetitions} repetitions x 2 sides, interleaved; ~{minutes:.1f} min; "
+        f"out {out}",
+        flush=True,
+    )
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    stores: list[RunStore] = []
+    began = time.monotonic()
+    try:
+        with worktree(top, base_sha) as tree:
+            base_python = None
+            if own_env:
+                print(f"building the base's own environment from its pins in {tree.parent / 'venv'}", flush=True)
+                base_python = build_environment(tree, tree.parent / "venv")
+            _check_server_starts(tree, "base", base_python)
+            _check_server_starts(top, "head")
+            manifests = {}
+            for side in ("base", "head"):
+                manifest = new_manifest(spec, plan, filter_expr)
+                manifest["regress"] = {
+                    "side": side,
+                    "ref": base_ref if side == "base" else "HEAD (working tree)",
+                    "commit": base_sha if side == "base" else head_sha,
+                    "base_ref": base_ref,
+                    "base_commit": base_sha,
+                    "server_code": "git worktree of the base commit" if side == "base" else str(top),
+                    "harness": "head's harness and load generator for both sides (measures server-side changes)",
+                    "server_environment": "the base's own venv, from its pins"
+                    if side == "base" and base_python
+                    else "this checkout's environment",
+                }
+                if side == "base":
+                    manifest["environment"]["git"] = environment.git_state(tree)
+                    if base_python:  # what the base's server ran on, so compare shows an upgrade as such
+                        manifest["environment"]["versions"] = environment_versions(base_python)
+                        manifest["environment"]["python_executable"] = base_python
+                manifests[side] = manifest
+            base_store = RunStore.create(out / "base", manifests["base"])
+            head_store = RunStore.create(out / "head", manifests["head"])
+            stores = [base_store, head_store]
+            sides = [
+                Side("base", base_store, server_code_dir=tree, server_python=base_python),
+                Side("head", head_store, server_code_dir=top),
+            ]
+            run_interleaved(sides, plan, spec.settings, print_progress)
+    except KeyboardInterrupt:
+        for store in stores:
+            store.manifest["status"] = "interrupted"
+            store.write_manifest()
+        print(f"\ninterrupted: the worktree is removed; partial runs kept in {out}", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    ended = datetime.now(UTC).isoformat(timespec="seconds")
+    for store in stores:
+        store.manifest.update(status="complete", ended_at=ended)
+        store.write_manifest()
+    print(f"measured in {time.monotonic() - began:.0f} s", flush=True)
+
+    try:
+        # With its own environment the base may differ in grpcio or protobuf on purpose: warned, not refused.
+        cmp = compare.compare_runs(
+            out / "base", out / "head", metric_names, threshold, alpha, allow_env_mismatch=own_env
+        )
+    except compare.CompareError as exc:
+        (out / "comparison.md").write_text(f"## grpclab regress\n\n**The runs could not be compared:** {exc}\n")
+        raise
+    (out / "comparison.md").write_text(compare.to_markdown(cmp))
+    (out / "comparison.json").write_text(compare.to_json(cmp))
+    compare.emit(cmp, "table")
+    print(f"comparison: {out / 'comparison.md'} (and comparison.json); runs: {out / 'base'}, {out / 'head'}")
+    return 1 if fail_on_regression and cmp.regression else 0
