@@ -83,7 +83,12 @@ METRICS = (
     Column("wire_bytes_per_rpc", "float", "B", "wire_tx + wire_rx per OK RPC"),
     Column("payload_ratio", "float", "x", "request payload size / its compressed size under the cell's compression"),
     Column("overhead_s", "float", "s", "harness time of this repetition beyond warm-up + window"),
-    Column("loadgen_saturated", "bool", "", "load generator >= 90 % busy: the numbers may be the client's limit"),
+    Column(
+        "loadgen_saturated",
+        "bool",
+        "",
+        "load generator >= 90 % busy (on a CPU or in its run queue): the numbers may be the client's limit",
+    ),
     Column("server_saturated", "bool", "", "server >= 90 % of its CPUs busy"),
     Column("failed", "bool", "", "the repetition did not produce measurements (see error)"),
     Column("error", "str", "", "why it failed"),

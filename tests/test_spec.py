@@ -644,3 +644,11 @@ def test_full_spec_sweeps():
                 assert (compression, kind, size) in gzip_grid
     assert len({c.rate for c in s.cells if c.mode == "open"}) >= 5
     assert {c.arrival for c in s.cells if c.mode == "open"} == {"constant", "poisson"}
+
+
+def test_crosscheck_spec_pairs_every_cell_with_both_generators():
+    s = load_spec(SPECS / "crosscheck.toml")
+    assert len(s.cells) == 16  # the count in crosscheck.toml's header
+    by_generator = {g: {c.key().replace(f"/{g}", "") for c in s.cells if c.loadgen == g} for g in ("python", "ghz")}
+    assert by_generator["python"] == by_generator["ghz"] and len(by_generator["python"]) == 8
+    assert {(c.payload_size, c.concurrency) for c in s.cells} == {(0, 1), (0, 16), (1024, 1), (1024, 16)}
