@@ -255,6 +255,23 @@ def saturated_note(*frames: pd.DataFrame) -> str:
 # -- the figures ---------------------------------------------------------------
 
 
+def finish(
+    fig: SubFigure,
+    legend_ax,
+    all_stats: list[pd.DataFrame],
+    title: str,
+    caption: str,
+    out_dir: Path,
+    name: str,
+    ncol: int = 6,
+) -> Drawn:
+    """The common end of a line figure: legend (with the saturation marker if any point was), title, file, caption."""
+    handles, labels = legend_ax.get_legend_handles_labels()
+    saturation_legend(fig, handles, labels, any(st["saturated"].any() for st in all_stats), ncol=ncol)
+    fig.suptitle(title)
+    return Drawn(save(fig, out_dir, name), title, caption + saturated_note(*all_stats))
+
+
 def payload(df: pd.DataFrame, manifest: dict, out_dir: Path) -> Drawn:
     title = TITLES["payload"]
     ok = ok_rows(df)
@@ -291,14 +308,10 @@ def payload(df: pd.DataFrame, manifest: dict, out_dir: Path) -> Drawn:
     ax_rps.set_ylim(bottom=0)
     ax_p99.set_ylabel("p99 latency (ms)")
     _log_if_wide(ax_p99, pd.concat(all_stats)["med"])
-    handles, labels = ax_rps.get_legend_handles_labels()
-    saturation_legend(fig, handles, labels, any(st["saturated"].any() for st in all_stats), ncol=4)
-    fig.suptitle(title)
     caption = f"Line style: server model (sync solid, aio dashed); colour: compression. {BARS}. {held_text(held)}"
     if dropped:
         caption += f" Not drawn (measured at one payload size only, see the compression figure): {', '.join(dropped)}."
-    caption += saturated_note(*all_stats)
-    return Drawn(save(fig, out_dir, "payload"), title, caption)
+    return finish(fig, ax_rps, all_stats, title, caption, out_dir, "payload", ncol=4)
 
 
 def gzip(df: pd.DataFrame, manifest: dict, out_dir: Path) -> Drawn:
@@ -339,16 +352,12 @@ def gzip(df: pd.DataFrame, manifest: dict, out_dir: Path) -> Drawn:
             _log_if_wide(ax, sub[metric], ratio=20)
         if ax.get_yscale() == "linear":
             ax.set_ylim(bottom=0)
-    handles, labels = axes[0].get_legend_handles_labels()
-    saturation_legend(fig, handles, labels, any(st["saturated"].any() for st in all_stats))
-    fig.suptitle(title)
     caption = (
         "Server CPU per RPC, bytes on the wire per RPC (TCP, request + reply, framing and headers included) "
         "and p99 latency for each compression setting, one colour per payload kind; lines join adjacent "
         f"app-gzip levels only. {BARS}. {held_text(held)}"
     )
-    caption += saturated_note(*all_stats)
-    return Drawn(save(fig, out_dir, "gzip"), title, caption)
+    return finish(fig, axes[0], all_stats, title, caption, out_dir, "gzip")
 
 
 def workers(df: pd.DataFrame, manifest: dict, out_dir: Path) -> Drawn:
@@ -383,12 +392,8 @@ def workers(df: pd.DataFrame, manifest: dict, out_dir: Path) -> Drawn:
         ax.set_ylabel(label)
         if metric == "rps":
             ax.set_ylim(bottom=0)
-    handles, labels = axes[0].get_legend_handles_labels()
-    saturation_legend(fig, handles, labels, any(st["saturated"].any() for st in all_stats))
-    fig.suptitle(title)
     ref = "aio (which has no thread pool) is the horizontal line" if not aio.empty else "no aio cell matches"
-    caption = f"{BARS}; {ref}. {held_text(held)}" + saturated_note(*all_stats)
-    return Drawn(save(fig, out_dir, "workers"), title, caption)
+    return finish(fig, axes[0], all_stats, title, f"{BARS}; {ref}. {held_text(held)}", out_dir, "workers")
 
 
 def processes(df: pd.DataFrame, manifest: dict, out_dir: Path) -> Drawn:
@@ -415,11 +420,7 @@ def processes(df: pd.DataFrame, manifest: dict, out_dir: Path) -> Drawn:
         ax.set_ylabel(label)
         if metric == "rps":
             ax.set_ylim(bottom=0)
-    handles, labels = axes[0].get_legend_handles_labels()
-    saturation_legend(fig, handles, labels, any(st["saturated"].any() for st in all_stats))
-    fig.suptitle(title)
-    caption = f"{BARS}. {held_text(held)}" + saturated_note(*all_stats)
-    return Drawn(save(fig, out_dir, "processes"), title, caption)
+    return finish(fig, axes[0], all_stats, title, f"{BARS}. {held_text(held)}", out_dir, "processes")
 
 
 def tls(df: pd.DataFrame, manifest: dict, out_dir: Path) -> Drawn:
@@ -537,9 +538,6 @@ def open_loop(df: pd.DataFrame, manifest: dict, out_dir: Path) -> Drawn:
     ax.set_xlabel("achieved throughput (RPC/s)")
     ax.set_ylabel("latency from intended send time (ms)")
     ax.set_xlim(left=0)
-    handles, labels = ax.get_legend_handles_labels()
-    saturation_legend(fig, handles, labels, any(st["saturated"].any() for st in all_stats), ncol=4)
-    fig.suptitle(title)
     caption = (
         "Each point is one offered rate (labelled), placed at the throughput achieved; p99 solid, p50 dotted. "
         f"{BARS} (both axes). "
@@ -551,8 +549,8 @@ def open_loop(df: pd.DataFrame, manifest: dict, out_dir: Path) -> Drawn:
         )
     else:
         caption += "No knee: the manifest has no settings.slo_p99_ms. "
-    caption += held_text(held) + saturated_note(*all_stats)
-    return Drawn(save(fig, out_dir, "open_loop"), title, caption)
+    caption += held_text(held)
+    return finish(fig, ax, all_stats, title, caption, out_dir, "open_loop", ncol=4)
 
 
 PERCENTILE_TICKS = (50.0, 90.0, 99.0, 99.9, 99.99)

@@ -140,10 +140,10 @@ def warnings(df: pd.DataFrame, manifest: dict) -> str:
         )
     saturated = int(cells["loadgen_saturated"].sum())
     if saturated:
+        warning = summary.saturation_warning(saturated, len(cells))
         out.append(
-            f'<p class="warn">In {saturated} of {len(cells)} cells the load generator was &gt;= 90 % busy '
-            "(yellow rows; red rings or hatching in the figures): their RPC/s and latency may be the client's limit, "
-            "not the server's.</p>"
+            f'<p class="warn">{html.escape(warning[:1].upper() + warning[1:])} '
+            "(yellow rows; red rings or hatching in the figures).</p>"
         )
     return "\n".join(out)
 

@@ -24,6 +24,14 @@ SHOWN = (
 MAX_AXIS_COLUMNS = 6
 
 
+def saturation_warning(saturated: int, cells: int) -> str:
+    """The one wording of 'some cells measured the client', for the terminal summary and the report."""
+    return (
+        f"in {saturated} of {cells} cells the load generator was >= 90 % busy: "
+        "their RPC/s and latency may be the client's limit, not the server's"
+    )
+
+
 def _short(axis: str, value: object) -> str:
     if axis == "payload_size":
         size = int(value)
@@ -92,8 +100,7 @@ def render(df: pd.DataFrame, console: Console | None = None, title: str = "") ->
     saturated = int(cells["loadgen_saturated"].sum())
     if saturated:
         console.print(
-            f"[yellow]warning: in {saturated} of {len(cells)} cells the load generator was >= 90 % busy: "
-            "their RPC/s and latency may be the client's limit, not the server's "
+            f"[yellow]warning: {saturation_warning(saturated, len(cells))} "
             '(try loadgen = "ghz", or give the generator more CPUs).[/yellow]'
         )
     failed = int((cells["failed"] > 0).sum())
