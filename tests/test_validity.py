@@ -154,6 +154,8 @@ def test_injected_delay_is_measured_as_the_median_latency(lab, impl):
     # RPCs adds at most one RPC's time (mean / duration) on top.
     busy = row["rps"] * row["lat_mean_ms"] / 1000
     assert 0.9 <= busy <= 1 + row["lat_mean_ms"] / 1000 / row["duration_s"] + 0.005, busy
+    # One RPC in flight: the row says that the generator's own time is in every round trip.
+    assert "one RPC in flight: every round trip includes the load generator's own" in row["notes"]
 
 
 # -- 2. a server stall: open loop shows it, closed loop hides it ------------------------------
