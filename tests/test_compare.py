@@ -442,6 +442,7 @@ def test_regress_unknown_ref_is_one_line_exit_2(tiny_spec_file):
     assert _worktrees() == before
 
 
+@pytest.mark.timeout(900)  # builds a venv: from pip's cache (filled by make setup) about 30 s, longer without it
 def test_regress_can_give_the_base_its_own_environment(tiny_spec_file, tmp_path):
     """--base-env own (what auto does when the pins differ): the base server runs on a venv built from its pins."""
     before = _worktrees()
