@@ -121,7 +121,8 @@ def run_interleaved(sides: Sequence[Side], plan: Plan, settings: Settings, progr
             side.store.add_row(row)
             progress(k + 1, len(todo), side.name, cell, rep, row)
     finally:
-        server_process.stop_all()
+        # No server_process.stop_all() here: runner.measure stops its own server whatever happens,
+        # and stop_all would also end servers that someone else in this process started (a test's).
         shutil.rmtree(certs_dir, ignore_errors=True)
     return len(todo)
 

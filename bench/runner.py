@@ -303,7 +303,8 @@ def execute(
             progress(k + 1, len(todo), cell, rep, row)
     finally:
         signal.signal(signal.SIGTERM, previous)
-        server_process.stop_all()
+        # measure() stops its own server whatever happens; stop_all() would also end servers
+        # started by others in this process.
         shutil.rmtree(certs_dir, ignore_errors=True)
     return len(todo)
 
