@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--slowdown", type=float, default=0.10, help="server CPU rise of B (default 0.10)")
     parser.add_argument("--calibration-repetitions", type=int, default=3)
-    parser.add_argument("--metric", default=",".join(compare.DEFAULT_METRICS))
+    parser.add_argument("--metric", default=",".join(compare.GATE_METRICS))
     parser.add_argument("--threshold", type=float, default=compare.DEFAULT_THRESHOLD)
     parser.add_argument("--alpha", type=float, default=compare.DEFAULT_ALPHA)
     parser.add_argument("--filter", metavar="EXPR", help="only cells matching, e.g. impl=sync")

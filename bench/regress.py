@@ -300,7 +300,7 @@ def regress(
     out: Path | None = None,
     threshold: float = compare.DEFAULT_THRESHOLD,
     alpha: float = compare.DEFAULT_ALPHA,
-    metrics: str = ",".join(compare.DEFAULT_METRICS),
+    metrics: str = ",".join(compare.GATE_METRICS),
     repetitions: int | None = None,
     filter_expr: str | None = None,
     fail_on_regression: bool = False,

@@ -461,3 +461,12 @@ def test_regress_can_give_the_base_its_own_environment(tiny_spec_file, tmp_path)
     assert not Path(python).exists()  # removed with the worktree
     assert _worktrees() == before
     assert len(results.load(out / "base")) == 2 and not results.load(out / "base")["failed"].any()
+
+
+def test_cli_metric_defaults_are_compare_s_and_the_gate_s():
+    from bench.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["compare", "a", "b"]).metric == ",".join(compare.DEFAULT_METRICS)
+    assert parser.parse_args(["regress", "--base", "x"]).metric == ",".join(compare.GATE_METRICS)
+    assert "lat_p99_ms" not in compare.GATE_METRICS and set(compare.GATE_METRICS) < set(compare.DEFAULT_METRICS)
