@@ -23,7 +23,7 @@ import pytest
 
 from bench import compare, regress, results, schema, server_process
 from bench.runner import Plan, new_manifest
-from bench.spec import Cell, parse_spec
+from bench.spec import DEFAULTS, Cell, parse_spec
 from bench.store import RunStore
 
 REPO = Path(__file__).resolve().parent.parent
@@ -159,23 +159,8 @@ def test_zeros_are_compared_on_raw_values():
 
 # -- comparing tables ------------------------------------------------------
 
-CELL = dict(
-    impl="sync",
-    rpc="unary",
-    workers=4,
-    processes=1,
-    payload_size=1024,
-    payload_kind="text",
-    compression="none",
-    tls="off",
-    concurrency=1,
-    connections=1,
-    stream_messages=1,
-    mode="closed",
-    rate=0.0,
-    arrival="constant",
-    loadgen="python",
-)
+# The spec's default cell, as a unary 1 KiB call with one in flight (unary normalizes stream_messages to 1).
+CELL = {**DEFAULTS, "payload_size": 1024, "concurrency": 1, "stream_messages": 1}
 
 
 def synthetic_rows(cell: Cell, values: dict[str, np.ndarray], **flags) -> list[dict]:
