@@ -281,6 +281,13 @@ def check_metrics(metrics: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(metrics))
 
 
+def check_alpha_threshold(alpha: float, threshold: float) -> None:
+    if not 0 < alpha < 1:
+        raise CompareError(f"--alpha: expected a number between 0 and 1, got {alpha}")
+    if not threshold >= 0:
+        raise CompareError(f"--threshold: expected a number >= 0 (0.05 = 5 %), got {threshold}")
+
+
 def usable(df: pd.DataFrame) -> pd.Series:
     """Rows the statistics may use: not failed, load generator not saturated."""
     return ~df["failed"].astype(bool) & ~df["loadgen_saturated"].astype(bool)
@@ -324,10 +331,7 @@ def compare_frames(
 ) -> Comparison:
     """Compare two tidy tables (results.load); raises CompareError when they share no cell."""
     metrics = check_metrics(metrics)
-    if not 0 < alpha < 1:
-        raise CompareError(f"--alpha: expected a number between 0 and 1, got {alpha}")
-    if not threshold >= 0:
-        raise CompareError(f"--threshold: expected a number >= 0 (0.05 = 5 %), got {threshold}")
+    check_alpha_threshold(alpha, threshold)
     base_keys = list(dict.fromkeys(base.sort_values("order")["cell_key"].astype(str)))
     head_keys = set(head["cell_key"].astype(str))
     common = [k for k in base_keys if k in head_keys]

@@ -26,8 +26,7 @@ SHOWN = ("impl", "payload_size", "concurrency")
 
 def pairs(df: pd.DataFrame) -> pd.DataFrame:
     """One row per cell measured with both generators: medians per generator, side by side."""
-    ok = df[~df["failed"].astype(bool)].copy()
-    ok["python_saturated"] = ok["loadgen_saturated"].astype(bool)
+    ok = df[~df["failed"].astype(bool)].astype({"loadgen_saturated": bool, "server_saturated": bool})
     axes = [a for a in AXES if a in ok.columns]
     agg = ok.groupby([*axes, "loadgen"], dropna=False).agg(
         reps=("rps", "size"),
@@ -35,9 +34,8 @@ def pairs(df: pd.DataFrame) -> pd.DataFrame:
         p50=("lat_p50_ms", "median"),
         p99=("lat_p99_ms", "median"),
         gen_us=("loadgen_cpu_us_per_rpc", "median"),
-        gen_util=("loadgen_cpu_util", "median"),
         server_util=("server_cpu_util", "median"),
-        saturated=("python_saturated", "mean"),  # share of repetitions flagged
+        saturated=("loadgen_saturated", "mean"),  # share of repetitions flagged
         server_saturated=("server_saturated", "mean"),
     )
     wide = agg.unstack("loadgen")

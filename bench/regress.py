@@ -236,16 +236,6 @@ def _check_server_starts(code_dir: Path, what: str, python: str | None = None) -
 
 BASE_ENV_CHOICES = ("auto", "own", "shared")
 ENV_BUILD_TIMEOUT_S = 900.0
-# Run by the base environment's interpreter: what the base server runs on (environment.versions' fields).
-_VERSIONS_SCRIPT = """
-import importlib.metadata as md, json, platform, sys
-def version(name):
-    try:
-        return md.version(name)
-    except md.PackageNotFoundError:
-        return None
-print(json.dumps({"python": platform.python_version(), **{name: version(name) for name in sys.argv[1:]}}))
-"""
 
 
 def build_environment(tree: Path, venv: Path) -> str:
@@ -277,10 +267,10 @@ def build_environment(tree: Path, venv: Path) -> str:
 
 
 def environment_versions(python: str) -> dict[str, str | None]:
-    """Python's and the recorded packages' versions as seen by another interpreter (the base's venv)."""
-    done = subprocess.run(
-        [python, "-c", _VERSIONS_SCRIPT, *environment.PACKAGES], capture_output=True, text=True, timeout=60
-    )
+    """environment.versions() as another interpreter (the base's venv) sees it: this checkout's
+    bench.environment (stdlib only), imported from the working directory, run on that interpreter."""
+    script = "import json; from bench.environment import versions; print(json.dumps(versions()))"
+    done = subprocess.run([python, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60)
     if done.returncode != 0:
         raise RegressError(f"reading the base environment's versions: {done.stderr.strip()[-200:]}")
     return json.loads(done.stdout)
@@ -309,8 +299,7 @@ def regress(
 ) -> int:
     """Run the gate; returns the exit code (0, 1 on a regression with --fail-on-regression, 130 on Ctrl-C)."""
     metric_names = compare.parse_metrics(metrics)
-    if not 0 < alpha < 1 or threshold < 0:
-        raise compare.CompareError("--alpha must be in (0, 1) and --threshold >= 0")
+    compare.check_alpha_threshold(alpha, threshold)  # before measuring, not after
     top = Path(_git(repo, "rev-parse", "--show-toplevel"))
     base_sha = resolve_commit(top, base_ref)
     head_sha = _git(top, "rev-parse", "HEAD", check=False) or None
