@@ -71,7 +71,7 @@ def _cmd_certs(args: argparse.Namespace) -> int:
 
 
 def _cmd_call(args: argparse.Namespace) -> int:
-    from .call import run_calls
+    from .load.call import run_calls
 
     return run_calls(args.target, tls_dir=args.tls, compression=args.compression, timeout=args.timeout)
 

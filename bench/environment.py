@@ -47,8 +47,8 @@ def versions() -> dict[str, str | None]:
 
 
 def ghz_version() -> str | None:
-    from .ghz import find_ghz
-    from .ghz import ghz_version as version
+    from .load.ghz import find_ghz
+    from .load.ghz import ghz_version as version
 
     return version(find_ghz()) if find_ghz() else None
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pandas as pd
 from hdrh.histogram import HdrHistogram
 
-from . import histogram as hdr
 from . import schema
+from .load import histogram as hdr
 from .spec import ALLOWED, AXES
 
 RUN_SCHEMA = "grpclab.run/1"

@@ -24,12 +24,13 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from . import environment, histogram, sampling, schema, server_process
-from .channels import channel_credentials
-from .loadgen import LoadError, LoadResult, PythonLoad
+from . import environment, sampling, schema, server_process
+from .load import histogram
+from .load.channels import channel_credentials
+from .load.python_load import LoadError, LoadResult, PythonLoad
+from .load.workload import grpc_compression
 from .spec import Cell, Settings, Spec
 from .store import RunStore
-from .workload import grpc_compression
 
 HEALTH_TIMEOUT_S = 20.0
 SATURATED = 0.9  # fraction of the pinned CPUs busy
@@ -138,7 +139,7 @@ def _sleep_until(moment: float) -> None:
 def make_load(cell: Cell, job: dict, settings: Settings):
     rpc_timeout = max(1.0, settings.cell_timeout - settings.warmup - settings.duration)
     if cell.loadgen == "ghz":
-        from .ghz import GhzLoad
+        from .load.ghz import GhzLoad
 
         return GhzLoad(job, list(settings.loadgen_cpus), rpc_timeout)
     return PythonLoad(job, settings.loadgen_processes, list(settings.loadgen_cpus), rpc_timeout)

@@ -1,4 +1,4 @@
-"""bench/ghz.py: ghz's arguments, its JSON report, the subprocess wrapper, and real ghz against both servers.
+"""bench/load/ghz.py: ghz's arguments, its JSON report, the subprocess wrapper, and real ghz against both servers.
 
 The unit tests run a fake `ghz` (a Python script written to tmp_path that records its arguments and
 writes a canned report, exits 1, hangs or writes garbage). The integration tests need the real ghz
@@ -22,8 +22,9 @@ from pathlib import Path
 import pytest
 from google.protobuf.internal.decoder import _DecodeVarint
 
-from bench import ghz, histogram, runner, server_process
-from bench.ghz import GhzLoad, LoadError
+from bench import runner, server_process
+from bench.load import ghz, histogram
+from bench.load.ghz import GhzLoad, LoadError
 from bench.spec import Cell, Settings
 from protos import chat_pb2, greet_pb2, lab_pb2, number_stream_pb2, sum_stream_pb2
 from servers import certs, payloads

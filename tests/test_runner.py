@@ -205,7 +205,7 @@ def wait_for(condition, timeout: float, what: str, proc: subprocess.Popen | None
 def mid_cell(cli: Cli, run_dir: Path, proc: subprocess.Popen) -> None:
     """Wait until at least one repetition is on disk and another one is being measured."""
     wait_for(
-        lambda: cell_files(run_dir) and cli.lab_processes("bench.loadgen_worker"),
+        lambda: cell_files(run_dir) and cli.lab_processes("bench.load.worker"),
         timeout=90,
         what="a finished repetition and a running one",
         proc=proc,
@@ -306,7 +306,7 @@ def test_killed_run_leaves_no_process_and_resume_runs_only_the_missing_repetitio
     proc = cli.start("run", write_spec(tmp_path, SIX), "--out", out)
     mid_cell(cli, out, proc)
     servers = cli.lab_processes("bench.cli serve")
-    loadgens = cli.lab_processes("bench.loadgen_worker")
+    loadgens = cli.lab_processes("bench.load.worker")
     assert servers and loadgens, "the kill must land while a cell is being measured"
     # while there: the server really runs on CPU 0 and the load generator on CPU 1
     for group, cpus in ((servers, [0]), (loadgens, [1])):

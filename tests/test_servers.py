@@ -24,7 +24,7 @@ from google.protobuf import descriptor_pool
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
-from bench.channels import open_channel
+from bench.load.channels import open_channel
 from bench.server_process import ServerProcess
 from protos import (
     chat_pb2,

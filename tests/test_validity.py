@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import histogram, runner
+from bench import runner
+from bench.load import histogram
 from bench.spec import Cell, Settings, parse_spec
 from servers import certs
 from servers.faults import ENV_CPU_US, ENV_DELAY_US, ENV_STALL

@@ -1,4 +1,4 @@
-"""One Python load-generator process: ``python -m bench.loadgen_worker`` (started by bench.loadgen).
+"""One Python load-generator process: ``python -m bench.load.worker`` (started by bench.load.python_load).
 
 ``--parent PID``: exit when that process (the harness) dies, even by SIGKILL.
 

@@ -58,7 +58,7 @@ def worker_count(requested: int, connections: int, concurrency: int) -> int:
 
 
 def _command(cpus: list[int] | None) -> list[str]:
-    command = [sys.executable, "-m", "bench.loadgen_worker", "--parent", str(os.getpid())]
+    command = [sys.executable, "-m", "bench.load.worker", "--parent", str(os.getpid())]
     taskset = shutil.which("taskset")
     if cpus and taskset:
         command = [taskset, "-c", ",".join(map(str, cpus)), *command]

@@ -1,7 +1,7 @@
 """ghz (github.com/bojand/ghz, Go) as the lab's second load generator: a subprocess wrapper.
 
 ``GhzLoad`` has PythonLoad's interface (``start()`` -> measured window, ``result()`` ->
-:class:`~bench.loadgen.LoadResult`, ``close()``), so the runner treats both alike.
+:class:`~bench.load.python_load.LoadResult`, ``close()``), so the runner treats both alike.
 
 How a cell maps onto one ghz run (no shell; ``taskset -c`` pins it like the Python workers):
 
@@ -45,7 +45,7 @@ from protos import chat_pb2, greet_pb2, number_stream_pb2, sum_stream_pb2
 from servers import payloads
 
 from . import histogram
-from .loadgen import LoadError, LoadResult
+from .python_load import LoadError, LoadResult
 from .workload import Workload, app_gzip_level
 
 GHZ_VERSION = "v0.121.0"  # what `make ghz` builds (Makefile GHZ_VERSION)
@@ -147,7 +147,7 @@ def check_job(job: dict) -> None:
 
 
 def request_message(job: dict):
-    """The one request message every ghz call sends, with the lab's fields (what bench.workload sends)."""
+    """The one request message every ghz call sends, with the lab's fields (what bench.load.workload sends)."""
     _, _, cls = CALLS[job["rpc"]]
     level = app_gzip_level(job["compression"])
     fields = {
