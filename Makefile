@@ -62,7 +62,7 @@ ghz-if-go:
 		echo "ghz: Go not found; install Go >= 1.23 to get ghz; the Python load generator works without it"; \
 	elif [ ! -x $(BIN)/ghz ]; then $(MAKE) --no-print-directory ghz; fi
 
-# --- the regression gate (bench/regress.py) and the micro-benchmarks (bench/micro) ---
+# --- the regression gate (bench/gate/regress.py) and the micro-benchmarks (bench/micro) ---
 # `make regress BASE=origin/main`: this checkout's servers vs BASE's, interleaved; exit 1 on a regression.
 BASE ?= origin/main
 

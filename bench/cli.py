@@ -32,8 +32,8 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from servers.faults import FaultConfigError
     from servers.transport import BindError
 
-    from .results import ResultsError
-    from .runner import RunError
+    from .analysis.results import ResultsError
+    from .run.executor import RunError
     from .spec import SpecError
 
     return (UsageError, CertError, ConfigError, FaultConfigError, BindError, SpecError, ResultsError, RunError)
@@ -77,7 +77,7 @@ def _cmd_call(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .run_command import run
+    from .run.command import run
 
     return run(
         spec_path=args.spec,
@@ -92,20 +92,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    from .doctor import main as doctor
+    from .machine.doctor import main as doctor
 
     return doctor()
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from .report import write
+    from .analysis.report import write
 
     print(write(args.run_dir, args.out))
     return 0
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import CompareError, main
+    from .gate.compare import CompareError, main
 
     try:
         return main(
@@ -123,8 +123,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_regress(args: argparse.Namespace) -> int:
-    from .compare import CompareError
-    from .regress import RegressError, regress
+    from .gate.compare import CompareError
+    from .gate.regress import RegressError, regress
 
     try:
         return regress(

@@ -1,6 +1,6 @@
 """Shared fixtures: one throwaway TLS set per session, and `grpclab serve` subprocesses that always get stopped.
 
-Servers are started through bench.server_process (the harness's own code path). Every server a test
+Servers are started through bench.run.server_process (the harness's own code path). Every server a test
 (or a module) starts is stopped at teardown, even when the test failed, and the test fails when a server
 died during the test or did not exit 0 on SIGTERM: a server that crashes or hangs on shutdown is a bug.
 """
@@ -15,13 +15,13 @@ from typing import IO
 
 import pytest
 
-from bench import server_process
-from bench.server_process import ServerProcess
+from bench.run import server_process
+from bench.run.server_process import ServerProcess
 from servers import certs
 
 # Every test server stops this fast after SIGTERM (open RPCs get this long to finish).
 GRACE_S = 1.0
-# bench.server_process SIGKILLs a server still alive this long after SIGTERM (a shutdown hang).
+# bench.run.server_process SIGKILLs a server still alive this long after SIGTERM (a shutdown hang).
 STOP_TIMEOUT_S = GRACE_S + 6.0
 
 

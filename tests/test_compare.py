@@ -21,10 +21,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import compare, regress, results, schema, server_process
-from bench.runner import Plan, new_manifest
+from bench.analysis import results, schema
+from bench.gate import compare, regress
+from bench.run import server_process
+from bench.run.manifest import new_manifest
+from bench.run.plan import Plan
+from bench.run.store import RunStore
 from bench.spec import DEFAULTS, Cell, parse_spec
-from bench.store import RunStore
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -277,7 +280,7 @@ def test_injected_slowdown_fails_the_gate(real_runs):
 def test_a_a_pair_passes_the_gate(real_runs):
     # Real A/A noise at a 25 % threshold: only a systematic difference between two runs of the
     # same code could fail this. (How often the gate's default 5 % fires on A/A is measured by
-    # bench.gate_study, not asserted here.)
+    # bench.gate.study, not asserted here.)
     done = grpclab("compare", str(real_runs["A"]), str(real_runs["A2"]), "--fail-on-regression", "--threshold", "0.25")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "no significant regression" in done.stdout

@@ -1,11 +1,11 @@
-"""bench.crosscheck: Python generator vs ghz, paired cell by cell from the tidy schema."""
+"""bench.analysis.crosscheck: Python generator vs ghz, paired cell by cell from the tidy schema."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from bench import crosscheck, results
+from bench.analysis import crosscheck, results
 
 
 def rows(python: dict, ghz: dict, **axes) -> pd.DataFrame:

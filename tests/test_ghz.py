@@ -22,9 +22,10 @@ from pathlib import Path
 import pytest
 from google.protobuf.internal.decoder import _DecodeVarint
 
-from bench import runner, server_process
 from bench.load import ghz, histogram
 from bench.load.ghz import GhzLoad, LoadError
+from bench.run import measure as runner
+from bench.run import server_process
 from bench.spec import Cell, Settings
 from protos import chat_pb2, greet_pb2, lab_pb2, number_stream_pb2, sum_stream_pb2
 from servers import certs, payloads

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench import crosscheck, results, schema
+from bench.analysis import crosscheck, results, schema
 
 REPO = Path(__file__).resolve().parent.parent
 README = (REPO / "README.md").read_text()

@@ -1,4 +1,4 @@
-"""`grpclab report` and the notebooks, on one small real run made once per session (bench.sample_run).
+"""`grpclab report` and the notebooks, on one small real run made once per session (bench.run.sample).
 
 The report: every image is a PNG beside the page, one summary row per cell, failed and saturated cells flagged,
 figures the run has no data for left out with a note, bad input one line and exit 2. The notebooks (marker
@@ -20,7 +20,8 @@ import nbformat
 import pandas as pd
 import pytest
 
-from bench import figures, report, results, sample_run
+from bench.analysis import figures, report, results
+from bench.run import sample as sample_run
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = REPO / "notebooks"

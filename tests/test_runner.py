@@ -32,10 +32,12 @@ import pandas as pd
 import psutil
 import pytest
 
-from bench import environment, results, schema
-from bench.runner import Plan, new_manifest
+from bench.analysis import results, schema
+from bench.machine import environment
+from bench.run.manifest import new_manifest
+from bench.run.plan import Plan
+from bench.run.store import CELLS_DIR, RunStore, cell_file_name
 from bench.spec import load_spec, parse_spec, with_settings
-from bench.store import CELLS_DIR, RunStore, cell_file_name
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "GRPCLAB_TEST_RUNNER_TOKEN"

@@ -25,7 +25,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
 from bench.load.channels import open_channel
-from bench.server_process import ServerProcess
+from bench.run.server_process import ServerProcess
 from protos import (
     chat_pb2,
     chat_pb2_grpc,

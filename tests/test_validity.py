@@ -2,7 +2,7 @@
 
 Each test puts a *known* cost into a real server through the test-only fault knobs
 (servers/faults.py: a sleep, CPU time, a stall) or sends a known number of bytes, runs
-one repetition through the harness's own code path (bench.runner.measure: real server
+one repetition through the harness's own code path (bench.run.measure: real server
 pinned to CPU 0, real load generator pinned to CPU 1, kernel counters), and checks
 that the row measures that cost back. If one of these fails, the lab's numbers lie.
 
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import runner
 from bench.load import histogram
+from bench.run import measure as runner
 from bench.spec import Cell, Settings, parse_spec
 from servers import certs
 from servers.faults import ENV_CPU_US, ENV_DELAY_US, ENV_STALL
@@ -55,7 +55,7 @@ SHOWN = (
 
 
 class Lab:
-    """Measures one repetition of a cell through bench.runner.measure; rows are memoized per module."""
+    """Measures one repetition of a cell through bench.run.measure; rows are memoized per module."""
 
     def __init__(self, certs_dir: Path) -> None:
         self.certs_dir = certs_dir

@@ -1,7 +1,7 @@
 """One unary RPC, round trip, against each server model: a `grpclab serve` subprocess, a blocking client here.
 
 A latency number of the whole stack (client stub, HTTP/2, server model, servicer) without the load
-generator; each server is started once per module through bench.server_process, like the harness does.
+generator; each server is started once per module through bench.run.server_process, like the harness does.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
-from bench.server_process import running
+from bench.run.server_process import running
 from protos import greet_pb2, greet_pb2_grpc, lab_pb2
 from servers import payloads
 

@@ -28,7 +28,7 @@ order within the pair a seeded coin flip (ABBA..., never always base first), one
 server at a time with the spec's CPU pinning. Drift of the machine over the run
 (thermal, noisy neighbours, CI runner load) therefore hits base and head
 equally. Two ordinary run directories result, ``base/`` and ``head/``, plus
-``comparison.md`` and ``comparison.json`` (see bench/compare.py for the statistics).
+``comparison.md`` and ``comparison.json`` (see bench/gate/stats.py for the statistics).
 """
 
 from __future__ import annotations
@@ -49,10 +49,15 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import compare, environment, runner, server_process
-from .runner import Context, Plan, new_manifest
-from .spec import Cell, Settings, SpecError, filter_cells, load_spec, with_settings
-from .store import RunStore
+from ..machine import environment
+from ..run import server_process
+from ..run.executor import check_cpus
+from ..run.manifest import new_manifest
+from ..run.measure import Context, measure
+from ..run.plan import Plan
+from ..run.store import RunStore
+from ..spec import Cell, Settings, SpecError, filter_cells, load_spec, with_settings
+from . import compare
 
 DEFAULT_SPEC = "bench/specs/ci.toml"
 RESULTS_ROOT = Path("results")
@@ -65,7 +70,7 @@ class RegressError(Exception):
     """A gate that cannot run (unknown ref, not a git checkout, base server does not start): exit 2."""
 
 
-# -- interleaved execution (also used by bench.gate_study) -----------------
+# -- interleaved execution (also used by bench.gate.study) -----------------
 
 
 @dataclass
@@ -88,7 +93,7 @@ def run_interleaved(sides: Sequence[Side], plan: Plan, settings: Settings, progr
 
     Steps a side's store already holds are skipped. Returns the number of repetitions measured.
     """
-    runner.check_cpus(settings)
+    check_cpus(settings)
     rng = random.Random(settings.seed)
     done = {side.name: side.store.done() for side in sides}
     todo = []
@@ -117,11 +122,11 @@ def run_interleaved(sides: Sequence[Side], plan: Plan, settings: Settings, progr
             extra = side.cell_env.get(cell.key())
             if extra:
                 ctx = replace(ctx, server_env={**ctx.server_env, **extra})
-            row = runner.measure(cell, rep, order, ctx)
+            row = measure(cell, rep, order, ctx)
             side.store.add_row(row)
             progress(k + 1, len(todo), side.name, cell, rep, row)
     finally:
-        # No server_process.stop_all() here: runner.measure stops its own server whatever happens,
+        # No server_process.stop_all() here: measure() stops its own server whatever happens,
         # and stop_all would also end servers that someone else in this process started (a test's).
         shutil.rmtree(certs_dir, ignore_errors=True)
     return len(todo)
@@ -268,8 +273,8 @@ def build_environment(tree: Path, venv: Path) -> str:
 
 def environment_versions(python: str) -> dict[str, str | None]:
     """environment.versions() as another interpreter (the base's venv) sees it: this checkout's
-    bench.environment (stdlib only), imported from the working directory, run on that interpreter."""
-    script = "import json; from bench.environment import versions; print(json.dumps(versions()))"
+    bench.machine.environment (stdlib only), imported from the working directory, run on that interpreter."""
+    script = "import json; from bench.machine.environment import versions; print(json.dumps(versions()))"
     done = subprocess.run([python, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60)
     if done.returncode != 0:
         raise RegressError(f"reading the base environment's versions: {done.stderr.strip()[-200:]}")
@@ -307,7 +312,7 @@ def regress(
     cells = filter_cells(spec.cells, filter_expr) if filter_expr else spec.cells
     if not cells:
         raise SpecError(f"--filter: {filter_expr!r} selects no cell of {spec.name}")
-    runner.check_cpus(spec.settings)
+    check_cpus(spec.settings)
     out = out or RESULTS_ROOT / f"regress-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
     if out.exists() and any(out.iterdir()):
         raise RegressError(f"--out: {out} already exists and is not empty")

@@ -2,8 +2,8 @@
 
 RUN_DIR/report/index.html holds the figures (PNG files in the same directory, relative links, no script, no
 CDN), a note for each figure the run has no data for, the summary table (one row per cell: medians over
-repetitions, failed and saturated cells flagged) and the run's manifest. Figures are drawn by bench.figures;
-everything is read through bench.results, so a bad run directory is one ResultsError line.
+repetitions, failed and saturated cells flagged) and the run's manifest. Figures are drawn by bench.analysis.figures;
+everything is read through bench.analysis.results, so a bad run directory is one ResultsError line.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..spec import AXES
 from . import figures, results, summary
-from .spec import AXES
 
 REPORT_DIR = "report"
 INDEX = "index.html"

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 PACKAGES = ("grpcio", "protobuf", "grpcio-tools", "hdrhistogram", "pandas", "pyarrow")
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def cpu_model() -> str:
@@ -47,8 +47,8 @@ def versions() -> dict[str, str | None]:
 
 
 def ghz_version() -> str | None:
-    from .load.ghz import find_ghz
-    from .load.ghz import ghz_version as version
+    from ..load.ghz import find_ghz
+    from ..load.ghz import ghz_version as version
 
     return version(find_ghz()) if find_ghz() else None
 

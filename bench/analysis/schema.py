@@ -3,14 +3,14 @@
 One row per cell x repetition. Axis columns come from bench.spec.Cell; every
 other column is declared here with its type, unit and meaning, and this table
 is also what the README's metric reference is generated from
-(``python -m bench.schema``).
+(``python -m bench.analysis.schema``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .spec import AXES
+from ..spec import AXES
 
 SCHEMA_VERSION = "grpclab.cell/1"
 

@@ -19,7 +19,7 @@ def _tool_version(command: list[str]) -> str | None:
 
 
 def _ghz() -> str | None:
-    from .load.ghz import find_ghz
+    from ..load.ghz import find_ghz
 
     return find_ghz()
 

@@ -6,7 +6,7 @@ value. The caption says what was held. Points are the median over a cell's succe
 span their min..max. A figure whose data the run lacks raises ``Skip`` with a one-line reason instead of being
 drawn empty.
 
-Reads only what bench.results returns; draws with matplotlib's object API (Agg canvas, no pyplot state).
+Reads only what bench.analysis.results returns; draws with matplotlib's object API (Agg canvas, no pyplot state).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure, SubFigure
 
+from ..spec import AXES
 from . import results
-from .spec import AXES
 
 DPI = 110
 IMPL_STYLE = {"sync": dict(linestyle="-", marker="o"), "aio": dict(linestyle="--", marker="s")}
@@ -157,7 +157,7 @@ def stats(sub: pd.DataFrame, by: list[str], metric: str) -> pd.DataFrame:
 def _order(axis: str, values: Iterable[object]) -> list[object]:
     values = list(dict.fromkeys(values))
     if axis in ("impl", "rpc", "payload_kind", "compression", "tls", "mode", "arrival", "loadgen"):
-        from .spec import ALLOWED
+        from ..spec import ALLOWED
 
         return [v for v in ALLOWED[axis] if v in values]
     return sorted(values)

@@ -3,7 +3,7 @@ the tidy tables (cells.parquet, cells.csv) rebuilt from those files after every 
 
 The per-cell files are the source of truth: a harness killed at any moment
 loses at most the repetition in progress, and ``grpclab run --resume`` reads
-them to run only what is missing. Reading is bench.results' job.
+them to run only what is missing. Reading is bench.analysis.results' job.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from . import schema
-from .results import MANIFEST, PARQUET, RUN_SCHEMA, ResultsError, read_cell_file, read_manifest
+from ..analysis import schema
+from ..analysis.results import MANIFEST, PARQUET, RUN_SCHEMA, ResultsError, read_cell_file, read_manifest
 
 CELLS_DIR = "cells"
 CSV = "cells.csv"

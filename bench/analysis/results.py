@@ -15,9 +15,9 @@ from pathlib import Path
 import pandas as pd
 from hdrh.histogram import HdrHistogram
 
+from ..load import histogram as hdr
+from ..spec import ALLOWED, AXES
 from . import schema
-from .load import histogram as hdr
-from .spec import ALLOWED, AXES
 
 RUN_SCHEMA = "grpclab.run/1"
 MANIFEST = "manifest.json"

@@ -9,9 +9,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from . import results, summary
-from .runner import Plan, check_cpus, execute, new_manifest
-from .spec import Cell, Settings, filter_cells, load_spec, parse_spec, with_settings
+from ..analysis import results, summary
+from ..spec import Cell, Settings, SpecError, filter_cells, load_spec, parse_spec, with_settings
+from .executor import check_cpus, execute
+from .manifest import new_manifest
+from .plan import Plan
 from .store import RunStore
 
 RESULTS_ROOT = Path("results")
@@ -49,8 +51,6 @@ def run(
         spec = with_settings(load_spec(spec_path), **overrides)
         cells = filter_cells(spec.cells, filter_expr) if filter_expr else spec.cells
         if not cells:
-            from .spec import SpecError
-
             raise SpecError(f"--filter: {filter_expr!r} selects no cell of {spec.name}")
         plan = Plan.make(cells, spec.settings)
         check_cpus(spec.settings)  # before anything is written

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import results
-from .runner import Plan, execute, new_manifest
-from .spec import load_spec
+from ..analysis import results
+from ..spec import load_spec, with_settings
+from .executor import execute
+from .manifest import new_manifest
+from .plan import Plan
 from .store import RunStore
 
 SAMPLE_SPEC = "sample"
@@ -14,8 +16,6 @@ SAMPLE_SPEC = "sample"
 
 def make(out_dir: str | Path, **settings) -> Path:
     """Run bench/specs/sample.toml (settings overridable) into ``out_dir``; returns it."""
-    from .spec import with_settings
-
     spec = with_settings(load_spec(SAMPLE_SPEC), **settings)
     plan = Plan.make(spec.cells, spec.settings)
     store = RunStore.create(Path(out_dir), new_manifest(spec, plan, None))

@@ -1,6 +1,6 @@
 """How good is the regression gate? False alarms on A/A, detection of a known 10 % slowdown on A/B.
 
-    python -m bench.gate_study --trials 20 --out results/gate-study
+    python -m bench.gate.study --trials 20 --out results/gate-study
 
 1. **Calibrate**: measure every cell of the gate's spec a few times (this
    checkout, no injection) and take its median server CPU per RPC. The B side
@@ -9,11 +9,11 @@
    CPU per RPC rises ~10 % in every cell (a single value for all cells would be
    +15 % on a unary cell and +2 % on a bidi cell).
 2. **Record** three series of N repetitions each, interleaved exactly as
-   ``grpclab regress`` interleaves base and head (bench.regress.run_interleaved:
+   ``grpclab regress`` interleaves base and head (bench.gate.regress.run_interleaved:
    the plan's steps in order, the three sides of each step in a seeded random
    order): A and A' (the same code, no injection) and B (injected).
 3. **Trials**: each trial draws k repetitions per cell from each series, without
-   replacement, and runs the gate's comparison (bench.compare.compare_frames, the
+   replacement, and runs the gate's comparison (bench.gate.compare.compare_frames, the
    same defaults as ``grpclab regress --fail-on-regression``) on A vs A' (an A/A
    trial: a firing is a false alarm) and on A vs B (an A/B trial: a firing is a
    detection). When N >= trials x k, each trial gets its own disjoint block of
@@ -44,11 +44,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import compare, results
+from ..analysis import results
+from ..run.executor import check_cpus
+from ..run.manifest import new_manifest
+from ..run.plan import Plan
+from ..run.store import RunStore
+from ..spec import Settings, filter_cells, load_spec, with_settings
+from . import compare
 from .regress import Side, estimate_seconds, print_progress, run_interleaved
-from .runner import Plan, check_cpus, new_manifest
-from .spec import Settings, filter_cells, load_spec, with_settings
-from .store import RunStore
 
 SERIES = ("A", "A2", "B")
 STUDY_JSON = "study.json"
@@ -284,7 +287,7 @@ def _loadavg() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.gate_study", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.gate.study", description=__doc__.split("\n")[0])
     parser.add_argument("--spec", default="bench/specs/ci.toml")
     parser.add_argument("--trials", type=int, default=20, help="A/A trials and A/B trials (default 20)")
     parser.add_argument("--out", type=Path, default=None, help="default results/gate-study-<time>")

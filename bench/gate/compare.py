@@ -69,10 +69,10 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
-from . import results, schema
+from ..analysis import results, schema
 
 DEFAULT_METRICS = ("rps", "lat_p50_ms", "lat_p99_ms", "server_cpu_us_per_rpc")
-# The CI gate's (grpclab regress, bench.gate_study): without p99. Over 5 repetitions of a 2 s window
+# The CI gate's (grpclab regress, bench.gate.study): without p99. Over 5 repetitions of a 2 s window
 # p99 varied 19-58 % (CV) in the gate study, caught none of its 20 slowdowns (server CPU per RPC
 # caught all) and raised a false alarm on an A/A regress run: a test that only adds noise.
 GATE_METRICS = ("rps", "lat_p50_ms", "server_cpu_us_per_rpc")

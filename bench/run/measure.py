@@ -1,22 +1,16 @@
-"""`grpclab run`: one cell repetition after another, in a shuffled recorded order, into a run directory.
+"""One repetition of one cell -> one row.
 
-Per repetition: start the cell's server pinned to the server CPUs, wait for its
-ready line and health, put the cell's load on it from the load-generator CPUs
-(warm-up discarded), sample server CPU and wire bytes at the measured window's
-edges, stop the server, and write one row. A failure of one repetition is a
-row with ``failed`` set; the run goes on. Ctrl-C or SIGTERM stops the server
-and the load, keeps every finished row and tells how to resume.
+Start the cell's server pinned to the server CPUs, wait for its ready line and
+health, put the cell's load on it from the load-generator CPUs (warm-up
+discarded), sample server CPU and wire bytes at the measured window's edges,
+stop the server, and fill the row. A failure of one repetition is a row with
+``failed`` set, never an exception.
 """
 
 from __future__ import annotations
 
-import os
-import random
-import shutil
-import signal
-import tempfile
+import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,46 +18,16 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from . import environment, sampling, schema, server_process
-from .load import histogram
-from .load.channels import channel_credentials
-from .load.python_load import LoadError, LoadResult, PythonLoad
-from .load.workload import grpc_compression
-from .spec import Cell, Settings, Spec
-from .store import RunStore
+from ..analysis import schema
+from ..load import histogram
+from ..load.channels import channel_credentials
+from ..load.python_load import LoadError, LoadResult, PythonLoad
+from ..load.workload import grpc_compression
+from ..spec import Cell, Settings
+from . import sampling, server_process
 
 HEALTH_TIMEOUT_S = 20.0
 SATURATED = 0.9  # fraction of the pinned CPUs busy
-
-
-class RunError(Exception):
-    """A run that cannot start (bad CPUs, an existing directory...): one line, exit 2."""
-
-
-@dataclass
-class Plan:
-    """The run's execution order: (cell, repetition) pairs, repetitions interleaved and shuffled."""
-
-    steps: list[tuple[Cell, int]]
-
-    @classmethod
-    def make(cls, cells: tuple[Cell, ...], settings: Settings) -> Plan:
-        rng = random.Random(settings.seed)
-        steps: list[tuple[Cell, int]] = []
-        # Each round holds every cell once, shuffled: drift over the run spreads over all cells
-        # instead of hitting whichever cell happened to run last.
-        for rep in range(settings.repetitions):
-            round_ = [(cell, rep) for cell in cells]
-            rng.shuffle(round_)
-            steps += round_
-        return cls(steps)
-
-    def to_json(self) -> list[dict]:
-        return [{"cell": cell.to_dict(), "repetition": rep} for cell, rep in self.steps]
-
-    @classmethod
-    def from_json(cls, data: list[dict]) -> Plan:
-        return cls([(Cell.from_dict(step["cell"]), int(step["repetition"])) for step in data])
 
 
 @dataclass
@@ -74,17 +38,6 @@ class Context:
     server_env: dict[str, str] = field(default_factory=dict)  # test-only fault knobs
     server_code_dir: Path | None = None  # serve this source tree's code (grpclab regress: the base's worktree)
     server_python: str | None = None  # ... with this interpreter and its packages (default: the harness's)
-
-
-def check_cpus(settings: Settings) -> None:
-    available = os.sched_getaffinity(0)
-    for name in ("server_cpus", "loadgen_cpus"):
-        missing = sorted(set(getattr(settings, name)) - available)
-        if missing:
-            raise RunError(
-                f"settings.{name}: CPU {missing[0]} is not available here "
-                f"(available: {','.join(map(str, sorted(available)))}; override with --{name.replace('_', '-')})"
-            )
 
 
 def server_args(cell: Cell, certs_dir: Path) -> list[str]:
@@ -139,7 +92,7 @@ def _sleep_until(moment: float) -> None:
 def make_load(cell: Cell, job: dict, settings: Settings):
     rpc_timeout = max(1.0, settings.cell_timeout - settings.warmup - settings.duration)
     if cell.loadgen == "ghz":
-        from .load.ghz import GhzLoad
+        from ..load.ghz import GhzLoad
 
         return GhzLoad(job, list(settings.loadgen_cpus), rpc_timeout)
     return PythonLoad(job, settings.loadgen_processes, list(settings.loadgen_cpus), rpc_timeout)
@@ -275,63 +228,4 @@ def _scale(window_s: float, first_at: float, second_at: float) -> float:
 
 
 def _json(value: dict) -> str:
-    import json
-
     return json.dumps(value, sort_keys=True)
-
-
-Progress = Callable[[int, int, Cell, int, dict | None], None]
-
-
-def execute(
-    store: RunStore, plan: Plan, settings: Settings, progress: Progress, server_env: dict[str, str] | None = None
-) -> int:
-    """Run every step of ``plan`` not yet in ``store``; returns the number of steps run."""
-    check_cpus(settings)
-    done = store.done()
-    todo = [(i, cell, rep) for i, (cell, rep) in enumerate(plan.steps) if (cell.key(), rep) not in done]
-    certs_dir = Path(tempfile.mkdtemp(prefix="grpclab-certs-"))
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        from servers import certs
-
-        certs.generate(certs_dir)
-        ctx = Context(run_id=store.dir.name, settings=settings, certs_dir=certs_dir, server_env=server_env or {})
-        for k, (order, cell, rep) in enumerate(todo):
-            progress(k, len(todo), cell, rep, None)
-            row = measure(cell, rep, order, ctx)
-            store.add_row(row)
-            progress(k + 1, len(todo), cell, rep, row)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        # measure() stops its own server whatever happens; stop_all() would also end servers
-        # started by others in this process.
-        shutil.rmtree(certs_dir, ignore_errors=True)
-    return len(todo)
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
-def new_manifest(spec: Spec, plan: Plan, filter_expr: str | None) -> dict:
-    from dataclasses import asdict
-
-    from servers import certs
-
-    return {
-        "spec_name": spec.name,
-        "spec_path": spec.path,
-        "spec_source": spec.source,
-        "settings": asdict(spec.settings),
-        "filter": filter_expr,
-        "plan": plan.to_json(),
-        "steps": len(plan.steps),
-        "cells": len({c.key() for c, _ in plan.steps}),
-        "pinning": {"server_cpus": list(spec.settings.server_cpus), "loadgen_cpus": list(spec.settings.loadgen_cpus)},
-        "tls_key_type": certs.KEY_TYPE,
-        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "ended_at": None,
-        "status": "running",
-        "environment": environment.describe(),
-    }

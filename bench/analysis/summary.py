@@ -6,7 +6,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from .spec import AXES
+from ..spec import AXES
 
 # (column, header, format)
 SHOWN = (

@@ -1,4 +1,4 @@
-"""`python -m bench.crosscheck RUN_DIR`: the Python load generator against ghz, cell by cell (README table).
+"""`python -m bench.analysis.crosscheck RUN_DIR`: the Python load generator against ghz, cell by cell (README table).
 
 Reads a run of bench/specs/crosscheck.toml (or any run whose cells come in pairs that
 differ only in ``loadgen``) and prints a markdown table: medians over repetitions of
@@ -98,7 +98,7 @@ def to_markdown(wide: pd.DataFrame) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.crosscheck", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.analysis.crosscheck", description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     args = parser.parse_args(argv)
     try:
