@@ -443,7 +443,6 @@ def test_fake_run_arguments_pinning_and_result(fake_ghz):
     assert result.hists["call"].get_max_value() == pytest.approx(500_000, rel=1e-3)
     counts = {name: h.get_total_count() for name, h in result.hists.items()}
     assert counts == {"call": 3, "msg": 0, "first": 0, "lag": 0}
-    assert result.payload_ratio > 1.5  # text at gzip level 3
     assert ghz.NOTE_PER_CALL in result.notes and ghz.NOTE_APP_GZIP in result.notes
     # the fake exits at once, long before the window: no CPU samples
     assert math.isnan(result.cpu_s) and any("CPU unavailable" in n for n in result.notes)
@@ -587,7 +586,6 @@ def test_real_ghz_compression(lab_server, compression, server_compression):
     cell["payload_size"] = 4096
     result = run_ghz(cell)
     assert_clean(result)  # a wrongly encoded app-gzip payload would fail as INVALID_ARGUMENT
-    assert result.payload_ratio > 2
 
 
 @requires_ghz

@@ -20,6 +20,8 @@ from bench.spec import (
     parse_spec,
     with_settings,
 )
+from bench.spec import compression as compression_axis
+from bench.spec.compression import Compression
 
 SPECS = Path(__file__).resolve().parent.parent / "bench" / "specs"
 
@@ -652,3 +654,45 @@ def test_crosscheck_spec_pairs_every_cell_with_both_generators():
     by_generator = {g: {c.key().replace(f"/{g}", "") for c in s.cells if c.loadgen == g} for g in ("python", "ghz")}
     assert by_generator["python"] == by_generator["ghz"] and len(by_generator["python"]) == 8
     assert {(c.payload_size, c.concurrency) for c in s.cells} == {(0, 1), (0, 16), (1024, 1), (1024, 16)}
+
+
+# -- the compression axis ------------------------------------------------------
+
+
+def test_every_allowed_compression_parses_and_nothing_else_does():
+    assert ALLOWED["compression"] == compression_axis.VALUES
+    for value in compression_axis.VALUES:
+        assert Compression.parse(value).value == value
+    for bad in ("gzip", "app-gzip-0", "app-gzip-10", "app-gzip-", "grpc-zstd", ""):
+        with pytest.raises(ValueError, match="allowed: none, grpc-gzip, grpc-deflate, app-gzip-1..9"):
+            Compression.parse(bad)
+
+
+@pytest.mark.parametrize(
+    ("value", "grpc", "app_level", "zlib_level", "server_args", "ghz_flags"),
+    [
+        ("none", "none", 0, 0, [], []),
+        ("grpc-gzip", "gzip", 0, 6, ["--compression", "gzip"], ["-e"]),
+        ("grpc-deflate", "deflate", 0, 6, ["--compression", "deflate"], None),
+        ("app-gzip-1", "none", 1, 1, [], []),
+        ("app-gzip-9", "none", 9, 9, [], []),
+    ],
+)
+def test_what_each_side_does_with_a_compression(value, grpc, app_level, zlib_level, server_args, ghz_flags):
+    comp = Compression.parse(value)
+    assert (comp.grpc, comp.app_level, comp.zlib_level) == (grpc, app_level, zlib_level)
+    assert comp.is_app_gzip == (app_level > 0)
+    assert comp.server_args() == server_args
+    assert comp.ghz_flags() == ghz_flags
+
+
+def test_payload_ratio_is_the_payload_s_own_compressibility():
+    text_1, text_9 = (Compression.parse(f"app-gzip-{n}").payload_ratio("text", 65536) for n in (1, 9))
+    assert 2 < text_1 < text_9  # JSON-like text compresses, more at a higher level
+    assert Compression.parse("grpc-gzip").payload_ratio("text", 65536) == Compression.parse("app-gzip-6").payload_ratio(
+        "text", 65536
+    )  # gRPC's gzip is zlib level 6
+    assert Compression.parse("app-gzip-6").payload_ratio("random", 65536) < 1.0  # random grows under gzip
+    assert Compression.parse("app-gzip-6").payload_ratio("zeros", 65536) > 100
+    assert Compression.parse("none").payload_ratio("text", 65536) == 1.0
+    assert Compression.parse("app-gzip-6").payload_ratio("text", 0) == 1.0

@@ -20,6 +20,7 @@ import pandas as pd
 from matplotlib.figure import Figure, SubFigure
 
 from ..spec import AXES
+from ..spec.compression import Compression
 from . import results
 
 DPI = 110
@@ -339,7 +340,7 @@ def gzip(df: pd.DataFrame, manifest: dict, out_dir: Path) -> Drawn:
             color = KIND_COLOR.get(kind)
             errorbar(ax, st["x"], st, color=color, marker="o", ls="none", label=f"{kind} payload")
             # a line only joins app-gzip levels next to each other: none and grpc-* are separate settings
-            app = st[st["compression"].astype(str).str.startswith("app-gzip-")]
+            app = st[st["compression"].astype(str).map(lambda value: Compression.parse(value).is_app_gzip)]
             for _, run in app.groupby((app["x"].diff() != 1).cumsum()):
                 if len(run) > 1:
                     ax.plot(run["x"], run["med"], color=color)

@@ -44,9 +44,9 @@ import protos
 from protos import chat_pb2, greet_pb2, number_stream_pb2, sum_stream_pb2
 from servers import payloads
 
+from ..spec.compression import Compression
 from . import histogram
 from .python_load import LoadError, LoadResult
-from .workload import Workload, app_gzip_level
 
 GHZ_VERSION = "v0.121.0"  # what `make ghz` builds (Makefile GHZ_VERSION)
 PROTOS_DIR = Path(protos.__file__).resolve().parent
@@ -135,7 +135,7 @@ def check_job(job: dict) -> None:
     """Raise LoadError for cells ghz cannot run as specified."""
     if job["rpc"] not in CALLS:
         raise LoadError(f"ghz: unknown rpc {job['rpc']!r}")
-    if job["compression"] == "grpc-deflate":
+    if Compression.parse(job["compression"]).ghz_flags() is None:
         raise LoadError("ghz cannot send grpc-deflate (its -e compresses with gzip only): use loadgen = python")
     if job["connections"] > job["concurrency"]:
         raise LoadError(
@@ -149,7 +149,7 @@ def check_job(job: dict) -> None:
 def request_message(job: dict):
     """The one request message every ghz call sends, with the lab's fields (what bench.load.workload sends)."""
     _, _, cls = CALLS[job["rpc"]]
-    level = app_gzip_level(job["compression"])
+    level = Compression.parse(job["compression"]).app_level
     fields = {
         "payload": payloads.encode(payloads.make(job["payload_kind"], job["payload_size"]), level),
         "payload_gzip_level": level,
@@ -212,8 +212,7 @@ def ghz_args(
         args += ["--rps", str(round(job["rate"]))]
     if job["rpc"] in ("client_stream", "bidi"):
         args += ["--stream-call-count", str(job["stream_messages"])]
-    if job["compression"] == "grpc-gzip":
-        args.append("-e")
+    args += Compression.parse(job["compression"]).ghz_flags() or []
     tls_dir = job.get("tls_dir")
     if job.get("tls", "off") == "off" or not tls_dir:
         args.append("--insecure")
@@ -235,7 +234,7 @@ def job_notes(job: dict) -> list[str]:
             notes.append(f"ghz --rps is whole RPCs per second: rate {job['rate']:g} ran as {round(job['rate'])}")
     if job["rpc"] == "bidi":
         notes.append(NOTE_BIDI)
-    if app_gzip_level(job["compression"]):
+    if Compression.parse(job["compression"]).is_app_gzip:
         notes.append(NOTE_APP_GZIP)
     return notes
 
@@ -472,9 +471,6 @@ class GhzLoad:
         else:
             cpu_s = cpu_hi - cpu_lo
         job = self.job
-        workload = Workload(
-            job["rpc"], job["payload_size"], job["payload_kind"], job["compression"], job["stream_messages"]
-        )
         return LoadResult(
             loadgen="ghz",
             processes=1,
@@ -483,7 +479,6 @@ class GhzLoad:
             errors=errors,
             cpu_s=cpu_s,
             hists={"call": hist, "msg": histogram.new(), "first": histogram.new(), "lag": histogram.new()},
-            payload_ratio=workload.payload_ratio(),
             notes=job_notes(job) + notes,
         )
 

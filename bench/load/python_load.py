@@ -36,7 +36,6 @@ class LoadResult:
     errors: dict[str, int]
     cpu_s: float  # generator CPU seconds spent in the measured window, all processes
     hists: dict[str, HdrHistogram]  # "call", "msg", "first", "lag" (microseconds)
-    payload_ratio: float
     notes: list[str] = field(default_factory=list)
     # seconds the generator's event loop was running or waiting for a CPU, all processes (None: unknown)
     busy_s: float | None = None
@@ -164,7 +163,6 @@ class PythonLoad:
             errors=errors,
             cpu_s=sum(m["cpu_s"] for m in messages),
             hists={name: histogram.merge([m["hist"][name] for m in messages]) for name in messages[0]["hist"]},
-            payload_ratio=messages[0]["payload_ratio"],
             busy_s=None if any(m.get("busy_s") is None for m in messages) else sum(m["busy_s"] for m in messages),
         )
 

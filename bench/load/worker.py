@@ -28,9 +28,10 @@ import time
 
 import grpc
 
+from ..spec.compression import Compression
 from . import histogram
 from .channels import open_channel
-from .workload import ReplyMismatch, Workload, grpc_compression
+from .workload import ReplyMismatch, Workload
 
 NS = 1_000_000_000
 CLOSE_WAIT_S = 60.0
@@ -144,12 +145,12 @@ async def run(job: dict, read_line) -> dict:
         job["rpc"],
         job["payload_size"],
         job["payload_kind"],
-        job["compression"],
+        Compression.parse(job["compression"]),
         job["stream_messages"],  # payload seed left at 0: the same bytes in every repetition
     )
     channels = [
         open_channel(
-            job["target"], tls_dir=job.get("tls_dir"), compression=grpc_compression(job["compression"]), aio=True
+            job["target"], tls_dir=job.get("tls_dir"), compression=Compression.parse(job["compression"]).grpc, aio=True
         )
         for _ in range(job["connections"])
     ]
@@ -193,7 +194,6 @@ async def run(job: dict, read_line) -> dict:
             "cpu_s": (cpu_hi - cpu_lo) * scale,
             "busy_s": (busy_hi - busy_lo) * scale if busy_lo is not None and busy_hi is not None else None,
             "hist": {name: histogram.encode(getattr(rec, name)) for name in ("call", "msg", "first", "lag")},
-            "payload_ratio": workload.payload_ratio(),
         }
         _emit(result)
         # Keep the connections until the runner has read the kernel's TCP counters at the

@@ -24,18 +24,9 @@ from protos import (
 )
 from servers import payloads
 
+from ..spec.compression import Compression
+
 RPCS = ("unary", "server_stream", "client_stream", "bidi")
-# gRPC's own compression of a cell -> the channel/server compression name (servers.config.COMPRESSIONS).
-GRPC_COMPRESSION = {"grpc-gzip": "gzip", "grpc-deflate": "deflate"}
-
-
-def app_gzip_level(compression: str) -> int:
-    """'app-gzip-N' -> N; anything else -> 0 (payload sent raw)."""
-    return int(compression.rsplit("-", 1)[1]) if compression.startswith("app-gzip-") else 0
-
-
-def grpc_compression(compression: str) -> str:
-    return GRPC_COMPRESSION.get(compression, "none")
 
 
 class ReplyMismatch(Exception):
@@ -54,27 +45,23 @@ class Workload:
     """The requests and checks of one cell; one instance per load-generator process."""
 
     def __init__(
-        self, rpc: str, payload_size: int, payload_kind: str, compression: str, stream_messages: int, seed: int = 0
+        self,
+        rpc: str,
+        payload_size: int,
+        payload_kind: str,
+        compression: Compression,
+        stream_messages: int,
+        seed: int = 0,
     ) -> None:
         if rpc not in RPCS:
             raise ValueError(f"unknown rpc {rpc!r}")
         self.rpc = rpc
         self.compression = compression
         self.size = payload_size
-        self.level = app_gzip_level(compression)
+        self.level = compression.app_level
         self.messages = stream_messages if rpc != "unary" else 1
         self.raw = payloads.make(payload_kind, payload_size, seed)
         self.kind = payloads.KIND_TO_PROTO[payload_kind]
-
-    def payload_ratio(self) -> float:
-        """Uncompressed / compressed size of the request payload under this cell's compression.
-
-        gRPC's own gzip and deflate use zlib's default level (6), so level 6 stands in for them.
-        """
-        level = self.level or (6 if self.compression in GRPC_COMPRESSION else 0)
-        if not self.raw or not level:
-            return 1.0
-        return len(self.raw) / len(payloads.encode(self.raw, level))
 
     def _fields(self) -> dict:
         return {

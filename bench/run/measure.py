@@ -22,8 +22,8 @@ from ..analysis import schema
 from ..load import histogram
 from ..load.channels import channel_credentials
 from ..load.python_load import LoadError, LoadResult, PythonLoad
-from ..load.workload import grpc_compression
 from ..spec import Cell, Settings
+from ..spec.compression import Compression
 from . import sampling, server_process
 
 HEALTH_TIMEOUT_S = 20.0
@@ -46,8 +46,7 @@ def server_args(cell: Cell, certs_dir: Path) -> list[str]:
         args += ["--workers", str(cell.workers)]
     if cell.tls != "off":
         args += ["--tls", str(certs_dir)] + (["--mtls"] if cell.tls == "mtls" else [])
-    if grpc_compression(cell.compression) != "none":
-        args += ["--compression", grpc_compression(cell.compression)]
+    args += Compression.parse(cell.compression).server_args()
     return args
 
 
@@ -166,7 +165,7 @@ def fill_metrics(
         errors=sum(result.errors.values()),
         errors_by_code=_json(result.errors),
         rps=ok / duration,
-        payload_ratio=result.payload_ratio,
+        payload_ratio=Compression.parse(row["compression"]).payload_ratio(row["payload_kind"], row["payload_size"]),
     )
     if row["mode"] == "open":
         row["offered_rps"] = row["rate"]

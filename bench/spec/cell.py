@@ -11,6 +11,8 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, fields
 
+from . import compression
+
 
 class SpecError(Exception):
     """One-line, user-facing message naming the key path / file."""
@@ -26,7 +28,7 @@ class Cell:
     processes: int  # server processes sharing one port
     payload_size: int  # bytes of request and reply payload, uncompressed
     payload_kind: str  # "random" | "text" | "zeros"
-    compression: str  # "none" | "grpc-gzip" | "grpc-deflate" | "app-gzip-1" ... "app-gzip-9"
+    compression: str  # "none" | "grpc-gzip" | "grpc-deflate" | "app-gzip-1" ... "app-gzip-9" (bench.spec.compression)
     tls: str  # "off" | "on" | "mtls"
     concurrency: int  # RPCs in flight (closed loop) / cap on in-flight RPCs (open loop)
     connections: int  # channels
@@ -84,12 +86,11 @@ class Cell:
 
 AXES: tuple[str, ...] = tuple(f.name for f in fields(Cell))
 
-_APP_GZIP = tuple(f"app-gzip-{level}" for level in range(1, 10))
 ALLOWED: dict[str, tuple[str, ...]] = {
     "impl": ("sync", "aio"),
     "rpc": ("unary", "server_stream", "client_stream", "bidi"),
     "payload_kind": ("random", "text", "zeros"),
-    "compression": ("none", "grpc-gzip", "grpc-deflate", *_APP_GZIP),
+    "compression": compression.VALUES,
     "tls": ("off", "on", "mtls"),
     "mode": ("closed", "open"),
     "arrival": ("constant", "poisson"),
@@ -144,7 +145,7 @@ def fmt_number(value: float) -> str:
 
 def _allowed_text(axis: str) -> str:
     if axis == "compression":
-        return "none, grpc-gzip, grpc-deflate, app-gzip-1..9"
+        return compression.ALLOWED_TEXT
     return ", ".join(ALLOWED[axis])
 
 
