@@ -24,9 +24,11 @@ from google.protobuf.internal.decoder import _DecodeVarint
 
 from bench.load import ghz, histogram
 from bench.load.ghz import GhzLoad, LoadError
+from bench.load.job import LoadJob
 from bench.run import measure as runner
 from bench.run import server_process
 from bench.spec import Cell, Settings
+from bench.spec.compression import Compression
 from protos import chat_pb2, greet_pb2, lab_pb2, number_stream_pb2, sum_stream_pb2
 from servers import certs, payloads
 
@@ -48,17 +50,19 @@ JOB = dict(
     arrival="constant",
     warmup=0.0,
     duration=0.5,
+    rpc_timeout=5.0,
     seed=1,
     tls="off",
 )
 
 
-def job(**changes) -> dict:
-    return {**JOB, **changes}
+def job(**changes) -> LoadJob:
+    values = {**JOB, **changes}
+    return LoadJob(**{**values, "compression": Compression.parse(values["compression"])})
 
 
 def args(**changes) -> list[str]:
-    return ghz.ghz_args(job(**changes), data_file="/d/req.bin", output="/d/out.json", rpc_timeout=5.0, run_s=1.0)
+    return ghz.ghz_args(job(**changes), data_file="/d/req.bin", output="/d/out.json", run_s=1.0)
 
 
 def common(proto: str, call: str) -> list[str]:
@@ -106,10 +110,9 @@ def test_args_tls_and_mtls(tmp_path):
 
 def test_args_open_loop_gzip_cpus_and_connections():
     got = ghz.ghz_args(
-        job(mode="open", rate=250.0, compression="grpc-gzip", connections=2, concurrency=64),
+        job(mode="open", rate=250.0, compression="grpc-gzip", connections=2, concurrency=64, rpc_timeout=1.5),
         data_file="/d/req.bin",
         output="/d/out.json",
-        rpc_timeout=1.5,
         run_s=2.95,
         cpus=2,
     )
@@ -135,7 +138,7 @@ def test_app_gzip_is_in_the_data_not_a_flag():
 )
 def test_cells_ghz_cannot_run_are_load_errors(fake_ghz, changes, words):
     with pytest.raises(LoadError) as err:
-        GhzLoad(job(**changes), None, 5.0, binary=fake_ghz())
+        GhzLoad(job(**changes), None, binary=fake_ghz())
     assert all(w in str(err.value) for w in words), err.value
     assert "\n" not in str(err.value)
 
@@ -143,7 +146,7 @@ def test_cells_ghz_cannot_run_are_load_errors(fake_ghz, changes, words):
 def test_missing_binary_is_a_load_error(monkeypatch):
     monkeypatch.setattr(ghz, "find_ghz", lambda: None)
     with pytest.raises(LoadError, match=r"ghz not found: run `make ghz`"):
-        GhzLoad(job(), None, 5.0)
+        GhzLoad(job(), None)
 
 
 def test_notes():
@@ -418,9 +421,15 @@ def test_fake_run_arguments_pinning_and_result(fake_ghz):
     binary = fake_ghz(details=FAKE_DETAILS)
     cpu = sorted(os.sched_getaffinity(0))[-1]
     cell = job(
-        warmup=1.0, duration=1.0, rpc="client_stream", stream_messages=3, compression="app-gzip-3", payload_size=4096
+        warmup=1.0,
+        duration=1.0,
+        rpc="client_stream",
+        stream_messages=3,
+        compression="app-gzip-3",
+        payload_size=4096,
+        rpc_timeout=2.0,
     )
-    load = GhzLoad(cell, [cpu], 2.0, binary=binary)
+    load = GhzLoad(cell, [cpu], binary=binary)
     try:
         lo, hi = load.start()
         assert hi - lo == pytest.approx(1.0)
@@ -429,7 +438,7 @@ def test_fake_run_arguments_pinning_and_result(fake_ghz):
         got = seen(binary)
         assert Path(got["cwd"]) != Path.cwd()  # ghz runs in its own temporary directory
         data_file, out = got["argv"][got["argv"].index("-B") + 1], got["argv"][got["argv"].index("-o") + 1]
-        expected = ghz.ghz_args(cell, data_file=data_file, output=out, rpc_timeout=2.0, run_s=load.run_s, cpus=1)
+        expected = ghz.ghz_args(cell, data_file=data_file, output=out, run_s=load.run_s, cpus=1)
         assert got["argv"] == expected
         assert "-z" in expected and f"{round((ghz.LEAD_S + 2.0 + ghz.TAIL_S) * 1000)}ms" in expected
         assert got["cpus"] == [cpu]
@@ -457,7 +466,7 @@ def test_fake_run_arguments_pinning_and_result(fake_ghz):
     ],
 )
 def test_fake_failures_are_one_line_load_errors(fake_ghz, kind, message):
-    load = GhzLoad(job(), None, 1.0, binary=fake_ghz(kind))
+    load = GhzLoad(job(rpc_timeout=1.0), None, binary=fake_ghz(kind))
     try:
         load.start()
         with pytest.raises(LoadError, match=message) as err:
@@ -469,7 +478,7 @@ def test_fake_failures_are_one_line_load_errors(fake_ghz, kind, message):
 
 def test_fake_hang_is_killed_at_the_deadline(fake_ghz, monkeypatch):
     monkeypatch.setattr(ghz, "EXIT_MARGIN_S", 0.3)
-    load = GhzLoad(job(duration=0.1), None, 0.2, binary=fake_ghz("sleep"))
+    load = GhzLoad(job(duration=0.1, rpc_timeout=0.2), None, binary=fake_ghz("sleep"))
     try:
         began = time.monotonic()
         load.start()
@@ -482,7 +491,7 @@ def test_fake_hang_is_killed_at_the_deadline(fake_ghz, monkeypatch):
 
 
 def test_close_kills_a_running_ghz_and_removes_its_files(fake_ghz):
-    load = GhzLoad(job(), None, 1.0, binary=fake_ghz("sleep"))
+    load = GhzLoad(job(rpc_timeout=1.0), None, binary=fake_ghz("sleep"))
     load.start()
     directory = load._dir
     assert directory is not None and Path(directory).is_dir()
@@ -497,7 +506,7 @@ requires_ghz = pytest.mark.skipif(
     ghz.find_ghz() is None, reason="ghz is not installed: `make ghz` builds it into .venv/bin (needs Go >= 1.23)"
 )
 RPC_KINDS = ("unary", "server_stream", "client_stream", "bidi")
-SHORT = dict(warmup=0.1, duration=0.5, payload_size=256, concurrency=4, connections=2)
+SHORT = dict(warmup=0.1, duration=0.5, payload_size=256, concurrency=4, connections=2, rpc_timeout=10.0)
 
 
 @pytest.fixture(scope="module")
@@ -527,8 +536,8 @@ def lab_server(tls_dir) -> Iterator[Callable[..., server_process.ServerProcess]]
     assert not bad, f"servers exited non-zero on SIGTERM: {bad}"
 
 
-def run_ghz(cell: dict, cpus: list[int] | None = None, rpc_timeout: float = 10.0):
-    load = GhzLoad(cell, cpus, rpc_timeout)
+def run_ghz(cell: LoadJob, cpus: list[int] | None = None):
+    load = GhzLoad(cell, cpus)
     try:
         lo, hi = load.start()
         time.sleep(max(0.0, hi - time.monotonic()))
@@ -582,8 +591,9 @@ def test_real_ghz_mtls_without_client_cert_fails_every_rpc(lab_server, tls_dir):
 def test_real_ghz_compression(lab_server, compression, server_compression):
     srv = lab_server("sync", compression=server_compression)
     rpc = "bidi" if compression == "grpc-gzip" else "unary"
-    cell = job(**SHORT, rpc=rpc, stream_messages=3, target=srv.target, compression=compression)
-    cell["payload_size"] = 4096
+    cell = job(
+        **{**SHORT, "payload_size": 4096}, rpc=rpc, stream_messages=3, target=srv.target, compression=compression
+    )
     result = run_ghz(cell)
     assert_clean(result)  # a wrongly encoded app-gzip payload would fail as INVALID_ARGUMENT
 
@@ -591,8 +601,7 @@ def test_real_ghz_compression(lab_server, compression, server_compression):
 @requires_ghz
 def test_real_ghz_open_loop_rate(lab_server):
     srv = lab_server("aio")
-    cell = job(**SHORT, target=srv.target, mode="open", rate=200.0)
-    cell.update(duration=1.0, concurrency=16)
+    cell = job(**{**SHORT, "duration": 1.0, "concurrency": 16}, target=srv.target, mode="open", rate=200.0)
     result = run_ghz(cell)
     assert_clean(result)
     assert 160 <= result.ok <= 240  # 200 RPC/s for 1 s
@@ -602,7 +611,7 @@ def test_real_ghz_open_loop_rate(lab_server):
 @requires_ghz
 def test_real_ghz_counts_deadline_errors(lab_server):
     srv = lab_server("aio", env={"GRPCLAB_INJECT_DELAY_US": "300000"})
-    result = run_ghz(job(**SHORT, target=srv.target), rpc_timeout=0.05)
+    result = run_ghz(job(**{**SHORT, "rpc_timeout": 0.05}, target=srv.target))
     assert result.ok == 0
     assert set(result.errors) == {"DEADLINE_EXCEEDED"}
     assert result.errors["DEADLINE_EXCEEDED"] >= 10  # 4 in flight, 50 ms each, for 0.5 s

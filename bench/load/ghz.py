@@ -42,11 +42,10 @@ from hdrh.histogram import HdrHistogram
 
 import protos
 from protos import chat_pb2, greet_pb2, number_stream_pb2, sum_stream_pb2
-from servers import payloads
 
-from ..spec.compression import Compression
 from . import histogram
-from .python_load import LoadError, LoadResult
+from .job import LoadError, LoadJob, LoadResult
+from .workload import Workload
 
 GHZ_VERSION = "v0.121.0"  # what `make ghz` builds (Makefile GHZ_VERSION)
 PROTOS_DIR = Path(protos.__file__).resolve().parent
@@ -131,41 +130,35 @@ def _module_version(binary: str) -> str | None:
         return None
 
 
-def check_job(job: dict) -> None:
+def check_job(job: LoadJob) -> None:
     """Raise LoadError for cells ghz cannot run as specified."""
-    if job["rpc"] not in CALLS:
-        raise LoadError(f"ghz: unknown rpc {job['rpc']!r}")
-    if Compression.parse(job["compression"]).ghz_flags() is None:
+    if job.rpc not in CALLS:
+        raise LoadError(f"ghz: unknown rpc {job.rpc!r}")
+    if job.compression.ghz_flags() is None:
         raise LoadError("ghz cannot send grpc-deflate (its -e compresses with gzip only): use loadgen = python")
-    if job["connections"] > job["concurrency"]:
+    if job.connections > job.concurrency:
         raise LoadError(
-            f"ghz needs connections <= concurrency (got {job['connections']} > {job['concurrency']}): "
+            f"ghz needs connections <= concurrency (got {job.connections} > {job.concurrency}): "
             "it gives every connection at least one worker"
         )
-    if job["mode"] == "open" and round(job["rate"]) < 1:
-        raise LoadError(f"ghz --rps takes whole RPCs per second >= 1, got rate {job['rate']:g}")
+    if job.mode == "open" and round(job.rate) < 1:
+        raise LoadError(f"ghz --rps takes whole RPCs per second >= 1, got rate {job.rate:g}")
 
 
-def request_message(job: dict):
-    """The one request message every ghz call sends, with the lab's fields (what bench.load.workload sends)."""
-    _, _, cls = CALLS[job["rpc"]]
-    level = Compression.parse(job["compression"]).app_level
-    fields = {
-        "payload": payloads.encode(payloads.make(job["payload_kind"], job["payload_size"]), level),
-        "payload_gzip_level": level,
-        "response_size": job["payload_size"],
-        "response_kind": payloads.KIND_TO_PROTO[job["payload_kind"]],
-    }
-    if job["rpc"] == "unary":
+def request_message(job: LoadJob):
+    """The one request message every ghz call sends, with the lab's fields (the Python generator's own)."""
+    _, _, cls = CALLS[job.rpc]
+    fields = Workload.for_job(job).request_fields()
+    if job.rpc == "unary":
         return cls(name="lab", **fields)
-    if job["rpc"] == "server_stream":
-        return cls(limit=job["stream_messages"], **fields)
-    if job["rpc"] == "client_stream":
+    if job.rpc == "server_stream":
+        return cls(limit=job.stream_messages, **fields)
+    if job.rpc == "client_stream":
         return cls(number=1, **fields)  # the same message N times: the server's sum is N
     return cls(message="0", **fields)
 
 
-def request_bytes(job: dict) -> bytes:
+def request_bytes(job: LoadJob) -> bytes:
     """The -B file: the request as one count-delimited (varint length-prefixed) message."""
     body = request_message(job).SerializeToString()
     return _VarintBytes(len(body)) + body
@@ -175,11 +168,9 @@ def _ms(seconds: float) -> str:
     return f"{max(1, round(seconds * 1000))}ms"
 
 
-def ghz_args(
-    job: dict, *, data_file: str, output: str, rpc_timeout: float, run_s: float, cpus: int | None = None
-) -> list[str]:
+def ghz_args(job: LoadJob, *, data_file: str, output: str, run_s: float, cpus: int | None = None) -> list[str]:
     """ghz's arguments (after the binary) for one cell; ``run_s`` is -z, the whole run."""
-    proto, call, _ = CALLS[job["rpc"]]
+    proto, call, _ = CALLS[job.rpc]
     args = [
         "--proto",
         str(PROTOS_DIR / proto),
@@ -190,15 +181,15 @@ def ghz_args(
         "-B",
         data_file,
         "-c",
-        str(job["concurrency"]),
+        str(job.concurrency),
         "--connections",
-        str(job["connections"]),
+        str(job.connections),
         "-z",
         _ms(run_s),
         "--duration-stop",
         "wait",
         "--timeout",
-        _ms(rpc_timeout),
+        _ms(job.rpc_timeout),
         "--disable-template-functions",
         "--disable-template-data",
         "-O",
@@ -208,33 +199,33 @@ def ghz_args(
     ]
     if cpus:
         args += ["--cpus", str(cpus)]
-    if job["mode"] == "open":
-        args += ["--rps", str(round(job["rate"]))]
-    if job["rpc"] in ("client_stream", "bidi"):
-        args += ["--stream-call-count", str(job["stream_messages"])]
-    args += Compression.parse(job["compression"]).ghz_flags() or []
-    tls_dir = job.get("tls_dir")
-    if job.get("tls", "off") == "off" or not tls_dir:
+    if job.mode == "open":
+        args += ["--rps", str(round(job.rate))]
+    if job.rpc in ("client_stream", "bidi"):
+        args += ["--stream-call-count", str(job.stream_messages)]
+    args += job.compression.ghz_flags() or []
+    tls_dir = job.tls_dir
+    if job.tls == "off" or not tls_dir:
         args.append("--insecure")
     else:
         args += ["--cacert", str(Path(tls_dir) / "ca.crt"), "--cname", "localhost"]
-        if job["tls"] == "mtls":
+        if job.tls == "mtls":
             args += ["--cert", str(Path(tls_dir) / "client.crt"), "--key", str(Path(tls_dir) / "client.key")]
-    args.append(job["target"])
+    args.append(job.target)
     return args
 
 
-def job_notes(job: dict) -> list[str]:
+def job_notes(job: LoadJob) -> list[str]:
     notes = [NOTE_PER_CALL]
-    if job["mode"] == "open":
+    if job.mode == "open":
         notes.append(NOTE_OPEN)
-        if job["arrival"] == "poisson":
+        if job.arrival == "poisson":
             notes.append(NOTE_POISSON)
-        if round(job["rate"]) != job["rate"]:
-            notes.append(f"ghz --rps is whole RPCs per second: rate {job['rate']:g} ran as {round(job['rate'])}")
-    if job["rpc"] == "bidi":
+        if round(job.rate) != job.rate:
+            notes.append(f"ghz --rps is whole RPCs per second: rate {job.rate:g} ran as {round(job.rate)}")
+    if job.rpc == "bidi":
         notes.append(NOTE_BIDI)
-    if Compression.parse(job["compression"]).is_app_gzip:
+    if job.compression.is_app_gzip:
         notes.append(NOTE_APP_GZIP)
     return notes
 
@@ -366,15 +357,14 @@ def _cpu_seconds(proc: psutil.Process) -> float | None:
 class GhzLoad:
     """One cell's load from ghz: ``start()`` returns the measured window; ``result()`` waits for ghz's report."""
 
-    def __init__(self, job: dict, cpus: list[int] | None, rpc_timeout: float, binary: str | None = None) -> None:
+    def __init__(self, job: LoadJob, cpus: list[int] | None, binary: str | None = None) -> None:
         self.job = job
         self.cpus = list(cpus) if cpus else None
-        self.rpc_timeout = rpc_timeout
         self.binary = binary or find_ghz()
         if self.binary is None:
             raise LoadError("ghz not found: run `make ghz` (needs Go) or put ghz on PATH")
         check_job(job)
-        self.run_s = LEAD_S + job["warmup"] + job["duration"] + TAIL_S
+        self.run_s = LEAD_S + job.warmup + job.duration + TAIL_S
         self.proc: subprocess.Popen | None = None
         self.window: tuple[float, float] | None = None
         self._dir: str | None = None
@@ -392,7 +382,6 @@ class GhzLoad:
                 self.job,
                 data_file=data_file,
                 output=output,
-                rpc_timeout=self.rpc_timeout,
                 run_s=self.run_s,
                 cpus=len(self.cpus) if self.cpus else None,
             ),
@@ -421,8 +410,8 @@ class GhzLoad:
                 raise LoadError(f"ghz did not start: {exc}") from None
         if self.cpus and not shutil.which("taskset"):
             os.sched_setaffinity(self.proc.pid, self.cpus)
-        lo = self._launched + LEAD_S + self.job["warmup"]
-        self.window = (lo, lo + self.job["duration"])
+        lo = self._launched + LEAD_S + self.job.warmup
+        self.window = (lo, lo + self.job.duration)
         self._sampler = threading.Thread(target=self._sample_cpu, name="ghz-cpu", daemon=True)
         self._sampler.start()
         return self.window
@@ -440,7 +429,7 @@ class GhzLoad:
 
     def result(self) -> LoadResult:
         assert self.proc is not None and self.window is not None
-        limit = self.run_s + self.rpc_timeout + EXIT_MARGIN_S
+        limit = self.run_s + self.job.rpc_timeout + EXIT_MARGIN_S
         try:
             code = self.proc.wait(timeout=max(0.0, self._launched + limit - time.monotonic()))
         except subprocess.TimeoutExpired:
@@ -463,7 +452,7 @@ class GhzLoad:
             raise LoadError("ghz report is not valid JSON: not an object")
         lo, hi = self.window
         window_ns = (int(lo * NS) + self._offset_ns, int(hi * NS) + self._offset_ns)
-        ok, errors, hist, notes = parse_report(report, window_ns, self.job["duration"])
+        ok, errors, hist, notes = parse_report(report, window_ns, self.job.duration)
         cpu_lo, cpu_hi = self._cpu
         if cpu_lo is None or cpu_hi is None:
             cpu_s = math.nan
@@ -474,7 +463,7 @@ class GhzLoad:
         return LoadResult(
             loadgen="ghz",
             processes=1,
-            window_s=job["duration"],
+            window_s=job.duration,
             ok=ok,
             errors=errors,
             cpu_s=cpu_s,

@@ -1,7 +1,7 @@
 """The Python load generator, parent side: splits a cell over worker processes and merges their results.
 
-Both load generators (this one and ghz) hand the runner a :class:`LoadResult`,
-so rows from either have the same columns and the same histogram format.
+Each worker process gets its share of the :class:`~bench.load.job.LoadJob`; the merged
+:class:`~bench.load.job.LoadResult` is what ghz hands back too.
 """
 
 from __future__ import annotations
@@ -13,41 +13,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
-
-from hdrh.histogram import HdrHistogram
 
 from . import histogram
+from .job import LoadError, LoadJob, LoadResult
 
 READY_TIMEOUT_S = 20.0
 DRAIN_MARGIN_S = 15.0  # after the window: time for counted RPCs to finish before workers are killed
-
-
-class LoadError(RuntimeError):
-    """The load generator failed for this cell (message says how)."""
-
-
-@dataclass
-class LoadResult:
-    loadgen: str
-    processes: int
-    window_s: float
-    ok: int
-    errors: dict[str, int]
-    cpu_s: float  # generator CPU seconds spent in the measured window, all processes
-    hists: dict[str, HdrHistogram]  # "call", "msg", "first", "lag" (microseconds)
-    notes: list[str] = field(default_factory=list)
-    # seconds the generator's event loop was running or waiting for a CPU, all processes (None: unknown)
-    busy_s: float | None = None
-
-    @property
-    def rpcs(self) -> int:
-        return self.ok + sum(self.errors.values())
-
-
-def split(total: int, parts: int) -> list[int]:
-    """Spread ``total`` over ``parts`` as evenly as possible (earlier parts get the remainder)."""
-    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
 
 def worker_count(requested: int, connections: int, concurrency: int) -> int:
@@ -71,25 +42,16 @@ class PythonLoad:
     server's TCP counters at the window's end, between the two calls.
     """
 
-    def __init__(self, job: dict, processes: int, cpus: list[int] | None, rpc_timeout: float) -> None:
-        self.job = {**job, "rpc_timeout": rpc_timeout}
-        self.n = worker_count(processes, job["connections"], job["concurrency"])
+    def __init__(self, job: LoadJob, processes: int, cpus: list[int] | None) -> None:
+        self.job = job
+        self.n = worker_count(processes, job.connections, job.concurrency)
         self.cpus = cpus
         self.procs: list[subprocess.Popen] = []
         self._logs: list[str] = []
         self.window: tuple[float, float] | None = None
 
     def start(self) -> tuple[float, float]:
-        conns = split(self.job["connections"], self.n)
-        concs = split(self.job["concurrency"], self.n)
         for i in range(self.n):
-            job = {
-                **self.job,
-                "connections": conns[i],
-                "concurrency": concs[i],
-                "rate": self.job.get("rate", 0) / self.n,
-                "seed": self.job.get("seed", 0) * 1000 + i,
-            }
             log = tempfile.NamedTemporaryFile(prefix="grpclab-loadgen-", suffix=".log", delete=False)  # noqa: SIM115
             proc = subprocess.Popen(
                 _command(self.cpus),
@@ -104,7 +66,7 @@ class PythonLoad:
                 os.sched_setaffinity(proc.pid, self.cpus)
             self.procs.append(proc)
             self._logs.append(log.name)
-            proc.stdin.write(json.dumps(job) + "\n")
+            proc.stdin.write(json.dumps(self.job.share(i, self.n).to_json()) + "\n")
             proc.stdin.flush()
         deadline = time.monotonic() + READY_TIMEOUT_S
         for proc in self.procs:
@@ -115,8 +77,8 @@ class PythonLoad:
         for proc in self.procs:
             proc.stdin.write(json.dumps({"start": start}) + "\n")
             proc.stdin.flush()
-        lo = start + self.job["warmup"]
-        self.window = (lo, lo + self.job["duration"])
+        lo = start + self.job.warmup
+        self.window = (lo, lo + self.job.duration)
         return self.window
 
     def _read(self, proc: subprocess.Popen, deadline: float) -> dict:
@@ -141,7 +103,7 @@ class PythonLoad:
 
     def result(self) -> LoadResult:
         assert self.window is not None
-        deadline = self.window[1] + self.job["rpc_timeout"] + DRAIN_MARGIN_S
+        deadline = self.window[1] + self.job.rpc_timeout + DRAIN_MARGIN_S
         messages = [self._read(proc, deadline) for proc in self.procs]
         for proc in self.procs:
             proc.stdin.write(json.dumps({"close": True}) + "\n")
@@ -158,7 +120,7 @@ class PythonLoad:
         return LoadResult(
             loadgen="python",
             processes=self.n,
-            window_s=self.job["duration"],
+            window_s=self.job.duration,
             ok=sum(m["ok"] for m in messages),
             errors=errors,
             cpu_s=sum(m["cpu_s"] for m in messages),

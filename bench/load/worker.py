@@ -3,7 +3,7 @@
 ``--parent PID``: exit when that process (the harness) dies, even by SIGKILL.
 
 Protocol on stdin/stdout, one JSON object per line:
-  in  {job}                          -> connects its channels
+  in  {job}                          -> connects its channels (bench.load.job.LoadJob.to_json)
   out {"event": "ready"}
   in  {"start": MONOTONIC_SECONDS}   -> load from start; measure [start+warmup, +duration)
   out {"event": "result", ...}       (or {"event": "error", "message": ...})
@@ -28,9 +28,9 @@ import time
 
 import grpc
 
-from ..spec.compression import Compression
 from . import histogram
 from .channels import open_channel
+from .job import LoadJob
 from .workload import ReplyMismatch, Workload
 
 NS = 1_000_000_000
@@ -140,49 +140,30 @@ async def _cpu_at(moment_ns: int) -> tuple[float, float | None, int]:
     return time.process_time(), _busy_s(), time.monotonic_ns()
 
 
-async def run(job: dict, read_line) -> dict:
-    workload = Workload(
-        job["rpc"],
-        job["payload_size"],
-        job["payload_kind"],
-        Compression.parse(job["compression"]),
-        job["stream_messages"],  # payload seed left at 0: the same bytes in every repetition
-    )
+async def run(job: LoadJob, read_line) -> dict:
+    workload = Workload.for_job(job)
     channels = [
-        open_channel(
-            job["target"], tls_dir=job.get("tls_dir"), compression=Compression.parse(job["compression"]).grpc, aio=True
-        )
-        for _ in range(job["connections"])
+        open_channel(job.target, tls_dir=job.tls_dir, compression=job.compression.grpc, aio=True)
+        for _ in range(job.connections)
     ]
     try:
-        await asyncio.wait_for(asyncio.gather(*(ch.channel_ready() for ch in channels)), job.get("connect_timeout", 10))
+        await asyncio.wait_for(asyncio.gather(*(ch.channel_ready() for ch in channels)), job.connect_timeout)
         stubs = [workload.stub(ch) for ch in channels]
         _emit({"event": "ready"})
         start_ns = int(float(json.loads(await read_line())["start"]) * NS)
-        lo = start_ns + int(job["warmup"] * NS)
-        hi = lo + int(job["duration"] * NS)
+        lo = start_ns + int(job.warmup * NS)
+        hi = lo + int(job.duration * NS)
         rec = Recorder(lo, hi)
-        timeout = job["rpc_timeout"]
+        timeout = job.rpc_timeout
         delay = start_ns - time.monotonic_ns()
         if delay > 0:
             await asyncio.sleep(delay / NS)
         cpu = asyncio.gather(_cpu_at(lo), _cpu_at(hi))
-        if job["mode"] == "open":
-            await _open(
-                workload,
-                stubs,
-                timeout,
-                start_ns,
-                hi,
-                job["rate"],
-                job["arrival"],
-                job["concurrency"],
-                job.get("seed", 0),
-                rec,
-            )
+        if job.mode == "open":
+            await _open(workload, stubs, timeout, start_ns, hi, job.rate, job.arrival, job.concurrency, job.seed, rec)
         else:
             await asyncio.gather(
-                *(_closed(workload, stubs[i % len(stubs)], timeout, hi, rec) for i in range(job["concurrency"]))
+                *(_closed(workload, stubs[i % len(stubs)], timeout, hi, rec) for i in range(job.concurrency))
             )
         (cpu_lo, busy_lo, at_lo), (cpu_hi, busy_hi, at_hi) = await cpu
         # A busy loop reads late, and not equally late at both edges: rescale to the window.
@@ -221,7 +202,7 @@ def main() -> int:
     # The harness passes its pid: after the imports it may be gone and getppid() be init.
     args = sys.argv[1:]
     exit_with_parent(int(args[1]) if args[:1] == ["--parent"] else os.getppid())
-    job = json.loads(sys.stdin.readline())
+    job = LoadJob.from_json(json.loads(sys.stdin.readline()))
     loop_reader = asyncio.StreamReader
 
     async def amain() -> dict:

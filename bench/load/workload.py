@@ -25,6 +25,7 @@ from protos import (
 from servers import payloads
 
 from ..spec.compression import Compression
+from .job import LoadJob
 
 RPCS = ("unary", "server_stream", "client_stream", "bidi")
 
@@ -63,7 +64,13 @@ class Workload:
         self.raw = payloads.make(payload_kind, payload_size, seed)
         self.kind = payloads.KIND_TO_PROTO[payload_kind]
 
-    def _fields(self) -> dict:
+    @classmethod
+    def for_job(cls, job: LoadJob) -> Workload:
+        # Payload seed left at 0: the same bytes in every repetition (and in ghz's data file).
+        return cls(job.rpc, job.payload_size, job.payload_kind, job.compression, job.stream_messages)
+
+    def request_fields(self) -> dict:
+        """The lab's fields of every request message (what the server reads to build and check its reply)."""
         return {
             "payload": payloads.encode(self.raw, self.level),  # compressed per message: real client CPU
             "payload_gzip_level": self.level,
@@ -93,7 +100,7 @@ class Workload:
     async def call(self, stub, timeout: float) -> Timings | None:
         """One RPC; raises grpc.aio.AioRpcError or ReplyMismatch on failure."""
         if self.rpc == "unary":
-            reply = await stub.SayHello(greet_pb2.HelloRequest(name="lab", **self._fields()), timeout=timeout)
+            reply = await stub.SayHello(greet_pb2.HelloRequest(name="lab", **self.request_fields()), timeout=timeout)
             self._check(reply)
             return None
         if self.rpc == "server_stream":
@@ -107,7 +114,9 @@ class Workload:
         first = None
         gaps: list[int] = []
         count = 0
-        call = stub.GetNumbers(number_stream_pb2.NumberRequest(limit=self.messages, **self._fields()), timeout=timeout)
+        call = stub.GetNumbers(
+            number_stream_pb2.NumberRequest(limit=self.messages, **self.request_fields()), timeout=timeout
+        )
         async for reply in call:
             now = time.monotonic_ns()
             if first is None:
@@ -124,7 +133,7 @@ class Workload:
     async def _client_stream(self, stub, timeout: float) -> None:
         call = stub.CalculateSum(timeout=timeout)
         for i in range(self.messages):
-            await call.write(sum_stream_pb2.NumberRequest(number=i, **self._fields()))
+            await call.write(sum_stream_pb2.NumberRequest(number=i, **self.request_fields()))
         await call.done_writing()
         reply = await call
         self._check(reply)
@@ -139,7 +148,7 @@ class Workload:
         rtts: list[int] = []
         for i in range(self.messages):
             sent = time.monotonic_ns()
-            await call.write(chat_pb2.ChatRequest(message=str(i), **self._fields()))
+            await call.write(chat_pb2.ChatRequest(message=str(i), **self.request_fields()))
             reply = await call.read()
             if reply is grpc.aio.EOF:
                 raise ReplyMismatch(f"stream ended after {i} of {self.messages} replies")

@@ -21,7 +21,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from ..analysis import schema
 from ..load import histogram
 from ..load.channels import channel_credentials
-from ..load.python_load import LoadError, LoadResult, PythonLoad
+from ..load.job import LoadError, LoadJob, LoadResult
+from ..load.python_load import PythonLoad
 from ..spec import Cell, Settings
 from ..spec.compression import Compression
 from . import sampling, server_process
@@ -48,17 +49,6 @@ def server_args(cell: Cell, certs_dir: Path) -> list[str]:
         args += ["--tls", str(certs_dir)] + (["--mtls"] if cell.tls == "mtls" else [])
     args += Compression.parse(cell.compression).server_args()
     return args
-
-
-def load_job(cell: Cell, target: str, certs_dir: Path, settings: Settings, repetition: int) -> dict:
-    return {
-        **cell.to_dict(),
-        "target": target,
-        "tls_dir": str(certs_dir) if cell.tls != "off" else None,
-        "warmup": settings.warmup,
-        "duration": settings.duration,
-        "seed": settings.seed * 1000 + repetition,
-    }
 
 
 def wait_healthy(target: str, tls_dir: Path | None, timeout: float = HEALTH_TIMEOUT_S) -> None:
@@ -88,13 +78,12 @@ def _sleep_until(moment: float) -> None:
         time.sleep(delay)
 
 
-def make_load(cell: Cell, job: dict, settings: Settings):
-    rpc_timeout = max(1.0, settings.cell_timeout - settings.warmup - settings.duration)
+def make_load(cell: Cell, job: LoadJob, settings: Settings):
     if cell.loadgen == "ghz":
         from ..load.ghz import GhzLoad
 
-        return GhzLoad(job, list(settings.loadgen_cpus), rpc_timeout)
-    return PythonLoad(job, settings.loadgen_processes, list(settings.loadgen_cpus), rpc_timeout)
+        return GhzLoad(job, list(settings.loadgen_cpus))
+    return PythonLoad(job, settings.loadgen_processes, list(settings.loadgen_cpus))
 
 
 def measure(cell: Cell, repetition: int, order: int, ctx: Context) -> dict:
@@ -125,7 +114,10 @@ def measure(cell: Cell, repetition: int, order: int, ctx: Context) -> dict:
             python=ctx.server_python,
         )
         wait_healthy(server.target, ctx.certs_dir if cell.tls != "off" else None)
-        load = make_load(cell, load_job(cell, server.target, ctx.certs_dir, settings, repetition), settings)
+        job = LoadJob.for_cell(
+            cell, target=server.target, tls_dir=ctx.certs_dir, settings=settings, repetition=repetition
+        )
+        load = make_load(cell, job, settings)
         lo, hi = load.start()
         _sleep_until(lo)
         before = sampling.take(server.pids, server.port)
