@@ -33,7 +33,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from servers.transport import BindError
 
     from .analysis.results import ResultsError
-    from .run.executor import RunError
+    from .run.placement import RunError
     from .spec import SpecError
 
     return (UsageError, CertError, ConfigError, FaultConfigError, BindError, SpecError, ResultsError, RunError)

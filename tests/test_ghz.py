@@ -27,6 +27,7 @@ from bench.load.ghz import GhzLoad, LoadError
 from bench.load.job import LoadJob
 from bench.run import measure as runner
 from bench.run import server_process
+from bench.run.placement import LocalLoadgenHost, LocalPlacement
 from bench.spec import Cell, Settings
 from bench.spec.compression import Compression
 from protos import chat_pb2, greet_pb2, lab_pb2, number_stream_pb2, sum_stream_pb2
@@ -138,7 +139,7 @@ def test_app_gzip_is_in_the_data_not_a_flag():
 )
 def test_cells_ghz_cannot_run_are_load_errors(fake_ghz, changes, words):
     with pytest.raises(LoadError) as err:
-        GhzLoad(job(**changes), None, binary=fake_ghz())
+        GhzLoad(job(**changes), LocalLoadgenHost(), binary=fake_ghz())
     assert all(w in str(err.value) for w in words), err.value
     assert "\n" not in str(err.value)
 
@@ -146,7 +147,7 @@ def test_cells_ghz_cannot_run_are_load_errors(fake_ghz, changes, words):
 def test_missing_binary_is_a_load_error(monkeypatch):
     monkeypatch.setattr(ghz, "find_ghz", lambda: None)
     with pytest.raises(LoadError, match=r"ghz not found: run `make ghz`"):
-        GhzLoad(job(), None)
+        GhzLoad(job(), LocalLoadgenHost())
 
 
 def test_notes():
@@ -429,7 +430,7 @@ def test_fake_run_arguments_pinning_and_result(fake_ghz):
         payload_size=4096,
         rpc_timeout=2.0,
     )
-    load = GhzLoad(cell, [cpu], binary=binary)
+    load = GhzLoad(cell, LocalLoadgenHost((cpu,)), binary=binary)
     try:
         lo, hi = load.start()
         assert hi - lo == pytest.approx(1.0)
@@ -466,7 +467,7 @@ def test_fake_run_arguments_pinning_and_result(fake_ghz):
     ],
 )
 def test_fake_failures_are_one_line_load_errors(fake_ghz, kind, message):
-    load = GhzLoad(job(rpc_timeout=1.0), None, binary=fake_ghz(kind))
+    load = GhzLoad(job(rpc_timeout=1.0), LocalLoadgenHost(), binary=fake_ghz(kind))
     try:
         load.start()
         with pytest.raises(LoadError, match=message) as err:
@@ -478,7 +479,7 @@ def test_fake_failures_are_one_line_load_errors(fake_ghz, kind, message):
 
 def test_fake_hang_is_killed_at_the_deadline(fake_ghz, monkeypatch):
     monkeypatch.setattr(ghz, "EXIT_MARGIN_S", 0.3)
-    load = GhzLoad(job(duration=0.1, rpc_timeout=0.2), None, binary=fake_ghz("sleep"))
+    load = GhzLoad(job(duration=0.1, rpc_timeout=0.2), LocalLoadgenHost(), binary=fake_ghz("sleep"))
     try:
         began = time.monotonic()
         load.start()
@@ -491,7 +492,7 @@ def test_fake_hang_is_killed_at_the_deadline(fake_ghz, monkeypatch):
 
 
 def test_close_kills_a_running_ghz_and_removes_its_files(fake_ghz):
-    load = GhzLoad(job(rpc_timeout=1.0), None, binary=fake_ghz("sleep"))
+    load = GhzLoad(job(rpc_timeout=1.0), LocalLoadgenHost(), binary=fake_ghz("sleep"))
     load.start()
     directory = load._dir
     assert directory is not None and Path(directory).is_dir()
@@ -536,8 +537,8 @@ def lab_server(tls_dir) -> Iterator[Callable[..., server_process.ServerProcess]]
     assert not bad, f"servers exited non-zero on SIGTERM: {bad}"
 
 
-def run_ghz(cell: LoadJob, cpus: list[int] | None = None):
-    load = GhzLoad(cell, cpus)
+def run_ghz(cell: LoadJob):
+    load = GhzLoad(cell, LocalLoadgenHost())
     try:
         lo, hi = load.start()
         time.sleep(max(0.0, hi - time.monotonic()))
@@ -636,7 +637,10 @@ def test_real_ghz_pinned_and_through_the_runner(tls_dir):
         server_cpus=tuple(server_cpus),
         loadgen_cpus=tuple(loadgen_cpus),
     )
-    row = runner.measure(cell, 0, 0, runner.Context(run_id="ghz", settings=settings, certs_dir=tls_dir))
+    ctx = runner.Context(
+        run_id="ghz", settings=settings, certs_dir=tls_dir, placement=LocalPlacement.from_settings(settings)
+    )
+    row = runner.measure(cell, 0, 0, ctx)
     assert not row["failed"], row["error"]
     assert row["loadgen_processes"] == 1
     assert row["rpcs_ok"] > 0 and row["errors"] == 0

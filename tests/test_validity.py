@@ -25,6 +25,7 @@ import pytest
 
 from bench.load import histogram
 from bench.run import measure as runner
+from bench.run.placement import LocalPlacement
 from bench.spec import Cell, Settings, parse_spec
 from servers import certs
 from servers.faults import ENV_CPU_US, ENV_DELAY_US, ENV_STALL
@@ -88,7 +89,13 @@ class Lab:
         cell, settings = self.cell({"duration": duration, "warmup": warmup, "cell_timeout": cell_timeout}, axes)
         key = json.dumps([cell.key(), settings.duration, settings.warmup, settings.cell_timeout, env, condition])
         if key not in self._rows:
-            ctx = runner.Context(run_id="validity", settings=settings, certs_dir=self.certs_dir, server_env=env or {})
+            ctx = runner.Context(
+                run_id="validity",
+                settings=settings,
+                certs_dir=self.certs_dir,
+                placement=LocalPlacement.from_settings(settings),
+                server=runner.ServerCode(env=env or {}),
+            )
             stalled_before, began = cpu_pressure_us(), time.monotonic()
             row = runner.measure(cell, 0, 0, ctx)
             stalled_after, ended = cpu_pressure_us(), time.monotonic()

@@ -50,10 +50,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..machine import environment
-from ..run import server_process
+from ..run import placement, server_process
 from ..run.executor import check_cpus
 from ..run.manifest import new_manifest
-from ..run.measure import Context, measure
+from ..run.measure import Context, ServerCode, measure
 from ..run.plan import Plan
 from ..run.store import RunStore
 from ..spec import Cell, Settings, SpecError, filter_cells, load_spec, with_settings
@@ -111,9 +111,8 @@ def run_interleaved(sides: Sequence[Side], plan: Plan, settings: Settings, progr
                 run_id=side.store.dir.name,
                 settings=settings,
                 certs_dir=certs_dir,
-                server_env=dict(side.server_env),
-                server_code_dir=side.server_code_dir,
-                server_python=side.server_python,
+                placement=placement.for_settings(settings),
+                server=ServerCode(dict(side.server_env), side.server_code_dir, side.server_python),
             )
             for side in sides
         }
@@ -121,7 +120,7 @@ def run_interleaved(sides: Sequence[Side], plan: Plan, settings: Settings, progr
             ctx = contexts[side.name]
             extra = side.cell_env.get(cell.key())
             if extra:
-                ctx = replace(ctx, server_env={**ctx.server_env, **extra})
+                ctx = replace(ctx, server=replace(ctx.server, env={**ctx.server.env, **extra}))
             row = measure(cell, rep, order, ctx)
             side.store.add_row(row)
             progress(k + 1, len(todo), side.name, cell, rep, row)

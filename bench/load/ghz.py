@@ -3,7 +3,7 @@
 ``GhzLoad`` has PythonLoad's interface (``start()`` -> measured window, ``result()`` ->
 :class:`~bench.load.python_load.LoadResult`, ``close()``), so the runner treats both alike.
 
-How a cell maps onto one ghz run (no shell; ``taskset -c`` pins it like the Python workers):
+How a cell maps onto one ghz run (no shell; the placement pins it like the Python workers):
 
 * the method comes from the repo's .proto files (``--proto``/``--import-paths``), not server
   reflection; the request is one pre-serialized message in a ``-B`` file (count-delimited, so
@@ -35,6 +35,7 @@ import threading
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
 from google.protobuf.internal.encoder import _VarintBytes
@@ -46,6 +47,9 @@ from protos import chat_pb2, greet_pb2, number_stream_pb2, sum_stream_pb2
 from . import histogram
 from .job import LoadError, LoadJob, LoadResult
 from .workload import Workload
+
+if TYPE_CHECKING:
+    from ..run.placement import LoadgenHost
 
 GHZ_VERSION = "v0.121.0"  # what `make ghz` builds (Makefile GHZ_VERSION)
 PROTOS_DIR = Path(protos.__file__).resolve().parent
@@ -357,9 +361,9 @@ def _cpu_seconds(proc: psutil.Process) -> float | None:
 class GhzLoad:
     """One cell's load from ghz: ``start()`` returns the measured window; ``result()`` waits for ghz's report."""
 
-    def __init__(self, job: LoadJob, cpus: list[int] | None, binary: str | None = None) -> None:
+    def __init__(self, job: LoadJob, host: LoadgenHost, binary: str | None = None) -> None:
         self.job = job
-        self.cpus = list(cpus) if cpus else None
+        self.host = host
         self.binary = binary or find_ghz()
         if self.binary is None:
             raise LoadError("ghz not found: run `make ghz` (needs Go) or put ghz on PATH")
@@ -376,20 +380,8 @@ class GhzLoad:
         self._sampler: threading.Thread | None = None
 
     def command(self, data_file: str, output: str) -> list[str]:
-        command = [
-            self.binary,
-            *ghz_args(
-                self.job,
-                data_file=data_file,
-                output=output,
-                run_s=self.run_s,
-                cpus=len(self.cpus) if self.cpus else None,
-            ),
-        ]
-        taskset = shutil.which("taskset")
-        if self.cpus and taskset:
-            command = [taskset, "-c", ",".join(map(str, self.cpus)), *command]
-        return command
+        cpus = len(self.host.cpus) or None  # --cpus sets GOMAXPROCS to the CPUs ghz is pinned to
+        return [self.binary, *ghz_args(self.job, data_file=data_file, output=output, run_s=self.run_s, cpus=cpus)]
 
     def start(self) -> tuple[float, float]:
         self._dir = tempfile.mkdtemp(prefix="grpclab-ghz-")
@@ -403,13 +395,11 @@ class GhzLoad:
         self._launched = time.monotonic()  # before the launch: ghz's -z clock starts later, so it runs past hi
         with open(self._log, "wb") as log:
             try:
-                self.proc = subprocess.Popen(
+                self.proc = self.host.launch(
                     command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=self._dir
                 )
             except OSError as exc:
                 raise LoadError(f"ghz did not start: {exc}") from None
-        if self.cpus and not shutil.which("taskset"):
-            os.sched_setaffinity(self.proc.pid, self.cpus)
         lo = self._launched + LEAD_S + self.job.warmup
         self.window = (lo, lo + self.job.duration)
         self._sampler = threading.Thread(target=self._sample_cpu, name="ghz-cpu", daemon=True)

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from typing import TYPE_CHECKING
 
 from . import histogram
 from .job import LoadError, LoadJob, LoadResult
+
+if TYPE_CHECKING:
+    from ..run.placement import LoadgenHost
 
 READY_TIMEOUT_S = 20.0
 DRAIN_MARGIN_S = 15.0  # after the window: time for counted RPCs to finish before workers are killed
@@ -27,12 +30,8 @@ def worker_count(requested: int, connections: int, concurrency: int) -> int:
     return max(1, min(requested, connections, concurrency))
 
 
-def _command(cpus: list[int] | None) -> list[str]:
-    command = [sys.executable, "-m", "bench.load.worker", "--parent", str(os.getpid())]
-    taskset = shutil.which("taskset")
-    if cpus and taskset:
-        command = [taskset, "-c", ",".join(map(str, cpus)), *command]
-    return command
+def _command() -> list[str]:
+    return [sys.executable, "-m", "bench.load.worker", "--parent", str(os.getpid())]
 
 
 class PythonLoad:
@@ -42,10 +41,10 @@ class PythonLoad:
     server's TCP counters at the window's end, between the two calls.
     """
 
-    def __init__(self, job: LoadJob, processes: int, cpus: list[int] | None) -> None:
+    def __init__(self, job: LoadJob, processes: int, host: LoadgenHost) -> None:
         self.job = job
         self.n = worker_count(processes, job.connections, job.concurrency)
-        self.cpus = cpus
+        self.host = host
         self.procs: list[subprocess.Popen] = []
         self._logs: list[str] = []
         self.window: tuple[float, float] | None = None
@@ -53,8 +52,8 @@ class PythonLoad:
     def start(self) -> tuple[float, float]:
         for i in range(self.n):
             log = tempfile.NamedTemporaryFile(prefix="grpclab-loadgen-", suffix=".log", delete=False)  # noqa: SIM115
-            proc = subprocess.Popen(
-                _command(self.cpus),
+            proc = self.host.launch(
+                _command(),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=log,
@@ -62,8 +61,6 @@ class PythonLoad:
                 cwd=os.getcwd(),
             )
             log.close()
-            if self.cpus and not shutil.which("taskset"):
-                os.sched_setaffinity(proc.pid, self.cpus)
             self.procs.append(proc)
             self._logs.append(log.name)
             proc.stdin.write(json.dumps(self.job.share(i, self.n).to_json()) + "\n")

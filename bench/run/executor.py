@@ -6,7 +6,6 @@ tells how to resume.
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import tempfile
@@ -14,24 +13,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..spec import Cell, Settings
-from .measure import Context, measure
+from . import placement
+from .measure import Context, ServerCode, measure
 from .plan import Plan
 from .store import RunStore
 
 
-class RunError(Exception):
-    """A run that cannot start (bad CPUs, an existing directory...): one line, exit 2."""
-
-
 def check_cpus(settings: Settings) -> None:
-    available = os.sched_getaffinity(0)
-    for name in ("server_cpus", "loadgen_cpus"):
-        missing = sorted(set(getattr(settings, name)) - available)
-        if missing:
-            raise RunError(
-                f"settings.{name}: CPU {missing[0]} is not available here "
-                f"(available: {','.join(map(str, sorted(available)))}; override with --{name.replace('_', '-')})"
-            )
+    placement.for_settings(settings).check()
 
 
 Progress = Callable[[int, int, Cell, int, dict | None], None]
@@ -50,7 +39,13 @@ def execute(
         from servers import certs
 
         certs.generate(certs_dir)
-        ctx = Context(run_id=store.dir.name, settings=settings, certs_dir=certs_dir, server_env=server_env or {})
+        ctx = Context(
+            run_id=store.dir.name,
+            settings=settings,
+            certs_dir=certs_dir,
+            placement=placement.for_settings(settings),
+            server=ServerCode(env=server_env or {}),
+        )
         for k, (order, cell, rep) in enumerate(todo):
             progress(k, len(todo), cell, rep, None)
             row = measure(cell, rep, order, ctx)

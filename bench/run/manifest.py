@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ..machine import environment
 from ..spec import Spec
 from .plan import Plan
+
+
+@dataclass(frozen=True)
+class PlacementInfo:
+    """Where a run's servers and generators ran (bench.run.placement)."""
+
+    kind: str  # "local"
+    server_cpus: tuple[int, ...]
+    loadgen_cpus: tuple[int, ...]
 
 
 def new_manifest(spec: Spec, plan: Plan, filter_expr: str | None) -> dict:

@@ -1,48 +1,54 @@
 """One repetition of one cell -> one row.
 
-Start the cell's server pinned to the server CPUs, wait for its ready line and
-health, put the cell's load on it from the load-generator CPUs (warm-up
-discarded), sample server CPU and wire bytes at the measured window's edges,
-stop the server, and fill the row. A failure of one repetition is a row with
-``failed`` set, never an exception.
+Ask the run's placement where the cell runs, start its server there (healthy, or the row says why),
+put the cell's load on it from the generators' place (warm-up discarded), sample the server's CPU
+and wire bytes at the measured window's edges, stop the server, and fill the row. A failure of one
+repetition is a row with ``failed`` set, never an exception.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from ..analysis import schema
 from ..load import histogram
-from ..load.channels import channel_credentials
 from ..load.job import LoadError, LoadJob, LoadResult
 from ..load.python_load import PythonLoad
 from ..spec import Cell, Settings
 from ..spec.compression import Compression
-from . import sampling, server_process
+from . import sampling
+from .placement import LoadgenHost, Placement, ServerLaunch
+from .server_process import ServerStartError
 
-HEALTH_TIMEOUT_S = 20.0
 SATURATED = 0.9  # fraction of the pinned CPUs busy
 
 
-@dataclass
+@dataclass(frozen=True)
+class ServerCode:
+    """Which server code a side runs and with what (grpclab regress: the base's worktree and venv)."""
+
+    env: Mapping[str, str] = field(default_factory=dict)  # extra environment (test-only fault knobs)
+    code_dir: Path | None = None  # serve this source tree's code
+    python: str | None = None  # ... with this interpreter and its packages (default: the harness's)
+
+
+@dataclass(frozen=True)
 class Context:
     run_id: str
     settings: Settings
     certs_dir: Path
-    server_env: dict[str, str] = field(default_factory=dict)  # test-only fault knobs
-    server_code_dir: Path | None = None  # serve this source tree's code (grpclab regress: the base's worktree)
-    server_python: str | None = None  # ... with this interpreter and its packages (default: the harness's)
+    placement: Placement
+    server: ServerCode = ServerCode()
 
 
 def server_args(cell: Cell, certs_dir: Path) -> list[str]:
-    args = ["--impl", cell.impl, "--port", "0", "--processes", str(cell.processes), "--exit-with-parent"]
+    """`grpclab serve` arguments of the cell's server (the placement adds where it listens)."""
+    args = ["--impl", cell.impl, "--processes", str(cell.processes)]
     if cell.impl == "sync":
         args += ["--workers", str(cell.workers)]
     if cell.tls != "off":
@@ -51,44 +57,24 @@ def server_args(cell: Cell, certs_dir: Path) -> list[str]:
     return args
 
 
-def wait_healthy(target: str, tls_dir: Path | None, timeout: float = HEALTH_TIMEOUT_S) -> None:
-    creds = channel_credentials(tls_dir) if tls_dir else None
-    channel = grpc.secure_channel(target, creds) if creds else grpc.insecure_channel(target)
-    deadline = time.monotonic() + timeout
-    try:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while True:
-            try:
-                reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=2.0)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError as exc:
-                if time.monotonic() > deadline:
-                    raise LoadError(f"server not healthy: {exc.code().name}") from None
-            if time.monotonic() > deadline:
-                raise LoadError("server not healthy: not SERVING")
-            time.sleep(0.05)
-    finally:
-        channel.close()
-
-
 def _sleep_until(moment: float) -> None:
     delay = moment - time.monotonic()
     if delay > 0:
         time.sleep(delay)
 
 
-def make_load(cell: Cell, job: LoadJob, settings: Settings):
+def make_load(cell: Cell, job: LoadJob, settings: Settings, host: LoadgenHost):
     if cell.loadgen == "ghz":
         from ..load.ghz import GhzLoad
 
-        return GhzLoad(job, list(settings.loadgen_cpus))
-    return PythonLoad(job, settings.loadgen_processes, list(settings.loadgen_cpus))
+        return GhzLoad(job, host)
+    return PythonLoad(job, settings.loadgen_processes, host)
 
 
 def measure(cell: Cell, repetition: int, order: int, ctx: Context) -> dict:
     """Run one repetition of one cell and return its row (failed rows included)."""
     settings = ctx.settings
+    where = ctx.placement.describe()
     row = schema.empty_row()
     row.update(cell.to_dict())
     row.update(
@@ -97,55 +83,62 @@ def measure(cell: Cell, repetition: int, order: int, ctx: Context) -> dict:
         repetition=repetition,
         order=order,
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        server_cpus=",".join(map(str, settings.server_cpus)),
-        loadgen_cpus=",".join(map(str, settings.loadgen_cpus)),
+        server_cpus=",".join(map(str, where.server_cpus)),
+        loadgen_cpus=",".join(map(str, where.loadgen_cpus)),
     )
     notes: list[str] = []
     if cell.impl == "aio":
         notes.append("aio: workers axis does not apply")
     began = time.monotonic()
-    server = load = None
+    tls_dir = ctx.certs_dir if cell.tls != "off" else None
+    launch = ServerLaunch(
+        tuple(server_args(cell, ctx.certs_dir)), tls_dir, ctx.server.env, ctx.server.code_dir, ctx.server.python
+    )
+    server_exit = 0
     try:
-        server = server_process.start(
-            server_args(cell, ctx.certs_dir),
-            env=ctx.server_env,
-            cpus=list(settings.server_cpus),
-            code_dir=ctx.server_code_dir,
-            python=ctx.server_python,
-        )
-        wait_healthy(server.target, ctx.certs_dir if cell.tls != "off" else None)
-        job = LoadJob.for_cell(
-            cell, target=server.target, tls_dir=ctx.certs_dir, settings=settings, repetition=repetition
-        )
-        load = make_load(cell, job, settings)
-        lo, hi = load.start()
-        _sleep_until(lo)
-        before = sampling.take(server.pids, server.port)
-        _sleep_until(hi)
-        after = sampling.take(server.pids, server.port)
-        result = load.result()
-    except (server_process.ServerStartError, LoadError) as exc:
+        with ctx.placement.cell(cell) as site:
+            cpus = (len(site.server.cpus), len(site.loadgen.cpus))
+            server = site.server.start(launch)
+            try:
+                job = LoadJob.for_cell(
+                    cell, target=server.target, tls_dir=tls_dir, settings=settings, repetition=repetition
+                )
+                load = make_load(cell, job, settings, site.loadgen)
+                try:
+                    lo, hi = load.start()
+                    _sleep_until(lo)
+                    before = server.sample()
+                    _sleep_until(hi)
+                    after = server.sample()
+                    result = load.result()
+                finally:
+                    load.close()
+            finally:
+                server_exit = server.stop()
+    except (ServerStartError, LoadError) as exc:
         row.update(failed=True, error=str(exc), notes="; ".join(notes))
         return row
     except Exception as exc:  # noqa: BLE001 - one broken repetition must not end the run; its row says why
         row.update(failed=True, error=f"{type(exc).__name__}: {exc}", notes="; ".join(notes))
         return row
-    finally:
-        if load is not None:
-            load.close()
-        if server is not None:
-            code = server.stop()
-            if code != 0 and not row["failed"]:
-                notes.append(f"server exited with code {code}")
-    fill_metrics(row, result, before, after, settings, notes)
+    if server_exit != 0:
+        notes.append(f"server exited with code {server_exit}")
+    fill_metrics(row, result, before, after, cpus, notes)
     row["overhead_s"] = time.monotonic() - began - settings.warmup - settings.duration
     row["notes"] = "; ".join(notes + result.notes)
     return row
 
 
 def fill_metrics(
-    row: dict, result: LoadResult, before: sampling.Sample, after: sampling.Sample, settings: Settings, notes: list[str]
+    row: dict,
+    result: LoadResult,
+    before: sampling.Sample,
+    after: sampling.Sample,
+    cpus: tuple[int, int],
+    notes: list[str],
 ) -> None:
+    """The row's measurements; ``cpus``: how many CPUs the server and the generators had."""
+    server_cpus, loadgen_cpus = cpus
     duration = result.window_s
     ok = result.ok
     per_rpc = (lambda x: x / ok) if ok else (lambda x: float("nan"))
@@ -178,10 +171,10 @@ def fill_metrics(
     server_cpu = (after.cpu_s - before.cpu_s) * cpu_scale
     row.update(
         server_cpu_s=server_cpu,
-        server_cpu_util=server_cpu / (duration * len(settings.server_cpus)),
+        server_cpu_util=server_cpu / (duration * server_cpus),
         server_cpu_us_per_rpc=per_rpc(server_cpu * 1e6),
         loadgen_cpu_s=result.cpu_s,
-        loadgen_cpu_util=result.cpu_s / (duration * len(settings.loadgen_cpus)),
+        loadgen_cpu_util=result.cpu_s / (duration * loadgen_cpus),
         loadgen_cpu_us_per_rpc=per_rpc(result.cpu_s * 1e6),
         server_rss_mb=after.rss_bytes / 2**20,
     )
@@ -195,7 +188,7 @@ def fill_metrics(
         )
     # Busy = running or runnable: a generator starved by another process on its CPU uses
     # less CPU than it wants, yet it is just as much the limit.
-    busy_util = result.busy_s / (duration * len(settings.loadgen_cpus)) if result.busy_s is not None else 0.0
+    busy_util = result.busy_s / (duration * loadgen_cpus) if result.busy_s is not None else 0.0
     row["loadgen_saturated"] = bool(max(row["loadgen_cpu_util"], busy_util) >= SATURATED)
     row["server_saturated"] = bool(row["server_cpu_util"] >= SATURATED)
     if row["loadgen_saturated"]:

@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 READY_TIMEOUT_S = 30.0
 _LIVE: dict[int, subprocess.Popen] = {}  # every server started and not yet stopped, for emergency cleanup
@@ -68,13 +69,24 @@ class ServerProcess:
         return self.exit_code
 
 
-def serve_command(args: Sequence[str], cpus: Sequence[int] | None = None, python: str | None = None) -> list[str]:
-    command = [python or sys.executable, "-m", "bench.cli", "serve", *args]
+def serve_command(args: Sequence[str], python: str | None = None) -> list[str]:
+    return [python or sys.executable, "-m", "bench.cli", "serve", *args]
+
+
+def popen_pinned(command: Sequence[str], cpus: Sequence[int] | None, **popen: Any) -> subprocess.Popen:
+    """Start ``command`` on ``cpus`` (all CPUs when empty): the one way the lab pins a process it starts.
+
+    ``taskset -c`` pins before the program starts, so every thread and forked child inherits it.
+    Without taskset, the child is pinned with sched_setaffinity right after it is created, before
+    it can have started a thread.
+    """
     taskset = shutil.which("taskset")
     if cpus and taskset:
-        # Pinned before the interpreter starts, so every thread and forked server inherits it.
         command = [taskset, "-c", ",".join(map(str, cpus)), *command]
-    return command
+    proc = subprocess.Popen(list(command), **popen)
+    if cpus and not taskset:
+        os.sched_setaffinity(proc.pid, cpus)
+    return proc
 
 
 def start(
@@ -96,8 +108,9 @@ def start(
     child_env = {**os.environ, **(env or {})}
     if code_dir is not None:
         child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(code_dir), child_env.get("PYTHONPATH")]))
-    proc = subprocess.Popen(
-        serve_command(args, cpus, python),
+    proc = popen_pinned(
+        serve_command(args, python),
+        cpus,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=stderr,
@@ -107,8 +120,6 @@ def start(
     )
     stderr.close()
     _LIVE[proc.pid] = proc
-    if cpus and not shutil.which("taskset"):
-        os.sched_setaffinity(proc.pid, cpus)
     try:
         ready = _read_ready(proc, timeout)
     except ServerStartError:
