@@ -24,7 +24,9 @@ import pytest
 from bench.analysis import results, schema
 from bench.gate import compare, regress
 from bench.run import server_process
+from bench.run.executor import Side, execute
 from bench.run.manifest import new_manifest
+from bench.run.measure import ServerCode
 from bench.run.plan import Plan
 from bench.run.store import RunStore
 from bench.spec import DEFAULTS, Cell, parse_spec
@@ -257,11 +259,8 @@ def real_runs(tmp_path_factory) -> dict[str, Path]:
     for name in ("A", "A2", "B"):
         store = RunStore.create(root / name, new_manifest(spec, plan, None))
         env = {"GRPCLAB_INJECT_CPU_US": SLOW_CPU_US} if name == "B" else {}
-        sides.append(regress.Side(name, store, server_env=env))
-    regress.run_interleaved(sides, plan, spec.settings, _quiet)
-    for side in sides:
-        side.store.manifest["status"] = "complete"
-        side.store.write_manifest()
+        sides.append(Side(store, name, ServerCode(env=env)))
+    execute(sides, plan, spec.settings, _quiet)
     return {side.name: side.store.dir for side in sides}
 
 

@@ -35,115 +35,35 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 import tomllib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from ..machine import environment
 from ..run import placement, server_process
-from ..run.executor import check_cpus
+from ..run.executor import Side, estimate_seconds, execute, sigterm_interrupts
 from ..run.manifest import new_manifest
-from ..run.measure import Context, ServerCode, measure
+from ..run.measure import ServerCode
 from ..run.plan import Plan
+from ..run.progress import Reporter, console
 from ..run.store import RunStore
-from ..spec import Cell, Settings, SpecError, filter_cells, load_spec, with_settings
+from ..spec import SpecError, filter_cells, load_spec, with_settings
 from . import compare
 
 DEFAULT_SPEC = "bench/specs/ci.toml"
 RESULTS_ROOT = Path("results")
 REPO = environment.REPO
-# Harness time per repetition beyond warm-up + window (server start, connect, teardown), for estimates.
-OVERHEAD_PER_REPETITION_S = 1.0
 
 
 class RegressError(Exception):
     """A gate that cannot run (unknown ref, not a git checkout, base server does not start): exit 2."""
-
-
-# -- interleaved execution (also used by bench.gate.study) -----------------
-
-
-@dataclass
-class Side:
-    """One side of an interleaved comparison: where its rows go and which server code/environment it runs."""
-
-    name: str
-    store: RunStore
-    server_code_dir: Path | None = None
-    server_python: str | None = None
-    server_env: dict[str, str] = field(default_factory=dict)
-    cell_env: dict[str, dict[str, str]] = field(default_factory=dict)  # cell key -> extra server env
-
-
-SideProgress = Callable[[int, int, str, Cell, int, dict], None]
-
-
-def run_interleaved(sides: Sequence[Side], plan: Plan, settings: Settings, progress: SideProgress) -> int:
-    """Measure every plan step on every side, back to back, in a seeded random order per step.
-
-    Steps a side's store already holds are skipped. Returns the number of repetitions measured.
-    """
-    check_cpus(settings)
-    rng = random.Random(settings.seed)
-    done = {side.name: side.store.done() for side in sides}
-    todo = []
-    for order, (cell, rep) in enumerate(plan.steps):
-        shuffled = list(sides)
-        rng.shuffle(shuffled)  # drawn for every step, so the order does not depend on what is already done
-        todo += [(order, cell, rep, side) for side in shuffled if (cell.key(), rep) not in done[side.name]]
-    certs_dir = Path(tempfile.mkdtemp(prefix="grpclab-certs-"))
-    try:
-        from servers import certs
-
-        certs.generate(certs_dir)
-        contexts = {
-            side.name: Context(
-                run_id=side.store.dir.name,
-                settings=settings,
-                certs_dir=certs_dir,
-                placement=placement.for_settings(settings),
-                server=ServerCode(dict(side.server_env), side.server_code_dir, side.server_python),
-            )
-            for side in sides
-        }
-        for k, (order, cell, rep, side) in enumerate(todo):
-            ctx = contexts[side.name]
-            extra = side.cell_env.get(cell.key())
-            if extra:
-                ctx = replace(ctx, server=replace(ctx.server, env={**ctx.server.env, **extra}))
-            row = measure(cell, rep, order, ctx)
-            side.store.add_row(row)
-            progress(k + 1, len(todo), side.name, cell, rep, row)
-    finally:
-        # No server_process.stop_all() here: measure() stops its own server whatever happens,
-        # and stop_all would also end servers that someone else in this process started (a test's).
-        shutil.rmtree(certs_dir, ignore_errors=True)
-    return len(todo)
-
-
-def estimate_seconds(steps: int, sides: int, settings: Settings) -> float:
-    return steps * sides * (settings.warmup + settings.duration + OVERHEAD_PER_REPETITION_S)
-
-
-def row_text(row: dict) -> str:
-    if row["failed"]:
-        return f"FAILED: {row['error']}"
-    text = f"{row['rps']:,.0f} RPC/s, p99 {row['lat_p99_ms']:.2f} ms, server {row['server_cpu_us_per_rpc']:,.0f} us/RPC"
-    return text + (" (generator saturated)" if row["loadgen_saturated"] else "")
-
-
-def print_progress(done: int, total: int, side: str, cell: Cell, rep: int, row: dict) -> None:
-    print(f"[{done}/{total}] {side:<4} {cell.key()} r{rep}: {row_text(row)}", flush=True)
 
 
 # -- git -----------------------------------------------------------------
@@ -283,10 +203,6 @@ def environment_versions(python: str) -> dict[str, str | None]:
 # -- the command ----------------------------------------------------------
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def regress(
     *,
     base_ref: str,
@@ -311,7 +227,7 @@ def regress(
     cells = filter_cells(spec.cells, filter_expr) if filter_expr else spec.cells
     if not cells:
         raise SpecError(f"--filter: {filter_expr!r} selects no cell of {spec.name}")
-    check_cpus(spec.settings)
+    placement.for_settings(spec.settings).check()
     out = out or RESULTS_ROOT / f"regress-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
     if out.exists() and any(out.iterdir()):
         raise RegressError(f"--out: {out} already exists and is not empty")
@@ -331,11 +247,9 @@ def regress(
         f"out {out}",
         flush=True,
     )
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    stores: list[RunStore] = []
     began = time.monotonic()
     try:
-        with worktree(top, base_sha) as tree:
+        with sigterm_interrupts(), worktree(top, base_sha) as tree:
             base_python = None
             if own_env:
                 print(f"building the base's own environment from its pins in {tree.parent / 'venv'}", flush=True)
@@ -363,26 +277,18 @@ def regress(
                         manifest["environment"]["versions"] = environment_versions(base_python)
                         manifest["environment"]["python_executable"] = base_python
                 manifests[side] = manifest
-            base_store = RunStore.create(out / "base", manifests["base"])
-            head_store = RunStore.create(out / "head", manifests["head"])
-            stores = [base_store, head_store]
             sides = [
-                Side("base", base_store, server_code_dir=tree, server_python=base_python),
-                Side("head", head_store, server_code_dir=top),
+                Side(
+                    RunStore.create(out / "base", manifests["base"]),
+                    "base",
+                    ServerCode(code_dir=tree, python=base_python),
+                ),
+                Side(RunStore.create(out / "head", manifests["head"]), "head", ServerCode(code_dir=top)),
             ]
-            run_interleaved(sides, plan, spec.settings, print_progress)
+            execute(sides, plan, spec.settings, Reporter(console(), sides=True))
     except KeyboardInterrupt:
-        for store in stores:
-            store.manifest["status"] = "interrupted"
-            store.write_manifest()
         print(f"\ninterrupted: the worktree is removed; partial runs kept in {out}", file=sys.stderr)
         return 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    ended = datetime.now(UTC).isoformat(timespec="seconds")
-    for store in stores:
-        store.manifest.update(status="complete", ended_at=ended)
-        store.write_manifest()
     print(f"measured in {time.monotonic() - began:.0f} s", flush=True)
 
     try:

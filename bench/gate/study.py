@@ -9,7 +9,7 @@
    CPU per RPC rises ~10 % in every cell (a single value for all cells would be
    +15 % on a unary cell and +2 % on a bidi cell).
 2. **Record** three series of N repetitions each, interleaved exactly as
-   ``grpclab regress`` interleaves base and head (bench.gate.regress.run_interleaved:
+   ``grpclab regress`` interleaves base and head (bench.run.executor, over three sides:
    the plan's steps in order, the three sides of each step in a seeded random
    order): A and A' (the same code, no injection) and B (injected).
 3. **Trials**: each trial draws k repetitions per cell from each series, without
@@ -45,13 +45,14 @@ import numpy as np
 import pandas as pd
 
 from ..analysis import results
-from ..run.executor import check_cpus
+from ..run import placement
+from ..run.executor import Side, estimate_seconds, execute
 from ..run.manifest import new_manifest
 from ..run.plan import Plan
+from ..run.progress import Reporter, console
 from ..run.store import RunStore
 from ..spec import Settings, filter_cells, load_spec, with_settings
 from . import compare
-from .regress import Side, estimate_seconds, print_progress, run_interleaved
 
 SERIES = ("A", "A2", "B")
 STUDY_JSON = "study.json"
@@ -81,9 +82,7 @@ def calibrate(spec, cells, settings: Settings, out: Path, reps: int, slowdown: f
     cal_settings = replace(settings, repetitions=reps)
     plan = Plan.make(cells, cal_settings)
     store = RunStore.create(out / "calibration", new_manifest(spec, plan, None))
-    run_interleaved([Side("calibration", store)], plan, cal_settings, print_progress)
-    store.manifest.update(status="complete", ended_at=datetime.now(UTC).isoformat(timespec="seconds"))
-    store.write_manifest()
+    execute([Side(store, "calibration")], plan, cal_settings, Reporter(console(), sides=True))
     df = results.load(store.dir)
     ok = df[compare.usable(df)]
     injection = {}
@@ -104,12 +103,8 @@ def record(spec, cells, settings: Settings, out: Path, injection: dict[str, dict
         manifest["gate_study"] = {"series": name, "injection": injection if name == "B" else None}
         store = RunStore.create(out / name, manifest)
         cell_env = {key: {"GRPCLAB_INJECT_CPU_US": str(v["inject_us"])} for key, v in injection.items()}
-        sides.append(Side(name, store, cell_env=cell_env if name == "B" else {}))
-    run_interleaved(sides, plan, settings, print_progress)
-    ended = datetime.now(UTC).isoformat(timespec="seconds")
-    for side in sides:
-        side.store.manifest.update(status="complete", ended_at=ended)
-        side.store.write_manifest()
+        sides.append(Side(store, name, cell_env=cell_env if name == "B" else {}))
+    execute(sides, plan, settings, Reporter(console(), sides=True))
 
 
 # -- trials ----------------------------------------------------------------
@@ -325,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         if n < k:
             parser.error(f"--recorded {n} < --repetitions {k}")
         settings = replace(spec.settings, repetitions=n)
-        check_cpus(settings)
+        placement.for_settings(settings).check()
         if out.exists() and any(out.iterdir()):
             parser.error(f"{out} exists and is not empty (use --reuse to redo the trials from it)")
         total = len(cells) * (args.calibration_repetitions + 3 * n)

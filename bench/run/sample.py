@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..analysis import results
 from ..spec import load_spec, with_settings
-from .executor import execute
+from .executor import Side, execute
 from .manifest import new_manifest
 from .plan import Plan
 from .store import RunStore
@@ -19,9 +19,7 @@ def make(out_dir: str | Path, **settings) -> Path:
     spec = with_settings(load_spec(SAMPLE_SPEC), **settings)
     plan = Plan.make(spec.cells, spec.settings)
     store = RunStore.create(Path(out_dir), new_manifest(spec, plan, None))
-    execute(store, plan, spec.settings, lambda *_: None)
-    store.manifest["status"] = "complete"
-    store.write_manifest()
+    execute([Side(store)], plan, spec.settings, lambda step: None)
     return store.dir
 
 

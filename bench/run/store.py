@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -73,6 +74,16 @@ class RunStore:
         (run_dir / CELLS_DIR).mkdir(exist_ok=True)
         store.rows()
         return store
+
+    def begin(self) -> None:
+        """The run is (again) being measured."""
+        self.manifest.update(status="running", ended_at=None)
+        self.write_manifest()
+
+    def finish(self, status: str) -> None:
+        """The run stopped: ``complete``, ``interrupted`` or ``failed``, now (the one place that says so)."""
+        self.manifest.update(status=status, ended_at=datetime.now(UTC).isoformat(timespec="seconds"))
+        self.write_manifest()
 
     def write_manifest(self) -> None:
         atomic_write(self.dir / MANIFEST, (json.dumps(self.manifest, indent=2, default=str) + "\n").encode())
