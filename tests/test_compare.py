@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,11 +26,12 @@ from bench.analysis import results, schema
 from bench.gate import compare, regress
 from bench.run import server_process
 from bench.run.executor import Side, execute
-from bench.run.manifest import new_manifest
+from bench.run.manifest import Environment, Manifest, PlacementInfo
 from bench.run.measure import ServerCode
+from bench.run.placement import LocalPlacement
 from bench.run.plan import Plan
 from bench.run.store import RunStore
-from bench.spec import DEFAULTS, Cell, parse_spec
+from bench.spec import DEFAULTS, Cell, Settings, parse_spec
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -208,14 +210,18 @@ def test_unknown_metric_and_disjoint_runs_are_refused():
         compare.compare_frames(a, b, ["rps"])
 
 
+def _manifest(env: Environment, settings: Settings) -> Manifest:
+    where = PlacementInfo("local", settings.server_cpus, settings.loadgen_cpus)
+    return Manifest("t", None, {}, settings, None, Plan([]), where, "ecdsa-p256", env, "2026-11-25T00:00:00+00:00")
+
+
 def test_environment_differences_split_into_hard_and_soft():
-    env = {"cpu_model": "X", "cores": 2, "kernel": "6.1", "versions": {"python": "3.11.7", "grpcio": "1.85.3"}}
-    settings = {"duration": 2.0, "repetitions": 5}
-    base = {"environment": env, "settings": settings}
-    head = {
-        "environment": {**env, "kernel": "6.2", "versions": {**env["versions"], "grpcio": "1.86.0"}},
-        "settings": {**settings, "repetitions": 10},
-    }
+    env = Environment(cpu_model="X", cores=2, kernel="6.1", versions={"python": "3.11.7", "grpcio": "1.85.3"})
+    settings = Settings(duration=2.0, repetitions=5)
+    base = _manifest(env, settings)
+    head = _manifest(
+        replace(env, kernel="6.2", versions={**env.versions, "grpcio": "1.86.0"}), replace(settings, repetitions=10)
+    )
     hard, soft = compare.environment_differences(base, head)
     assert hard == ["grpcio 1.85.3 vs 1.86.0"]
     assert sorted(soft) == ["kernel 6.1 vs 6.2", "settings.repetitions 5 vs 10"]
@@ -257,7 +263,8 @@ def real_runs(tmp_path_factory) -> dict[str, Path]:
     plan = Plan.make(spec.cells, spec.settings)
     sides = []
     for name in ("A", "A2", "B"):
-        store = RunStore.create(root / name, new_manifest(spec, plan, None))
+        where = LocalPlacement.from_settings(spec.settings).describe()
+        store = RunStore.create(root / name, Manifest.new(spec, plan, None, where))
         env = {"GRPCLAB_INJECT_CPU_US": SLOW_CPU_US} if name == "B" else {}
         sides.append(Side(store, name, ServerCode(env=env)))
     execute(sides, plan, spec.settings, _quiet)
@@ -390,7 +397,7 @@ def test_regress_measures_both_sides_and_removes_its_worktree(tiny_spec_file, tm
     assert _worktrees() == before
     for side in ("base", "head"):
         manifest = results.read_manifest(out / side)
-        assert manifest["status"] == "complete" and manifest["regress"]["side"] == side
+        assert manifest.status == "complete" and manifest.regress.side == side
         assert len(results.load(out / side)) == 2
     assert "| cell | metric |" in (out / "comparison.md").read_text()
     assert json.loads((out / "comparison.json").read_text())["regression"] is False
@@ -418,7 +425,7 @@ def test_regress_ctrl_c_removes_the_worktree(tiny_spec_file, tmp_path):
     assert proc.returncode == 130, output
     assert "Traceback" not in output
     assert _worktrees() == before
-    assert results.read_manifest(out / "base")["status"] == "interrupted"
+    assert results.read_manifest(out / "base").status == "interrupted"
 
 
 def test_regress_unknown_ref_is_one_line_exit_2(tiny_spec_file):
@@ -440,11 +447,11 @@ def test_regress_can_give_the_base_its_own_environment(tiny_spec_file, tmp_path)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "building the base's own environment" in done.stdout
     base, head = results.read_manifest(out / "base"), results.read_manifest(out / "head")
-    assert base["regress"]["server_environment"] == "the base's own venv, from its pins"
-    assert head["regress"]["server_environment"] == "this checkout's environment"
-    python = base["environment"]["python_executable"]
+    assert base.regress.server_environment == "the base's own venv, from its pins"
+    assert head.regress.server_environment == "this checkout's environment"
+    python = base.environment.python_executable
     assert python != sys.executable and python.endswith("/venv/bin/python")
-    assert base["environment"]["versions"]["grpcio"] == head["environment"]["versions"]["grpcio"]  # same pins
+    assert base.environment.versions["grpcio"] == head.environment.versions["grpcio"]  # same pins
     assert not Path(python).exists()  # removed with the worktree
     assert _worktrees() == before
     assert len(results.load(out / "base")) == 2 and not results.load(out / "base")["failed"].any()

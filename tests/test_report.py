@@ -143,12 +143,12 @@ def test_summary_has_one_row_per_cell_and_flags_saturation(run_dir: Path, page: 
 
 def test_footer_and_manifest_name_the_machine_and_code(run_dir: Path, page: tuple[Path, Page]) -> None:
     index, _ = page
-    env = results.read_manifest(run_dir)["environment"]
+    env = results.read_manifest(run_dir).environment
     text = index.read_text()
     footer = figures.footer_text(results.read_manifest(run_dir))
-    assert env["cpu_model"] in footer and env["versions"]["grpcio"] in footer and env["git"]["commit"][:12] in footer
+    assert env.cpu_model in footer and env.versions["grpcio"] in footer and env.git.commit[:12] in footer
     assert footer in text
-    for section in ("<h2>Manifest</h2>", "<h3>Environment</h3>", "<h3>Pinning</h3>", "<h3>Spec"):
+    for section in ("<h2>Manifest</h2>", "<h3>Environment</h3>", "<h3>Placement</h3>", "<h3>Spec"):
         assert section in text
 
 

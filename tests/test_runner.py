@@ -13,6 +13,7 @@ reparented) and stop any that is left over, by pid, even when a test fails.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import platform
 import shutil
@@ -34,7 +35,8 @@ import pytest
 
 from bench.analysis import results, schema
 from bench.machine import environment
-from bench.run.manifest import new_manifest
+from bench.run.manifest import MANIFEST, Manifest, PlacementInfo
+from bench.run.placement import LocalPlacement
 from bench.run.plan import Plan
 from bench.run.store import CELLS_DIR, RunStore, cell_file_name
 from bench.spec import load_spec, parse_spec, with_settings
@@ -242,27 +244,28 @@ def test_run_leaves_manifest_and_one_typed_row_per_cell_and_repetition(cli, tmp_
 
     # the manifest: spec, settings as run, code and machine, pinning, the plan
     manifest = results.read_manifest(out)
-    assert manifest["status"] == "complete" and manifest["ended_at"]
-    assert manifest["spec_name"] == "tiny"
-    assert manifest["spec_path"] == str(spec_path)
-    assert manifest["spec_source"] == tomllib.loads(TINY)
-    assert manifest["settings"]["duration"] == 0.3 and manifest["settings"]["repetitions"] == 2
-    assert manifest["pinning"] == {"server_cpus": [0], "loadgen_cpus": [1]}
-    env = manifest["environment"]
-    assert env["git"]["commit"] in heads and len(env["git"]["commit"]) == 40
-    assert isinstance(env["git"]["dirty"], bool)
-    assert env["cpu_model"] == environment.cpu_model() != ""
-    assert env["versions"]["grpcio"] == grpc.__version__
-    assert env["versions"]["protobuf"] == google.protobuf.__version__
-    assert env["versions"]["python"] == platform.python_version()
+    assert json.loads((out / MANIFEST).read_text())["schema"] == "grpclab.run/2"
+    assert manifest.status == "complete" and manifest.ended_at
+    assert manifest.spec_name == "tiny"
+    assert manifest.spec_path == str(spec_path)
+    assert manifest.spec_source == tomllib.loads(TINY)
+    assert manifest.settings.duration == 0.3 and manifest.settings.repetitions == 2
+    assert manifest.placement == PlacementInfo(kind="local", server_cpus=(0,), loadgen_cpus=(1,))
+    env = manifest.environment
+    assert env.git.commit in heads and len(env.git.commit) == 40
+    assert isinstance(env.git.dirty, bool)
+    assert env.cpu_model == environment.cpu_model() != ""
+    assert env.versions["grpcio"] == grpc.__version__
+    assert env.versions["protobuf"] == google.protobuf.__version__
+    assert env.versions["python"] == platform.python_version()
 
     # the plan: every cell once per round, rounds in repetition order, each round shuffled with the seed
     spec = with_settings(load_spec(spec_path), duration=0.3, repetitions=2)
     keys = [cell.key() for cell in spec.cells]
-    plan = manifest["plan"]
-    assert plan == Plan.make(spec.cells, spec.settings).to_json()
-    assert manifest["steps"] == len(plan) == 3 * 2 and manifest["cells"] == 3
-    plan_steps = Plan.from_json(plan).steps
+    plan = manifest.plan
+    assert plan == Plan.make(spec.cells, spec.settings)
+    assert manifest.steps == len(plan.steps) == 3 * 2 and manifest.cells == 3
+    plan_steps = plan.steps
     plan_keys = [cell.key() for cell, _ in plan_steps]
     plan_reps = [rep for _, rep in plan_steps]
     assert plan_reps == [0, 0, 0, 1, 1, 1]
@@ -328,7 +331,7 @@ def test_killed_run_leaves_no_process_and_resume_runs_only_the_missing_repetitio
     assert not leftovers, leftovers
     before = cell_files(out)
     assert 1 <= len(before) < 6
-    assert results.read_manifest(out)["status"] == "running"
+    assert results.read_manifest(out).status == "running"
 
     resumed = cli.run("run", "--resume", out)
     assert resumed.returncode == 0, resumed.stderr
@@ -342,7 +345,7 @@ def test_killed_run_leaves_no_process_and_resume_runs_only_the_missing_repetitio
     assert len(df) == 6 and not df.duplicated(["cell_key", "repetition"]).any()
     assert not df["failed"].any(), df["error"].tolist()
     manifest = results.read_manifest(out)
-    assert manifest["status"] == "complete"
+    assert manifest.status == "complete"
     assert sorted(df["order"]) == list(range(6))
     assert not cli.processes()
 
@@ -369,7 +372,7 @@ def test_interrupted_run_exits_130_says_how_to_resume_and_leaves_no_process(cli,
     assert f"continue with: grpclab run --resume {out}" in stdout
     assert "Traceback" not in stdout + stderr, stdout + stderr
     assert not cli.wait_gone(timeout=5.0), "processes left behind"  # the run stopped them before it exited
-    assert results.read_manifest(out)["status"] == "interrupted"
+    assert results.read_manifest(out).status == "interrupted"
     # finished repetitions are kept and valid; the interrupted one is not recorded (not even as failed)
     rows = RunStore.open(out).rows()
     assert 1 <= len(rows) < 6
@@ -433,7 +436,8 @@ def planned_run(tmp_path: Path) -> Path:
     """A run directory as `grpclab run` creates it before its first cell: manifest, empty cells/."""
     spec = parse_spec(tomllib.loads(TINY), "tiny.toml")
     run_dir = tmp_path / "planned"
-    RunStore.create(run_dir, new_manifest(spec, Plan.make(spec.cells, spec.settings), None))
+    where = LocalPlacement.from_settings(spec.settings).describe()
+    RunStore.create(run_dir, Manifest.new(spec, Plan.make(spec.cells, spec.settings), None, where))
     return run_dir
 
 
@@ -518,7 +522,7 @@ def test_a_cell_whose_server_cannot_start_is_a_failed_row_and_the_run_goes_on(cl
     )
     assert done.returncode == 0, done.stderr
     assert "FAILED: server --impl aio" in done.stdout
-    assert results.read_manifest(out)["status"] == "complete"
+    assert results.read_manifest(out).status == "complete"
     df = results.load(out).sort_values("order")
     assert len(df) == 6
     failed = df[df["failed"]]
@@ -541,4 +545,4 @@ def test_a_server_refusing_its_fault_knobs_fails_every_cell_but_the_run_complete
     df = results.load(out)
     assert len(df) == 2 and df["failed"].all()
     assert df["error"].str.contains("GRPCLAB_INJECT_DELAY_US: expected a non-negative integer, got 'soon'").all()
-    assert results.read_manifest(out)["filter"] == "concurrency=1"
+    assert results.read_manifest(out).filter == "concurrency=1"

@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure, SubFigure
 
+from ..run.manifest import Manifest
 from ..spec import AXES
 from ..spec.compression import Compression
 from . import results
@@ -167,18 +168,16 @@ def _order(axis: str, values: Iterable[object]) -> list[object]:
 # -- drawing helpers -----------------------------------------------------------
 
 
-def footer_text(manifest: dict) -> str:
-    env = manifest.get("environment") or {}
-    versions = env.get("versions") or {}
-    git = env.get("git") or {}
-    commit = (git.get("commit") or "unknown")[:12]
-    if git.get("dirty"):
+def footer_text(manifest: Manifest) -> str:
+    env = manifest.environment
+    commit = (env.git.commit or "unknown")[:12]
+    if env.git.dirty:
         commit += " (dirty)"
-    cpu = env.get("cpu_model") or "unknown CPU"
-    return f"{cpu} | grpcio {versions.get('grpcio') or '?'} | commit {commit}"
+    cpu = env.cpu_model or "unknown CPU"
+    return f"{cpu} | grpcio {env.versions.get('grpcio') or '?'} | commit {commit}"
 
 
-def new_figure(manifest: dict, ncols: int, width: float = 5.0, height: float = 4.2) -> tuple[SubFigure, list]:
+def new_figure(manifest: Manifest, ncols: int, width: float = 5.0, height: float = 4.2) -> tuple[SubFigure, list]:
     """A row of ``ncols`` axes in the upper part of a figure whose bottom strip holds the footer.
 
     The axes, legend and title live in a subfigure so the layout engine keeps them clear of the footer.
@@ -273,7 +272,7 @@ def finish(
     return Drawn(save(fig, out_dir, name), title, caption + saturated_note(*all_stats))
 
 
-def payload(df: pd.DataFrame, manifest: dict, out_dir: Path) -> Drawn:
+def payload(df: pd.DataFrame, manifest: Manifest, out_dir: Path) -> Drawn:
     title = TITLES["payload"]
     ok = ok_rows(df)
     sizes = sorted(ok["payload_size"].unique())
@@ -315,7 +314,7 @@ def payload(df: pd.DataFrame, manifest: dict, out_dir: Path) -> Drawn:
     return finish(fig, ax_rps, all_stats, title, caption, out_dir, "payload", ncol=4)
 
 
-def gzip(df: pd.DataFrame, manifest: dict, out_dir: Path) -> Drawn:
+def gzip(df: pd.DataFrame, manifest: Manifest, out_dir: Path) -> Drawn:
     title = TITLES["gzip"]
     ok = ok_rows(df)
     if not (ok["compression"].astype(str) != "none").any():
@@ -361,7 +360,7 @@ def gzip(df: pd.DataFrame, manifest: dict, out_dir: Path) -> Drawn:
     return finish(fig, axes[0], all_stats, title, caption, out_dir, "gzip")
 
 
-def workers(df: pd.DataFrame, manifest: dict, out_dir: Path) -> Drawn:
+def workers(df: pd.DataFrame, manifest: Manifest, out_dir: Path) -> Drawn:
     title = TITLES["workers"]
     ok = ok_rows(df)
     counts = sorted(ok.loc[ok["impl"] == "sync", "workers"].unique())
@@ -397,7 +396,7 @@ def workers(df: pd.DataFrame, manifest: dict, out_dir: Path) -> Drawn:
     return finish(fig, axes[0], all_stats, title, f"{BARS}; {ref}. {held_text(held)}", out_dir, "workers")
 
 
-def processes(df: pd.DataFrame, manifest: dict, out_dir: Path) -> Drawn:
+def processes(df: pd.DataFrame, manifest: Manifest, out_dir: Path) -> Drawn:
     title = TITLES["processes"]
     ok = ok_rows(df)
     counts = sorted(ok["processes"].unique())
@@ -424,7 +423,7 @@ def processes(df: pd.DataFrame, manifest: dict, out_dir: Path) -> Drawn:
     return finish(fig, axes[0], all_stats, title, f"{BARS}. {held_text(held)}", out_dir, "processes")
 
 
-def tls(df: pd.DataFrame, manifest: dict, out_dir: Path) -> Drawn:
+def tls(df: pd.DataFrame, manifest: Manifest, out_dir: Path) -> Drawn:
     title = TITLES["tls"]
     ok = ok_rows(df)
     if not (ok["tls"].astype(str) != "off").any():
@@ -495,7 +494,7 @@ def knee(points: pd.DataFrame, slo_ms: float) -> float | None:
     return best
 
 
-def open_loop(df: pd.DataFrame, manifest: dict, out_dir: Path) -> Drawn:
+def open_loop(df: pd.DataFrame, manifest: Manifest, out_dir: Path) -> Drawn:
     title = TITLES["open_loop"]
     ok = ok_rows(df)
     opened = ok[ok["mode"] == "open"]
@@ -505,7 +504,7 @@ def open_loop(df: pd.DataFrame, manifest: dict, out_dir: Path) -> Drawn:
     impls = [i for i in _order("impl", sub["impl"]) if sub.loc[sub["impl"] == i, "rate"].nunique() >= 2]
     if not impls:
         raise Skip("no server model was measured at two open-loop rates with the other axes equal")
-    slo = (manifest.get("settings") or {}).get("slo_p99_ms")
+    slo = manifest.settings.slo_p99_ms
     fig, (ax,) = new_figure(manifest, 1, width=7.5, height=4.8)
     knees, all_stats, ys = [], [], []
     for n, impl in enumerate(impls):
@@ -580,7 +579,7 @@ def percentile_curve(hist, top: float = 99.99, points: int = 200) -> tuple[list[
     return xs, ys
 
 
-def hdr(df: pd.DataFrame, manifest: dict, out_dir: Path) -> Drawn:
+def hdr(df: pd.DataFrame, manifest: Manifest, out_dir: Path) -> Drawn:
     title = TITLES["latency_percentiles"]
     ok = ok_rows(df)
     closed = ok[ok["mode"] == "closed"]
@@ -624,7 +623,7 @@ def hdr(df: pd.DataFrame, manifest: dict, out_dir: Path) -> Drawn:
     return Drawn(save(fig, out_dir, "latency_percentiles"), title, caption)
 
 
-def streaming(df: pd.DataFrame, manifest: dict, out_dir: Path) -> Drawn:
+def streaming(df: pd.DataFrame, manifest: Manifest, out_dir: Path) -> Drawn:
     title = TITLES["streaming"]
     ok = ok_rows(df)
     streams = ok[ok["msg_p50_ms"].notna() | ok["first_msg_p50_ms"].notna()]
@@ -682,7 +681,7 @@ def streaming(df: pd.DataFrame, manifest: dict, out_dir: Path) -> Drawn:
     return Drawn(save(fig, out_dir, "streaming"), title, caption)
 
 
-FIGURES: tuple[tuple[str, Callable[[pd.DataFrame, dict, Path], Drawn]], ...] = (
+FIGURES: tuple[tuple[str, Callable[[pd.DataFrame, Manifest, Path], Drawn]], ...] = (
     ("payload", payload),
     ("gzip", gzip),
     ("workers", workers),
@@ -694,7 +693,7 @@ FIGURES: tuple[tuple[str, Callable[[pd.DataFrame, dict, Path], Drawn]], ...] = (
 )
 
 
-def draw_all(df: pd.DataFrame, manifest: dict, out_dir: Path) -> list[Drawn | Skipped]:
+def draw_all(df: pd.DataFrame, manifest: Manifest, out_dir: Path) -> list[Drawn | Skipped]:
     """Every figure the run has data for, written into ``out_dir``; the others as Skipped with the reason."""
     out: list[Drawn | Skipped] = []
     for name, draw in FIGURES:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import html
 import json
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 
+from ..run.manifest import Manifest
 from ..spec import AXES
 from . import figures, results, summary
 
@@ -95,41 +97,39 @@ def summary_table(df: pd.DataFrame) -> str:
 def _kv_table(items: dict) -> str:
     rows = []
     for key, value in items.items():
-        if isinstance(value, dict | list):
+        if isinstance(value, dict | list | tuple):
             value = json.dumps(value, default=str)
         rows.append(f"<tr><th>{_e(key)}</th><td>{_e(value)}</td></tr>")
     return f"<table>{''.join(rows)}</table>"
 
 
-def manifest_section(manifest: dict) -> str:
-    env = dict(manifest.get("environment") or {})
-    versions = env.pop("versions", {}) or {}
-    git = env.pop("git", {}) or {}
-    run = {k: manifest.get(k) for k in ("spec_name", "spec_path", "status", "started_at", "ended_at", "filter")}
-    run |= {"cells": manifest.get("cells"), "repetitions run (steps)": manifest.get("steps")}
+def manifest_section(manifest: Manifest) -> str:
+    env = asdict(manifest.environment)
+    versions, git = env.pop("versions"), env.pop("git")
+    m = manifest
+    run = {"spec_name": m.spec_name, "spec_path": m.spec_path, "status": m.status, "started_at": m.started_at}
+    run |= {"ended_at": m.ended_at, "filter": m.filter, "cells": m.cells, "repetitions run (steps)": m.steps}
     parts = [
         "<h3>Run</h3>",
         _kv_table(run),
         "<h3>Environment</h3>",
         _kv_table(env | {f"version: {k}": v for k, v in versions.items()} | {f"git {k}": v for k, v in git.items()}),
-        "<h3>Pinning</h3>",
+        "<h3>Placement</h3>",
         _kv_table(
-            (manifest.get("pinning") or {})
-            | {"tls_key_type": manifest.get("tls_key_type")}
-            | {"loadgen_processes": (manifest.get("settings") or {}).get("loadgen_processes")}
+            asdict(m.placement) | {"tls_key_type": m.tls_key_type, "loadgen_processes": m.settings.loadgen_processes}
         ),
         "<h3>Settings</h3>",
-        _kv_table(manifest.get("settings") or {}),
+        _kv_table(asdict(m.settings)),
         "<h3>Spec (as written; the settings above are the ones the run used)</h3>",
-        f"<pre>{_e(json.dumps(manifest.get('spec_source'), indent=2, default=str))}</pre>",
+        f"<pre>{_e(json.dumps(m.spec_source, indent=2, default=str))}</pre>",
     ]
     return "\n".join(parts)
 
 
-def warnings(df: pd.DataFrame, manifest: dict) -> str:
+def warnings(df: pd.DataFrame, manifest: Manifest) -> str:
     cells = summary.per_cell(df)
     out = []
-    status = manifest.get("status")
+    status = manifest.status
     if status != "complete":
         out.append(f'<p class="bad">The run is not complete (status: {_e(status)}): some cells may be missing.</p>')
     failed = int((cells["failed"] > 0).sum())
@@ -148,7 +148,7 @@ def warnings(df: pd.DataFrame, manifest: dict) -> str:
     return "\n".join(out)
 
 
-def render(df: pd.DataFrame, manifest: dict, out_dir: Path, title: str) -> str:
+def render(df: pd.DataFrame, manifest: Manifest, out_dir: Path, title: str) -> str:
     """The page's HTML; draws the figures into ``out_dir`` on the way."""
     drawn = figures.draw_all(df, manifest, out_dir)
     figs, notes = [], []
@@ -169,7 +169,7 @@ def render(df: pd.DataFrame, manifest: dict, out_dir: Path, title: str) -> str:
     lead = (
         f"{df['cell_key'].nunique()} cells, {len(df)} cell repetitions "
         f"({reps.min() if len(reps) else 0}..{reps.max() if len(reps) else 0} per cell), "
-        f"spec <code>{_e(manifest.get('spec_name'))}</code>, started {_e(manifest.get('started_at'))}."
+        f"spec <code>{_e(manifest.spec_name)}</code>, started {_e(manifest.started_at)}."
     )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title><style>{CSS}</style></head>

@@ -8,7 +8,6 @@ hist = results.histogram(df.iloc[0])                     # the row's HdrHistogra
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -16,47 +15,18 @@ import pandas as pd
 from hdrh.histogram import HdrHistogram
 
 from ..load import histogram as hdr
+from ..run.manifest import MANIFEST as MANIFEST
+from ..run.manifest import Manifest, ResultsError, read
+from ..run.store import PARQUET
 from ..spec import ALLOWED, AXES
 from . import schema
 
-RUN_SCHEMA = "grpclab.run/1"
-MANIFEST = "manifest.json"
-PARQUET = "cells.parquet"
 RESULTS_ROOT = Path("results")
 
 
-class ResultsError(Exception):
-    """A missing, corrupt or foreign results file (the message names it)."""
-
-
-def read_manifest(run_dir: str | Path) -> dict:
-    path = Path(run_dir) / MANIFEST
-    if not path.is_file():
-        raise ResultsError(f"{path}: not found (is {run_dir} a grpclab run directory?)")
-    try:
-        manifest = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ResultsError(f"{path}: corrupt manifest ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("schema") != RUN_SCHEMA:
-        raise ResultsError(f"{path}: not a grpclab run manifest (expected schema {RUN_SCHEMA})")
-    return manifest
-
-
-def read_cell_file(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ResultsError(f"{path}: corrupt cell file ({exc})") from None
-    if (
-        not isinstance(data, dict)
-        or data.get("schema") != schema.SCHEMA_VERSION
-        or not isinstance(data.get("row"), dict)
-    ):
-        raise ResultsError(f"{path}: not a grpclab cell file (expected schema {schema.SCHEMA_VERSION})")
-    missing = set(schema.NAMES) - data["row"].keys()
-    if missing:
-        raise ResultsError(f"{path}: cell file lacks columns {sorted(missing)[:3]}")
-    return data["row"]
+def read_manifest(run_dir: str | Path) -> Manifest:
+    """The run's manifest, typed (bench.run.manifest.Manifest): spec, settings, placement, environment..."""
+    return read(run_dir)
 
 
 def _typed(df: pd.DataFrame) -> pd.DataFrame:
@@ -69,7 +39,7 @@ def _typed(df: pd.DataFrame) -> pd.DataFrame:
 def load(run_dir: str | Path) -> pd.DataFrame:
     """The run's tidy table, typed: numbers numeric, enumerated axes categorical, flags bool."""
     run_dir = Path(run_dir)
-    read_manifest(run_dir)
+    read_manifest(run_dir)  # a directory that is not a run is named as such, before its table is read
     path = run_dir / PARQUET
     if not path.is_file():
         raise ResultsError(f"{path}: not found (the run has no finished cell yet)")

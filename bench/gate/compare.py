@@ -62,7 +62,7 @@ import json
 import math
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from statistics import NormalDist
 
@@ -70,6 +70,7 @@ import numpy as np
 import pandas as pd
 
 from ..analysis import results, schema
+from ..run.manifest import Manifest
 
 DEFAULT_METRICS = ("rps", "lat_p50_ms", "lat_p99_ms", "server_cpu_us_per_rpc")
 # The CI gate's (grpclab regress, bench.gate.study): without p99. Over 5 repetitions of a 2 s window
@@ -412,37 +413,36 @@ def compare_frames(
     )
 
 
-def environment_differences(base: dict, head: dict) -> tuple[list[str], list[str]]:
+def environment_differences(base: Manifest, head: Manifest) -> tuple[list[str], list[str]]:
     """(differences that make a comparison meaningless, differences worth a warning) between two manifests."""
     hard: list[str] = []
     soft: list[str] = []
-    b_env, h_env = base.get("environment") or {}, head.get("environment") or {}
+    b_env, h_env = base.environment, head.environment
 
     def differ(where: list[str], label: str, a: object, b: object) -> None:
         if a != b:
             where.append(f"{label} {a} vs {b}")
 
-    differ(hard, "CPU model", b_env.get("cpu_model"), h_env.get("cpu_model"))
-    differ(hard, "cores", b_env.get("cores"), h_env.get("cores"))
-    b_ver, h_ver = b_env.get("versions") or {}, h_env.get("versions") or {}
+    differ(hard, "CPU model", b_env.cpu_model, h_env.cpu_model)
+    differ(hard, "cores", b_env.cores, h_env.cores)
+    b_ver, h_ver = b_env.versions, h_env.versions
     for name in sorted(set(b_ver) | set(h_ver)):
         differ(hard if name in _HARD_VERSIONS else soft, name, b_ver.get(name), h_ver.get(name))
-    differ(soft, "kernel", b_env.get("kernel"), h_env.get("kernel"))
-    b_set, h_set = base.get("settings") or {}, head.get("settings") or {}
+    differ(soft, "kernel", b_env.kernel, h_env.kernel)
+    b_set, h_set = asdict(base.settings), asdict(head.settings)
     for name in sorted(set(b_set) | set(h_set)):
         differ(hard if name in _HARD_SETTINGS else soft, f"settings.{name}", b_set.get(name), h_set.get(name))
     return hard, soft
 
 
-def _run_info(manifest: dict) -> dict:
-    git = (manifest.get("environment") or {}).get("git") or {}
-    regress = manifest.get("regress") or {}
+def _run_info(manifest: Manifest) -> dict:
+    git = manifest.environment.git
     return {
-        "commit": git.get("commit"),
-        "dirty": git.get("dirty"),
-        "ref": regress.get("ref"),
-        "spec": manifest.get("spec_name"),
-        "status": manifest.get("status"),
+        "commit": git.commit,
+        "dirty": git.dirty,
+        "ref": manifest.regress.ref if manifest.regress else None,
+        "spec": manifest.spec_name,
+        "status": manifest.status,
     }
 
 
@@ -478,8 +478,8 @@ def compare_runs(
     if soft:
         cmp.warnings.append(f"minor environment differences: {'; '.join(soft)}")
     for name, manifest in ((base_dir, b_manifest), (head_dir, h_manifest)):
-        if manifest.get("status") != "complete":
-            cmp.warnings.append(f"{name}: run status is {manifest.get('status')!r}, not 'complete'")
+        if manifest.status != "complete":
+            cmp.warnings.append(f"{name}: run status is {manifest.status!r}, not 'complete'")
     cmp.base_info, cmp.head_info = _run_info(b_manifest), _run_info(h_manifest)
     return cmp
 

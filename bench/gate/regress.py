@@ -43,13 +43,14 @@ import time
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
 from ..machine import environment
 from ..run import placement, server_process
 from ..run.executor import Side, estimate_seconds, execute, sigterm_interrupts
-from ..run.manifest import new_manifest
+from ..run.manifest import GitState, Manifest, RegressInfo
 from ..run.measure import ServerCode
 from ..run.plan import Plan
 from ..run.progress import Reporter, console
@@ -227,7 +228,8 @@ def regress(
     cells = filter_cells(spec.cells, filter_expr) if filter_expr else spec.cells
     if not cells:
         raise SpecError(f"--filter: {filter_expr!r} selects no cell of {spec.name}")
-    placement.for_settings(spec.settings).check()
+    where = placement.for_settings(spec.settings)
+    where.check()
     out = out or RESULTS_ROOT / f"regress-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
     if out.exists() and any(out.iterdir()):
         raise RegressError(f"--out: {out} already exists and is not empty")
@@ -258,25 +260,25 @@ def regress(
             _check_server_starts(top, "head")
             manifests = {}
             for side in ("base", "head"):
-                manifest = new_manifest(spec, plan, filter_expr)
-                manifest["regress"] = {
-                    "side": side,
-                    "ref": base_ref if side == "base" else "HEAD (working tree)",
-                    "commit": base_sha if side == "base" else head_sha,
-                    "base_ref": base_ref,
-                    "base_commit": base_sha,
-                    "server_code": "git worktree of the base commit" if side == "base" else str(top),
-                    "harness": "head's harness and load generator for both sides (measures server-side changes)",
-                    "server_environment": "the base's own venv, from its pins"
+                manifest = Manifest.new(spec, plan, filter_expr, where.describe())
+                info = RegressInfo(
+                    side=side,
+                    ref=base_ref if side == "base" else "HEAD (working tree)",
+                    commit=base_sha if side == "base" else head_sha,
+                    base_ref=base_ref,
+                    base_commit=base_sha,
+                    server_code="git worktree of the base commit" if side == "base" else str(top),
+                    harness="head's harness and load generator for both sides (measures server-side changes)",
+                    server_environment="the base's own venv, from its pins"
                     if side == "base" and base_python
                     else "this checkout's environment",
-                }
+                )
+                env = manifest.environment
                 if side == "base":
-                    manifest["environment"]["git"] = environment.git_state(tree)
+                    env = replace(env, git=GitState(**environment.git_state(tree)))
                     if base_python:  # what the base's server ran on, so compare shows an upgrade as such
-                        manifest["environment"]["versions"] = environment_versions(base_python)
-                        manifest["environment"]["python_executable"] = base_python
-                manifests[side] = manifest
+                        env = replace(env, versions=environment_versions(base_python), python_executable=base_python)
+                manifests[side] = replace(manifest, regress=info, environment=env)
             sides = [
                 Side(
                     RunStore.create(out / "base", manifests["base"]),

@@ -47,7 +47,7 @@ import pandas as pd
 from ..analysis import results
 from ..run import placement
 from ..run.executor import Side, estimate_seconds, execute
-from ..run.manifest import new_manifest
+from ..run.manifest import GateStudyInfo, Injection, Manifest
 from ..run.plan import Plan
 from ..run.progress import Reporter, console
 from ..run.store import RunStore
@@ -81,7 +81,8 @@ def calibrate(spec, cells, settings: Settings, out: Path, reps: int, slowdown: f
     """Median server CPU per RPC of each cell (no injection) -> the per-cell injection for a `slowdown` rise."""
     cal_settings = replace(settings, repetitions=reps)
     plan = Plan.make(cells, cal_settings)
-    store = RunStore.create(out / "calibration", new_manifest(spec, plan, None))
+    where = placement.for_settings(cal_settings).describe()
+    store = RunStore.create(out / "calibration", Manifest.new(spec, plan, None, where))
     execute([Side(store, "calibration")], plan, cal_settings, Reporter(console(), sides=True))
     df = results.load(store.dir)
     ok = df[compare.usable(df)]
@@ -99,8 +100,11 @@ def record(spec, cells, settings: Settings, out: Path, injection: dict[str, dict
     plan = Plan.make(cells, settings)
     sides = []
     for name in SERIES:
-        manifest = new_manifest(spec, plan, None)
-        manifest["gate_study"] = {"series": name, "injection": injection if name == "B" else None}
+        injected = {key: Injection(**value) for key, value in injection.items()} if name == "B" else None
+        manifest = replace(
+            Manifest.new(spec, plan, None, placement.for_settings(settings).describe()),
+            gate_study=GateStudyInfo(series=name, injection=injected),
+        )
         store = RunStore.create(out / name, manifest)
         cell_env = {key: {"GRPCLAB_INJECT_CPU_US": str(v["inject_us"])} for key, v in injection.items()}
         sides.append(Side(store, name, cell_env=cell_env if name == "B" else {}))
@@ -349,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
             "recording_s": time.monotonic() - began,
             "loadavg_start": loadavg_start,
             "loadavg_end": _loadavg(),
-            "environment": results.read_manifest(out / "A")["environment"],
+            "environment": asdict(results.read_manifest(out / "A").environment),
         }
         (out / STUDY_JSON).write_text(json.dumps(study, indent=2) + "\n")
     k = args.repetitions or study["k"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 
@@ -9,7 +10,7 @@ from ..analysis import results, summary
 from ..spec import SpecError, filter_cells, load_spec, parse_spec, with_settings
 from . import placement, progress
 from .executor import Side, execute
-from .manifest import new_manifest
+from .manifest import Manifest
 from .plan import Plan
 from .store import RunStore
 
@@ -37,9 +38,9 @@ def run(
     if resume is not None:
         store = RunStore.open(resume)
         manifest = store.manifest
-        spec = parse_spec(manifest["spec_source"], manifest.get("spec_path"))
-        spec = with_settings(spec, **{**manifest["settings"], **{k: v for k, v in overrides.items() if v}})
-        plan = Plan.from_json(manifest["plan"])
+        spec = parse_spec(manifest.spec_source, manifest.spec_path)
+        spec = with_settings(spec, **{**asdict(manifest.settings), **{k: v for k, v in overrides.items() if v}})
+        plan = manifest.plan
         store.write_tables()  # a harness killed between a cell file and the tables left them stale
     else:
         spec = with_settings(load_spec(spec_path), **overrides)
@@ -47,11 +48,13 @@ def run(
         if not cells:
             raise SpecError(f"--filter: {filter_expr!r} selects no cell of {spec.name}")
         plan = Plan.make(cells, spec.settings)
-        placement.for_settings(spec.settings).check()  # before anything is written
+        where = placement.for_settings(spec.settings)
+        where.check()  # before anything is written
         run_id = f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{spec.name}"
-        store = RunStore.create(out or RESULTS_ROOT / run_id, new_manifest(spec, plan, filter_expr))
+        manifest = Manifest.new(spec, plan, filter_expr, where.describe())
+        store = RunStore.create(out or RESULTS_ROOT / run_id, manifest)
     console.print(
-        f"run {store.dir}: {len(plan.steps)} repetitions of {store.manifest['cells']} cells, "
+        f"run {store.dir}: {len(plan.steps)} repetitions of {store.manifest.cells} cells, "
         f"server on CPU {_cpus(spec.settings.server_cpus)}, load generator on CPU "
         f"{_cpus(spec.settings.loadgen_cpus)}"
     )

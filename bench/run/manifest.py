@@ -1,13 +1,59 @@
-"""A run's manifest.json: what was measured, how, where and on what."""
+"""A run's manifest.json: what was measured, how, where and on what. Read and written only here.
+
+The file carries a format version (``schema``). This code writes ``grpclab.run/2`` and reads /1 and /2:
+``upgrade`` turns an older document into the current one before it is checked, so runs written
+before a change still load. What changed from /1 to /2: ``pinning`` became ``placement`` (with the
+placement's ``kind``), and the counts ``steps`` and ``cells``, derived from the plan, are no longer
+stored.
+
+Every field the code reads is typed. A field that a later feature adds (the machine's system facts,
+the CPU-latency hold flag, a calibration floor and noise, network links and hosts) is added here as an
+optional typed field or sub-dataclass with a default, so older manifests read as "not recorded";
+a new format version is only needed when the meaning of an existing field changes. Keys this code
+does not know are refused with a line naming them (a file written by a newer grpclab, or not by
+grpclab at all), never silently dropped.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
-from ..machine import environment
-from ..spec import Spec
+from ..spec import SETTINGS_KEYS, Settings, Spec
 from .plan import Plan
+
+FORMAT = "grpclab.run/2"
+FORMAT_1 = "grpclab.run/1"
+MANIFEST = "manifest.json"
+
+
+class ResultsError(Exception):
+    """A missing, corrupt or foreign results file (the message names it)."""
+
+
+@dataclass(frozen=True)
+class GitState:
+    commit: str | None = None
+    dirty: bool | None = None  # uncommitted changes to tracked files
+
+
+@dataclass(frozen=True)
+class Environment:
+    """The machine and software a run was measured on (bench.machine.environment.describe())."""
+
+    cpu_model: str | None = None
+    cores: int | None = None
+    cpus_available: tuple[int, ...] = ()
+    memory_gib: float | None = None
+    kernel: str | None = None
+    os: str | None = None
+    python_executable: str | None = None
+    versions: dict[str, str | None] = field(default_factory=dict)  # package -> version (python, grpcio, ...)
+    git: GitState = GitState()
+    ghz: str | None = None  # ghz's version, None: not installed
 
 
 @dataclass(frozen=True)
@@ -19,24 +65,195 @@ class PlacementInfo:
     loadgen_cpus: tuple[int, ...]
 
 
-def new_manifest(spec: Spec, plan: Plan, filter_expr: str | None) -> dict:
-    from dataclasses import asdict
+@dataclass(frozen=True)
+class RegressInfo:
+    """One side of a `grpclab regress` run."""
 
-    from servers import certs
+    side: str  # "base" | "head"
+    ref: str
+    commit: str | None
+    base_ref: str
+    base_commit: str
+    server_code: str
+    harness: str
+    server_environment: str
 
-    return {
-        "spec_name": spec.name,
-        "spec_path": spec.path,
-        "spec_source": spec.source,
-        "settings": asdict(spec.settings),
-        "filter": filter_expr,
-        "plan": plan.to_json(),
-        "steps": len(plan.steps),
-        "cells": len({c.key() for c, _ in plan.steps}),
-        "pinning": {"server_cpus": list(spec.settings.server_cpus), "loadgen_cpus": list(spec.settings.loadgen_cpus)},
-        "tls_key_type": certs.KEY_TYPE,
-        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "ended_at": None,
-        "status": "running",
-        "environment": environment.describe(),
-    }
+
+@dataclass(frozen=True)
+class Injection:
+    baseline_us_per_rpc: float  # calibrated median server CPU per RPC
+    inject_us: int  # GRPCLAB_INJECT_CPU_US the B series ran with
+
+
+@dataclass(frozen=True)
+class GateStudyInfo:
+    """One series of a gate study recording (bench.gate.study)."""
+
+    series: str  # "A" | "A2" | "B"
+    injection: dict[str, Injection] | None = None  # cell key -> injection (series B only)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    spec_name: str
+    spec_path: str | None
+    spec_source: dict[str, Any]  # the spec file as written (parsed TOML): resume re-reads it
+    settings: Settings  # the settings the run used (the spec's, with command-line overrides)
+    filter: str | None  # --filter
+    plan: Plan
+    placement: PlacementInfo
+    tls_key_type: str
+    environment: Environment
+    started_at: str  # ISO 8601, UTC
+    ended_at: str | None = None
+    status: str = "running"  # "running" | "complete" | "interrupted" | "failed"
+    regress: RegressInfo | None = None
+    gate_study: GateStudyInfo | None = None
+
+    @property
+    def steps(self) -> int:
+        """Repetitions planned (cells x repetitions)."""
+        return len(self.plan.steps)
+
+    @property
+    def cells(self) -> int:
+        return len({cell.key() for cell, _ in self.plan.steps})
+
+    @classmethod
+    def new(cls, spec: Spec, plan: Plan, filter_expr: str | None, placement: PlacementInfo) -> Manifest:
+        """A manifest for a run about to start on this machine."""
+        from servers import certs
+
+        from ..machine import environment
+
+        return cls(
+            spec_name=spec.name,
+            spec_path=spec.path,
+            spec_source=spec.source,
+            settings=spec.settings,
+            filter=filter_expr,
+            plan=plan,
+            placement=placement,
+            tls_key_type=certs.KEY_TYPE,
+            environment=_environment(environment.describe(), "environment"),
+            started_at=now(),
+        )
+
+    def finished(self, status: str) -> Manifest:
+        return replace(self, status=status, ended_at=now())
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["plan"] = self.plan.to_json()
+        for optional in ("regress", "gate_study"):
+            if data[optional] is None:
+                del data[optional]
+        return {"schema": FORMAT, **data}
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=2, default=str) + "\n"
+
+    @classmethod
+    def from_json(cls, data: object, where: str = MANIFEST) -> Manifest:
+        """Check and type a manifest document of any format this code reads; ResultsError names the problem."""
+        if not isinstance(data, dict) or data.get("schema") not in (FORMAT, FORMAT_1):
+            raise ResultsError(f"{where}: not a grpclab run manifest (expected schema {FORMAT} or {FORMAT_1})")
+        data = upgrade(data)
+        _check_keys(data, {"schema", *(f.name for f in fields(cls))}, where)
+        try:
+            return cls(
+                spec_name=data["spec_name"],
+                spec_path=data.get("spec_path"),
+                spec_source=data["spec_source"],
+                settings=_settings(data["settings"], where),
+                filter=data.get("filter"),
+                plan=Plan.from_json(data["plan"]),
+                placement=_typed(PlacementInfo, data["placement"], f"{where}: placement"),
+                tls_key_type=data["tls_key_type"],
+                environment=_environment(data["environment"], f"{where}: environment"),
+                started_at=data["started_at"],
+                ended_at=data.get("ended_at"),
+                status=data["status"],
+                regress=_typed(RegressInfo, data["regress"], f"{where}: regress") if data.get("regress") else None,
+                gate_study=_gate_study(data["gate_study"], where) if data.get("gate_study") else None,
+            )
+        except KeyError as exc:
+            raise ResultsError(f"{where}: missing {exc.args[0]}") from None
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise ResultsError(f"{where}: corrupt manifest ({type(exc).__name__}: {exc})") from None
+
+
+def upgrade(data: dict) -> dict:
+    """An older manifest document as the current format (a copy; the file itself is not rewritten)."""
+    if data.get("schema") == FORMAT_1:
+        settings = data.get("settings") or {}
+        pinning = data.get("pinning") or {k: settings.get(k, []) for k in ("server_cpus", "loadgen_cpus")}
+        data = {k: v for k, v in data.items() if k not in ("pinning", "steps", "cells")}
+        data["placement"] = {"kind": "local", **pinning}  # /1 runs were all local
+        data["schema"] = FORMAT
+    return data
+
+
+def read(run_dir: str | Path) -> Manifest:
+    """The manifest of ``run_dir``, typed; ResultsError (one line) when it is missing, corrupt or foreign."""
+    path = Path(run_dir) / MANIFEST
+    if not path.is_file():
+        raise ResultsError(f"{path}: not found (is {run_dir} a grpclab run directory?)")
+    try:
+        data = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"{path}: corrupt manifest ({exc})") from None
+    return Manifest.from_json(data, str(path))
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+# -- typing the parts -------------------------------------------------------------------------------
+
+
+def _check_keys(data: dict, known: set[str], where: str) -> None:
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ResultsError(f"{where}: unknown keys {unknown} (written by a newer grpclab?)")
+
+
+def _typed(cls: type, data: object, where: str):
+    """A flat dataclass from its JSON object (lists become tuples where the field is a tuple)."""
+    if not isinstance(data, dict):
+        raise ResultsError(f"{where}: expected an object, got {type(data).__name__}")
+    _check_keys(data, {f.name for f in fields(cls)}, where)
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    return cls(**values)
+
+
+def _settings(data: object, where: str) -> Settings:
+    if not isinstance(data, dict):
+        raise ResultsError(f"{where}: settings: expected an object")
+    _check_keys(data, set(SETTINGS_KEYS), f"{where}: settings")
+    return _typed(Settings, data, f"{where}: settings")
+
+
+def _environment(data: object, where: str) -> Environment:
+    if not isinstance(data, dict):
+        raise ResultsError(f"{where}: expected an object")
+    _check_keys(data, {f.name for f in fields(Environment)}, where)
+    values = dict(data)
+    values["git"] = _typed(GitState, data.get("git") or {}, f"{where}.git")
+    values["versions"] = dict(data.get("versions") or {})
+    values["cpus_available"] = tuple(data.get("cpus_available") or ())
+    return Environment(**values)
+
+
+def _gate_study(data: object, where: str) -> GateStudyInfo:
+    if not isinstance(data, dict):
+        raise ResultsError(f"{where}: gate_study: expected an object")
+    _check_keys(data, {"series", "injection"}, f"{where}: gate_study")
+    injection = data.get("injection")
+    return GateStudyInfo(
+        series=data["series"],
+        injection={k: _typed(Injection, v, f"{where}: gate_study.injection") for k, v in injection.items()}
+        if injection
+        else None,
+    )

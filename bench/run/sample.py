@@ -6,8 +6,9 @@ from pathlib import Path
 
 from ..analysis import results
 from ..spec import load_spec, with_settings
+from . import placement
 from .executor import Side, execute
-from .manifest import new_manifest
+from .manifest import Manifest
 from .plan import Plan
 from .store import RunStore
 
@@ -18,7 +19,8 @@ def make(out_dir: str | Path, **settings) -> Path:
     """Run bench/specs/sample.toml (settings overridable) into ``out_dir``; returns it."""
     spec = with_settings(load_spec(SAMPLE_SPEC), **settings)
     plan = Plan.make(spec.cells, spec.settings)
-    store = RunStore.create(Path(out_dir), new_manifest(spec, plan, None))
+    manifest = Manifest.new(spec, plan, None, placement.for_settings(spec.settings).describe())
+    store = RunStore.create(Path(out_dir), manifest)
     execute([Side(store)], plan, spec.settings, lambda step: None)
     return store.dir
 

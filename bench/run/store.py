@@ -3,7 +3,7 @@ the tidy tables (cells.parquet, cells.csv) rebuilt from those files after every 
 
 The per-cell files are the source of truth: a harness killed at any moment
 loses at most the repetition in progress, and ``grpclab run --resume`` reads
-them to run only what is missing. Reading is bench.analysis.results' job.
+them to run only what is missing. Reading the tables is bench.analysis.results' job.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import tempfile
-from datetime import UTC, datetime
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -20,10 +20,11 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from ..analysis import schema
-from ..analysis.results import MANIFEST, PARQUET, RUN_SCHEMA, ResultsError, read_cell_file, read_manifest
+from .manifest import MANIFEST, Manifest, ResultsError, read
 
 CELLS_DIR = "cells"
 CSV = "cells.csv"
+PARQUET = "cells.parquet"
 _ARROW = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
 
 
@@ -49,44 +50,62 @@ def cell_file_name(cell_key: str, repetition: int) -> str:
     return f"{digest}-r{repetition}.json"
 
 
+def read_cell_file(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"{path}: corrupt cell file ({exc})") from None
+    if (
+        not isinstance(data, dict)
+        or data.get("schema") != schema.SCHEMA_VERSION
+        or not isinstance(data.get("row"), dict)
+    ):
+        raise ResultsError(f"{path}: not a grpclab cell file (expected schema {schema.SCHEMA_VERSION})")
+    missing = set(schema.NAMES) - data["row"].keys()
+    if missing:
+        raise ResultsError(f"{path}: cell file lacks columns {sorted(missing)[:3]}")
+    return data["row"]
+
+
 def arrow_schema(names: tuple[str, ...] = schema.NAMES) -> pa.Schema:
     return pa.schema([(n, _ARROW[schema.BY_NAME[n].kind]) for n in names])
 
 
 class RunStore:
-    def __init__(self, run_dir: Path, manifest: dict) -> None:
+    def __init__(self, run_dir: Path, manifest: Manifest) -> None:
         self.dir = run_dir
         self.manifest = manifest
 
     @classmethod
-    def create(cls, run_dir: Path, manifest: dict) -> RunStore:
+    def create(cls, run_dir: Path, manifest: Manifest) -> RunStore:
         if run_dir.exists() and any(run_dir.iterdir()):
             raise ResultsError(f"{run_dir}: already exists and is not empty (use --resume {run_dir} to continue it)")
         (run_dir / CELLS_DIR).mkdir(parents=True, exist_ok=True)
-        store = cls(run_dir, {"schema": RUN_SCHEMA, **manifest})
+        store = cls(run_dir, manifest)
         store.write_manifest()
         return store
 
     @classmethod
     def open(cls, run_dir: Path) -> RunStore:
         """Reopen a run to resume it; validates the manifest and every cell file."""
-        store = cls(run_dir, read_manifest(run_dir))
+        store = cls(run_dir, read(run_dir))
         (run_dir / CELLS_DIR).mkdir(exist_ok=True)
         store.rows()
         return store
 
     def begin(self) -> None:
         """The run is (again) being measured."""
-        self.manifest.update(status="running", ended_at=None)
+        self.manifest = replace(self.manifest, status="running", ended_at=None)
         self.write_manifest()
 
     def finish(self, status: str) -> None:
         """The run stopped: ``complete``, ``interrupted`` or ``failed``, now (the one place that says so)."""
-        self.manifest.update(status=status, ended_at=datetime.now(UTC).isoformat(timespec="seconds"))
+        self.manifest = self.manifest.finished(status)
         self.write_manifest()
 
     def write_manifest(self) -> None:
-        atomic_write(self.dir / MANIFEST, (json.dumps(self.manifest, indent=2, default=str) + "\n").encode())
+        """The manifest in the current format (a resumed older run is upgraded as it is rewritten)."""
+        atomic_write(self.dir / MANIFEST, self.manifest.dumps().encode())
 
     def cell_paths(self) -> list[Path]:
         return sorted((self.dir / CELLS_DIR).glob("*.json"))
