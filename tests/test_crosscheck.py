@@ -54,3 +54,13 @@ def test_a_run_without_both_generators_is_one_line_exit_2(tmp_path, capsys):
     assert crosscheck.main([str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "manifest.json" in err
+
+
+def test_cells_that_differ_in_any_other_axis_are_not_merged():
+    # payload_kind and workers were not among the axes the cross-check once paired on
+    text = rows({"rps": 900.0}, {"rps": 1000.0}, payload_kind="text", workers=16)
+    random = rows({"rps": 400.0}, {"rps": 1000.0}, payload_kind="random", workers=16)
+    fewer = rows({"rps": 300.0}, {"rps": 1000.0}, payload_kind="text", workers=4)
+    wide = crosscheck.pairs(pd.concat([text, random, fewer], ignore_index=True))
+    assert len(wide) == 3
+    assert sorted(wide["rps_python"]) == [300.0, 400.0, 900.0]

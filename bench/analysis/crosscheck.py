@@ -16,18 +16,20 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..spec import AXES
 from . import results
+from .table import fmt_size
 
 GOAL = 0.9  # Python's RPC/s / ghz's on the same cell
-# The axes that make two rows "the same cell" apart from the generator.
-AXES = ("impl", "rpc", "payload_size", "concurrency", "connections", "compression", "tls", "mode")
+# Two rows are "the same cell" apart from the generator when every other axis is equal.
+PAIRED_ON = tuple(axis for axis in AXES if axis != "loadgen")
 SHOWN = ("impl", "payload_size", "concurrency")
 
 
 def pairs(df: pd.DataFrame) -> pd.DataFrame:
     """One row per cell measured with both generators: medians per generator, side by side."""
     ok = df[~df["failed"].astype(bool)].astype({"loadgen_saturated": bool, "server_saturated": bool})
-    axes = [a for a in AXES if a in ok.columns]
+    axes = [a for a in PAIRED_ON if a in ok.columns]
     agg = ok.groupby([*axes, "loadgen"], dropna=False).agg(
         reps=("rps", "size"),
         rps=("rps", "median"),
@@ -72,11 +74,6 @@ def goal(row: pd.Series) -> str:
     return "MISSED"
 
 
-def _size(value: object) -> str:
-    n = int(value)
-    return f"{n // 1024} KiB" if n and n % 1024 == 0 else f"{n} B"
-
-
 def to_markdown(wide: pd.DataFrame) -> str:
     lines = [
         "| server | payload | in flight | RPC/s Python | RPC/s ghz | Python/ghz | p50 ms Python / ghz "
@@ -85,7 +82,7 @@ def to_markdown(wide: pd.DataFrame) -> str:
     ]
     for _, r in wide.sort_values(list(SHOWN)).iterrows():
         lines.append(
-            f"| {r['impl']} | {_size(r['payload_size'])} | {int(r['concurrency'])} "
+            f"| {r['impl']} | {fmt_size(r['payload_size'])} | {int(r['concurrency'])} "
             f"| {r['rps_python']:,.0f} | {r['rps_ghz']:,.0f} | {r['ratio']:.2f}x "
             f"| {r['p50_python']:.2f} / {r['p50_ghz']:.2f} | {r['p99_python']:.2f} / {r['p99_ghz']:.2f} "
             f"| {r['gen_us_python']:.0f} / {r['gen_us_ghz']:.0f} "

@@ -2,8 +2,9 @@
 
 RUN_DIR/report/index.html holds the figures (PNG files in the same directory, relative links, no script, no
 CDN), a note for each figure the run has no data for, the summary table (one row per cell: medians over
-repetitions, failed and saturated cells flagged) and the run's manifest. Figures are drawn by bench.analysis.figures;
-everything is read through bench.analysis.results, so a bad run directory is one ResultsError line.
+repetitions, failed and saturated cells flagged; bench.analysis.table, also written as summary.md) and the
+run's manifest. Figures are drawn by bench.analysis.figures; everything is read through
+bench.analysis.results, so a bad run directory is one ResultsError line.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ from pathlib import Path
 import pandas as pd
 
 from ..run.manifest import Manifest
-from ..spec import AXES
-from . import figures, results, summary
+from . import figures, results, summary, table
 
 REPORT_DIR = "report"
 INDEX = "index.html"
+SUMMARY = "summary.md"  # the same per-cell table in markdown, for pull requests and notes
 
 CSS = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 1.5em auto; max-width: 1400px; padding: 0 1em; color: #222; }
@@ -44,54 +45,6 @@ footer { margin-top: 3em; color: #555; font-size: .85em; border-top: 1px solid #
 
 def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
-
-
-def _fmt(value: object, fmt: str) -> str:
-    return "-" if value is None or pd.isna(value) else fmt.format(value)
-
-
-def cell_flags(cells: pd.DataFrame) -> pd.Series:
-    """Per cell: 'failed', 'saturated' or '' (the row's CSS class and the strongest flag)."""
-    failed = cells["failed"].astype(int) > 0
-    saturated = cells["loadgen_saturated"].astype(bool)
-    return pd.Series(["failed" if f else "saturated" if s else "" for f, s in zip(failed, saturated, strict=True)],
-                     index=cells.index)  # fmt: skip
-
-
-def summary_table(df: pd.DataFrame) -> str:
-    cells = summary.per_cell(df)
-    axes = summary.varying_axes(df) or ["impl"]
-    first = df.sort_values("order").drop_duplicates("cell_key").set_index("cell_key")
-    cells = cells.loc[first.sort_values(list(AXES)).index.intersection(cells.index, sort=False)]  # spec order
-    classes = cell_flags(cells)
-    # like the terminal summary: beyond a handful of varying axes, one compact column of '/'-joined values
-    compact = len(axes) > summary.MAX_AXIS_COLUMNS
-    head = f"<th>{_e('/'.join(axes))}</th>" if compact else "".join(f"<th>{_e(a)}</th>" for a in axes)
-    head += "<th>reps</th>" + "".join(f"<th>{_e(h)}</th>" for _, h, _ in summary.SHOWN) + "<th>flags</th>"
-    rows = []
-    for key, r in cells.iterrows():
-        flags = []
-        if r["failed"]:
-            errs = df.loc[(df["cell_key"] == key) & df["failed"], "error"].astype(str)
-            why = "; ".join(dict.fromkeys(e for e in errs if e))
-            flags.append(f'<span class="flag flag-failed" title="{_e(why)}">{int(r["failed"])} failed</span>')
-        if r["errors"]:
-            flags.append(f'<span class="flag flag-failed">{int(r["errors"])} RPC errors</span>')
-        if r["loadgen_saturated"]:
-            flags.append('<span class="flag flag-saturated">gen-saturated</span>')
-        labels = [_e(summary._short(a, first.loc[key, a])) for a in axes]
-        tds = f"<td>{'/'.join(labels)}</td>" if compact else "".join(f"<td>{v}</td>" for v in labels)
-        tds += f'<td class="num">{int(r["reps"])}</td>'
-        tds += "".join(f'<td class="num">{_fmt(r[c], fmt)}</td>' for c, _, fmt in summary.SHOWN)
-        tds += f"<td>{' '.join(flags)}</td>"
-        cls = f' class="cell {classes[key]}"' if classes[key] else ' class="cell"'
-        rows.append(f'<tr{cls} data-cell="{_e(key)}" title="{_e(key)}">{tds}</tr>')
-    fixed = [f"{a}={_e(summary._short(a, first.iloc[0][a]))}" for a in AXES if a not in axes]
-    table = f'<table class="summary"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
-    out = f'<div class="scroll">{table}</div>'
-    if fixed:
-        out += f'<p class="note">Same in every cell: {", ".join(fixed)}.</p>'
-    return out
 
 
 def _kv_table(items: dict) -> str:
@@ -126,21 +79,18 @@ def manifest_section(manifest: Manifest) -> str:
     return "\n".join(parts)
 
 
-def warnings(df: pd.DataFrame, manifest: Manifest) -> str:
-    cells = summary.per_cell(df)
+def warnings(cells: table.CellTable, manifest: Manifest) -> str:
     out = []
     status = manifest.status
     if status != "complete":
         out.append(f'<p class="bad">The run is not complete (status: {_e(status)}): some cells may be missing.</p>')
-    failed = int((cells["failed"] > 0).sum())
-    if failed:
+    if cells.failed_cells:
         out.append(
-            f'<p class="bad">{failed} of {len(cells)} cells had failed repetitions (red rows below; hover for the '
-            "error). Figures use successful repetitions only.</p>"
+            f'<p class="bad">{cells.failed_cells} of {len(cells.rows)} cells had failed repetitions (red rows below; '
+            "hover for the error). Figures use successful repetitions only.</p>"
         )
-    saturated = int(cells["loadgen_saturated"].sum())
-    if saturated:
-        warning = summary.saturation_warning(saturated, len(cells))
+    if cells.saturated_cells:
+        warning = summary.saturation_warning(cells.saturated_cells, len(cells.rows))
         out.append(
             f'<p class="warn">{html.escape(warning[:1].upper() + warning[1:])} '
             "(yellow rows; red rings or hatching in the figures).</p>"
@@ -148,7 +98,7 @@ def warnings(df: pd.DataFrame, manifest: Manifest) -> str:
     return "\n".join(out)
 
 
-def render(df: pd.DataFrame, manifest: Manifest, out_dir: Path, title: str) -> str:
+def render(df: pd.DataFrame, manifest: Manifest, out_dir: Path, title: str, cells: table.CellTable) -> str:
     """The page's HTML; draws the figures into ``out_dir`` on the way."""
     drawn = figures.draw_all(df, manifest, out_dir)
     figs, notes = [], []
@@ -176,12 +126,12 @@ def render(df: pd.DataFrame, manifest: Manifest, out_dir: Path, title: str) -> s
 <body>
 <h1>grpclab report: {_e(title)}</h1>
 <p>{lead}</p>
-{warnings(df, manifest)}
+{warnings(cells, manifest)}
 <h2>Figures</h2>
 {"".join(figs) or '<p class="note">No figure: the run has data for none of them.</p>'}
 {"".join(notes)}
 <h2>Summary (one row per cell, medians over successful repetitions)</h2>
-{summary_table(df)}
+{table.to_html(cells)}
 <h2>Manifest</h2>
 {manifest_section(manifest)}
 <footer>{_e(footer)} | generated {_e(generated)} by grpclab report</footer>
@@ -199,9 +149,14 @@ def write(run_dir: str | Path, out: str | Path | None = None) -> Path:
     out_dir = Path(out) if out is not None else run_dir / REPORT_DIR
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        page = render(df, manifest, out_dir, title=run_dir.resolve().name)
+        cells = table.build(df)
+        page = render(df, manifest, out_dir, run_dir.resolve().name, cells)
         index = out_dir / INDEX
         index.write_text(page, encoding="utf-8")
+        (out_dir / SUMMARY).write_text(
+            f"# {run_dir.resolve().name}: medians over successful repetitions\n\n{table.to_markdown(cells)}",
+            encoding="utf-8",
+        )
     except OSError as exc:
         raise results.ResultsError(f"{out_dir}: cannot write the report ({exc.strerror or exc})") from None
     except results.ResultsError as exc:  # a damaged value inside the table (a histogram, ...)

@@ -1,0 +1,214 @@
+"""A run's per-cell table: one model, rendered for the terminal (rich), the HTML report and markdown.
+
+One row per cell: the axes that vary between the run's cells (the others are said once, under the
+table), the number of repetitions, the median over successful repetitions of each shown metric, and
+flags (failed repetitions, RPC errors, a saturated load generator). Cells are in spec order (sorted
+by axis values). ``build`` makes the model from a run's tidy table; ``to_rich``, ``to_html`` and
+``to_markdown`` only format it. ``value_text`` is the one way an axis value is written for people
+(tables, figure captions and labels, the cross-check table).
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ..spec import AXES
+
+# (column, header, format)
+SHOWN = (
+    ("rps", "RPC/s", "{:,.0f}"),
+    ("lat_p50_ms", "p50 ms", "{:.2f}"),
+    ("lat_p99_ms", "p99 ms", "{:.2f}"),
+    ("server_cpu_us_per_rpc", "srv CPU us/RPC", "{:,.0f}"),
+    ("wire_bytes_per_rpc", "wire B/RPC", "{:,.0f}"),
+    ("payload_ratio", "gzip x", "{:.1f}"),
+    ("server_cpu_util", "srv busy", "{:.0%}"),
+    ("loadgen_cpu_util", "gen busy", "{:.0%}"),
+)
+# Up to a handful of varying axes read best as columns; beyond that one compact column (values joined
+# by '/', in the order its header names) keeps the table on screen.
+MAX_AXIS_COLUMNS = 6
+
+
+def fmt_size(size: float) -> str:
+    """Bytes as people write them: '0 B', '100 B', '4 KiB', '1 MiB'."""
+    size = int(size)
+    for unit, scale in (("MiB", 2**20), ("KiB", 2**10)):
+        if size >= scale and size % scale == 0:
+            return f"{size // scale} {unit}"
+    return f"{size} B"
+
+
+def value_text(axis: str, value: object) -> str:
+    if axis == "payload_size":
+        return fmt_size(value)
+    if axis == "rate":
+        return f"{float(value):g} RPC/s"
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Flag:
+    kind: str  # "failed" | "errors" | "saturated"
+    text: str
+    detail: str = ""  # why (the failed repetitions' errors)
+
+
+@dataclass(frozen=True)
+class CellRow:
+    key: str
+    labels: tuple[str, ...]  # the varying axes' values, as text
+    reps: int
+    values: tuple[float, ...]  # medians, in SHOWN's order (NaN: none)
+    flags: tuple[Flag, ...]
+
+    @property
+    def state(self) -> str:
+        """The strongest flag: 'failed', 'saturated' or ''."""
+        kinds = {f.kind for f in self.flags}
+        return "failed" if "failed" in kinds else "saturated" if "saturated" in kinds else ""
+
+
+@dataclass(frozen=True)
+class CellTable:
+    axes: tuple[str, ...]  # the axes that vary between cells
+    rows: tuple[CellRow, ...]
+    fixed: tuple[tuple[str, str], ...]  # (axis, value) of the axes every cell shares
+
+    @property
+    def compact(self) -> bool:
+        return len(self.axes) > MAX_AXIS_COLUMNS
+
+    @property
+    def saturated_cells(self) -> int:
+        return sum(any(f.kind == "saturated" for f in r.flags) for r in self.rows)
+
+    @property
+    def failed_cells(self) -> int:
+        return sum(any(f.kind == "failed" for f in r.flags) for r in self.rows)
+
+    def axis_headers(self) -> list[str]:
+        return ["/".join(self.axes)] if self.compact else list(self.axes)
+
+    def axis_cells(self, row: CellRow) -> list[str]:
+        return ["/".join(row.labels)] if self.compact else list(row.labels)
+
+    def fixed_text(self) -> str:
+        return ", ".join(f"{axis}={value}" for axis, value in self.fixed)
+
+
+def per_cell(df: pd.DataFrame) -> pd.DataFrame:
+    """Median of each shown metric over the cell's successful repetitions, with counts and flags."""
+    ok = df[~df["failed"]]
+    metrics = [c for c, _, _ in SHOWN]
+    med = ok.groupby("cell_key", observed=True)[metrics].median()
+    flags = df.groupby("cell_key", observed=True).agg(
+        reps=("repetition", "count"),
+        failed=("failed", "sum"),
+        errors=("errors", "sum"),
+        loadgen_saturated=("loadgen_saturated", "any"),
+        order=("order", "min"),
+    )
+    return flags.join(med)
+
+
+def varying_axes(df: pd.DataFrame) -> list[str]:
+    """The axes whose value differs between cells of this run: the only ones worth a column."""
+    return [a for a in AXES if df[a].astype(str).nunique() > 1]
+
+
+def build(df: pd.DataFrame) -> CellTable:
+    cells = per_cell(df)
+    axes = varying_axes(df) or ["impl"]
+    first = df.sort_values("order").drop_duplicates("cell_key").set_index("cell_key")
+    keys = first.sort_values(list(AXES)).index.intersection(cells.index, sort=False)  # spec order
+    rows = []
+    for key in keys:
+        r = cells.loc[key]
+        flags = []
+        if r["failed"]:
+            errs = df.loc[(df["cell_key"] == key) & df["failed"], "error"].astype(str)
+            flags.append(Flag("failed", f"{int(r['failed'])} failed", "; ".join(dict.fromkeys(e for e in errs if e))))
+        if r["errors"]:
+            flags.append(Flag("errors", f"{int(r['errors'])} RPC errors"))
+        if r["loadgen_saturated"]:
+            flags.append(Flag("saturated", "gen-saturated"))
+        labels = tuple(value_text(a, first.loc[key, a]) for a in axes)
+        values = tuple(float(r[c]) for c, _, _ in SHOWN)
+        rows.append(CellRow(str(key), labels, int(r["reps"]), values, tuple(flags)))
+    fixed = tuple((a, value_text(a, first.iloc[0][a])) for a in AXES if a not in axes)
+    return CellTable(tuple(axes), tuple(rows), fixed)
+
+
+def _number(value: float, fmt: str) -> str:
+    return "-" if pd.isna(value) else fmt.format(value)
+
+
+# -- renderers ---------------------------------------------------------------------------------------
+
+_RICH_STYLE = {"failed": "red", "errors": "red", "saturated": "yellow"}
+
+
+def to_rich(table: CellTable, title: str = ""):
+    """A rich Table for the terminal."""
+    from rich.table import Table
+
+    out = Table(title=title or None, show_lines=False)
+    for header in table.axis_headers():
+        out.add_column(header)
+    out.add_column("reps", justify="right")
+    for _, header, _ in SHOWN:
+        out.add_column(header, justify="right")
+    out.add_column("flags")
+    for row in table.rows:
+        values = [_number(v, fmt) for v, (_, _, fmt) in zip(row.values, SHOWN, strict=True)]
+        flags = " ".join(f"[{_RICH_STYLE[f.kind]}]{f.text}[/{_RICH_STYLE[f.kind]}]" for f in row.flags)
+        out.add_row(*table.axis_cells(row), str(row.reps), *values, flags)
+    return out
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def to_html(table: CellTable) -> str:
+    """A <table> (rows carry data-cell and a failed/saturated class) and the fixed axes, for the report."""
+    head = "".join(f"<th>{_e(h)}</th>" for h in table.axis_headers())
+    head += "<th>reps</th>" + "".join(f"<th>{_e(h)}</th>" for _, h, _ in SHOWN) + "<th>flags</th>"
+    rows = []
+    for row in table.rows:
+        tds = "".join(f"<td>{_e(v)}</td>" for v in table.axis_cells(row))
+        tds += f'<td class="num">{row.reps}</td>'
+        tds += "".join(
+            f'<td class="num">{_number(v, fmt)}</td>' for v, (_, _, fmt) in zip(row.values, SHOWN, strict=True)
+        )
+        flags = []
+        for f in row.flags:
+            css = "flag-saturated" if f.kind == "saturated" else "flag-failed"
+            title = f' title="{_e(f.detail)}"' if f.detail else ""
+            flags.append(f'<span class="flag {css}"{title}>{_e(f.text)}</span>')
+        tds += f"<td>{' '.join(flags)}</td>"
+        cls = f"cell {row.state}" if row.state else "cell"
+        rows.append(f'<tr class="{cls}" data-cell="{_e(row.key)}" title="{_e(row.key)}">{tds}</tr>')
+    out = f'<div class="scroll"><table class="summary"><thead><tr>{head}</tr></thead>'
+    out += f"<tbody>{''.join(rows)}</tbody></table></div>"
+    if table.fixed:
+        out += f'<p class="note">Same in every cell: {_e(table.fixed_text())}.</p>'
+    return out
+
+
+def to_markdown(table: CellTable) -> str:
+    """A GitHub markdown table, then the fixed axes."""
+    headers = [*table.axis_headers(), "reps", *(h for _, h, _ in SHOWN), "flags"]
+    align = ["---"] * len(table.axis_headers()) + ["---:"] * (1 + len(SHOWN)) + ["---"]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(align) + "|"]
+    for row in table.rows:
+        values = [_number(v, fmt) for v, (_, _, fmt) in zip(row.values, SHOWN, strict=True)]
+        flags = ", ".join(f.text for f in row.flags)
+        lines.append("| " + " | ".join([*table.axis_cells(row), str(row.reps), *values, flags]) + " |")
+    if table.fixed:
+        lines += ["", f"Same in every cell: {table.fixed_text()}."]
+    return "\n".join(lines) + "\n"
