@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 
 from bench.analysis import results, schema
-from bench.gate import compare, regress
+from bench.gate import compare, regress, stats
 from bench.run import server_process
 from bench.run.executor import Side, execute
 from bench.run.manifest import Environment, Manifest, PlacementInfo
@@ -46,39 +46,39 @@ def brute_force_p(base: np.ndarray, head: np.ndarray) -> float:
     """Two-sided permutation p-value of the U statistic over every split of the pooled sample."""
     pooled = np.concatenate([base, head])
     n = len(base)
-    observed = compare.u_statistic(base, head)
+    observed = stats.u_statistic(base, head)
     centre = n * len(head) / 2
-    stats = []
+    us = []
     for idx in itertools.combinations(range(len(pooled)), n):
         mask = np.zeros(len(pooled), bool)
         mask[list(idx)] = True
-        stats.append(compare.u_statistic(pooled[mask], pooled[~mask]))
-    stats = np.array(stats)
-    return float(np.mean(np.abs(stats - centre) >= abs(observed - centre) - 1e-9))
+        us.append(stats.u_statistic(pooled[mask], pooled[~mask]))
+    us = np.array(us)
+    return float(np.mean(np.abs(us - centre) >= abs(observed - centre) - 1e-9))
 
 
 @pytest.mark.parametrize(("n", "m", "seed"), [(5, 5, 1), (5, 5, 2), (4, 6, 3), (3, 7, 4), (6, 6, 5)])
 def test_p_value_matches_brute_force_enumeration(n, m, seed):
     rng = np.random.default_rng(seed)
     base, head = rng.normal(100, 5, n), rng.normal(103, 5, m)
-    assert compare.p_value(base, head) == pytest.approx(brute_force_p(base, head), abs=1e-9)
+    assert stats.p_value(base, head) == pytest.approx(brute_force_p(base, head), abs=1e-9)
 
 
 def test_smallest_p_values_are_the_textbook_ones():
     # Complete separation of 5 + 5: 2 / C(10, 5) = 2 / 252.
-    assert compare.p_value(np.arange(5.0), np.arange(5.0) + 10) == pytest.approx(2 / 252)
-    assert compare.min_p_value(3, 3) == pytest.approx(0.1)
-    assert compare.critical_count(3, 3, 0.05) == -1  # 3 + 3 can never be significant at 0.05
-    assert compare.critical_count(5, 5, 0.05) == 2  # P(U <= 2) = 4/252 < 0.025 < P(U <= 3) = 7/252
+    assert stats.p_value(np.arange(5.0), np.arange(5.0) + 10) == pytest.approx(2 / 252)
+    assert stats.min_p_value(3, 3) == pytest.approx(0.1)
+    assert stats.critical_count(3, 3, 0.05) == -1  # 3 + 3 can never be significant at 0.05
+    assert stats.critical_count(5, 5, 0.05) == 2  # P(U <= 2) = 4/252 < 0.025 < P(U <= 3) = 7/252
 
 
 def test_identical_samples_are_not_a_change():
     sample = lognormal(1, 5, 100.0, 0.03)
-    est = compare.estimate(sample, sample.copy())
+    est = stats.estimate(sample, sample.copy())
     assert est.p_value == pytest.approx(1.0)
     assert est.ratio == pytest.approx(1.0)
     assert est.ci_low < 1.0 < est.ci_high
-    assert compare.verdict(est, direction=-1, threshold=0.05) == "~"
+    assert stats.verdict(est, direction=-1, threshold=0.05) == "~"
 
 
 @pytest.mark.parametrize(
@@ -95,33 +95,33 @@ def test_identical_samples_are_not_a_change():
 def test_a_20_percent_shift_with_low_noise_is_found_in_the_metric_s_direction(metric, factor, expected):
     base = lognormal(2, 5, 100.0, 0.02)
     head = lognormal(3, 5, 100.0 * factor, 0.02)
-    est = compare.estimate(base, head)
+    est = stats.estimate(base, head)
     assert est.significant
     assert est.ratio == pytest.approx(factor, rel=0.04)
-    assert compare.verdict(est, compare.DIRECTION[metric], threshold=0.05) == expected
+    assert stats.verdict(est, compare.DIRECTION[metric], threshold=0.05) == expected
 
 
 def test_a_small_shift_in_noisy_samples_is_not_significant():
     base = lognormal(4, 5, 100.0, 0.30)
     head = lognormal(5, 5, 108.0, 0.30)
-    est = compare.estimate(base, head)
+    est = stats.estimate(base, head)
     assert not est.significant
-    assert compare.verdict(est, -1, 0.05) == "~"
+    assert stats.verdict(est, -1, 0.05) == "~"
 
 
 def test_a_significant_change_inside_the_threshold_does_not_count():
     base = lognormal(6, 5, 100.0, 0.002)
     head = lognormal(7, 5, 103.0, 0.002)  # +3 %, nearly no noise: clearly significant
-    est = compare.estimate(base, head)
+    est = stats.estimate(base, head)
     assert est.significant and est.ratio == pytest.approx(1.03, rel=0.005)
-    assert compare.verdict(est, -1, threshold=0.05) == "~"
-    assert compare.verdict(est, -1, threshold=0.02) == "worse"
+    assert stats.verdict(est, -1, threshold=0.05) == "~"
+    assert stats.verdict(est, -1, threshold=0.02) == "worse"
 
 
 def test_interval_contains_the_true_ratio_for_a_known_shift():
     base = lognormal(8, 5, 100.0, 0.05)
     head = lognormal(9, 5, 115.0, 0.05)
-    est = compare.estimate(base, head)
+    est = stats.estimate(base, head)
     assert est.ci_low < 1.15 < est.ci_high
     assert est.ci_low <= est.ratio <= est.ci_high
 
@@ -137,7 +137,7 @@ def test_interval_coverage_is_at_least_nominal():
         rng = np.random.default_rng(1000 + seed)
         base = rng.lognormal(np.log(50.0), 0.1, 5)
         head = rng.lognormal(np.log(50.0 * true_ratio), 0.1, 5)
-        est = compare.estimate(base, head)
+        est = stats.estimate(base, head)
         hits += est.ci_low <= true_ratio <= est.ci_high
     assert hits / draws >= 0.94, hits / draws
 
@@ -146,22 +146,22 @@ def test_significance_and_interval_agree_without_ties():
     for seed in range(200):
         rng = np.random.default_rng(seed)
         base, head = rng.normal(100, 5, 5), rng.normal(100 + seed % 15, 5, 5)
-        est = compare.estimate(base, head)
+        est = stats.estimate(base, head)
         excludes_one = est.ci_low > 1 or est.ci_high < 1
         assert (est.p_value < 0.05) == excludes_one, (seed, est)
 
 
 def test_too_few_repetitions_say_so():
-    est = compare.estimate([1.0, 1.1, 1.2], [5.0, 5.1, 5.2])
+    est = stats.estimate([1.0, 1.1, 1.2], [5.0, 5.1, 5.2])
     assert not est.significant and "cannot reach" in est.note
-    assert compare.verdict(est, -1, 0.05) == "~"
-    assert compare.verdict(compare.estimate([1.0], [2.0, 3.0]), -1, 0.05) == "n/a"
+    assert stats.verdict(est, -1, 0.05) == "~"
+    assert stats.verdict(stats.estimate([1.0], [2.0, 3.0]), -1, 0.05) == "n/a"
 
 
 def test_zeros_are_compared_on_raw_values():
-    est = compare.estimate([0, 0, 0, 0, 0], [30, 40, 50, 60, 70])
+    est = stats.estimate([0, 0, 0, 0, 0], [30, 40, 50, 60, 70])
     assert est.significant and np.isnan(est.ratio) and "base median is 0" in est.note
-    assert compare.verdict(est, compare.DIRECTION["errors"], 0.05) == "worse"
+    assert stats.verdict(est, compare.DIRECTION["errors"], 0.05) == "worse"
 
 
 # -- comparing tables ------------------------------------------------------

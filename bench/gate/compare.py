@@ -11,41 +11,8 @@ more than ``threshold``, e.g. 5 %). Direction is per metric: more RPC/s is bette
 less latency and less CPU per RPC is better; metrics without a direction
 (utilizations, window lengths) are reported as ``changed`` and never fail a gate.
 
-Statistics: Mann-Whitney U test, Hodges-Lehmann ratio, Moses confidence interval
---------------------------------------------------------------------------------
-Each side is a handful of repetitions (the CI spec has 5). Per cell and metric:
-
-* **test**: the two-sided Mann-Whitney U (Wilcoxon rank-sum) test with its exact
-  null distribution (computed by counting rank sums, no approximation for the
-  sample sizes the lab uses; a normal approximation beyond 10,000 pairs). It
-  only assumes that, without a change, the repetitions of both sides are
-  exchangeable, which interleaved or same-machine runs are built to make true.
-  It is what benchstat uses, so the verdicts read the same way.
-* **ratio**: the Hodges-Lehmann estimate on the log scale, i.e. the median of
-  all n x m ratios head_j / base_i. Logs turn "head is 10 % slower" into a
-  shift, which is the model the interval needs, and make the result symmetric
-  (x2 and x0.5 are equally far from 1).
-* **interval**: the Moses distribution-free interval for that shift: the k-th
-  smallest and k-th largest of the n x m log-ratios, k taken from the same exact
-  U distribution. Its coverage is at least the nominal level for any continuous
-  distribution (96.8 % for 5 + 5 at alpha 0.05), and it is the inversion of the
-  test: with no ties, "p < alpha" and "the interval excludes 1" are the same event.
-
-Why not a bootstrap over repetitions: with 5 repetitions a resampled median can
-take only a few distinct values, the percentile interval is too narrow (it
-under-covers badly below ~10 samples), and the result depends on a seed. The
-rank method is exact at these sizes, deterministic, and needs only numpy: scipy
-would add a large pinned dependency for ``mannwhitneyu`` alone, and has no Moses
-interval (tests/test_compare.py checks the p-values against brute-force
-enumeration instead).
-
-Consequence worth knowing: with n + m repetitions the smallest possible p-value
-is 2 / C(n+m, n); with 3 + 3 that is 0.1, so fewer than 4 repetitions per side can
-never show a significant change at alpha 0.05 (the output says so).
-
-Samples that are zero or negative (e.g. ``errors``) cannot be compared as
-ratios; for those the shift and its interval are computed on the raw values and
-shown relative to the base median.
+Statistics (bench.gate.stats): the Mann-Whitney U test, the Hodges-Lehmann ratio and the Moses
+interval, exact at the lab's sample sizes. Rendering: bench.gate.render.
 
 Rows that failed, and rows whose load generator was saturated, are left out of
 the statistics with a warning: a saturated generator measures the client, not the
@@ -57,20 +24,16 @@ differences are printed either way.
 
 from __future__ import annotations
 
-import functools
-import json
-import math
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from statistics import NormalDist
 
-import numpy as np
 import pandas as pd
 
 from ..analysis import results, schema
 from ..run.manifest import Manifest
+from . import render
+from .stats import DEFAULT_ALPHA, MIN_SAMPLES, estimate, verdict
 
 DEFAULT_METRICS = ("rps", "lat_p50_ms", "lat_p99_ms", "server_cpu_us_per_rpc")
 # The CI gate's (grpclab regress, bench.gate.study): without p99. Over 5 repetitions of a 2 s window
@@ -78,9 +41,6 @@ DEFAULT_METRICS = ("rps", "lat_p50_ms", "lat_p99_ms", "server_cpu_us_per_rpc")
 # caught all) and raised a false alarm on an A/A regress run: a test that only adds noise.
 GATE_METRICS = ("rps", "lat_p50_ms", "server_cpu_us_per_rpc")
 DEFAULT_THRESHOLD = 0.05
-DEFAULT_ALPHA = 0.05
-FORMATS = ("table", "markdown", "json")
-METHOD = "Mann-Whitney U (exact), Hodges-Lehmann ratio, Moses CI"
 
 # +1: higher is better; -1: lower is better; 0: no direction (reported, never a regression).
 _HIGHER_BETTER = ("rps", "rpcs", "rpcs_ok", "payload_ratio")
@@ -101,143 +61,10 @@ DIRECTION: dict[str, int] = {
 # Environment fields that change what is measured: a difference makes the comparison meaningless.
 _HARD_VERSIONS = ("python", "grpcio", "protobuf")
 _HARD_SETTINGS = ("duration", "warmup", "loadgen_processes", "server_cpus", "loadgen_cpus")
-_EXACT_PAIRS_LIMIT = 10_000  # n*m above this: normal approximation (the lab's runs are far below)
-_MIN_SAMPLES = 2  # per side, to compute anything at all
 
 
 class CompareError(Exception):
     """Input that cannot be compared (no common cells, unknown metric, different environments): exit 2."""
-
-
-# -- statistics ----------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=256)
-def u_distribution(n: int, m: int) -> np.ndarray:
-    """P(U = u) for u = 0 .. n*m under the null hypothesis (no ties).
-
-    U counts the (base, head) pairs with head > base. Counting the ways to pick n of
-    the n+m ranks with each rank sum gives the exact distribution.
-    """
-    total = n + m
-    max_sum = sum(range(m + 1, total + 1))
-    ways = np.zeros((n + 1, max_sum + 1))
-    ways[0, 0] = 1.0
-    for rank in range(1, total + 1):
-        # 0/1 knapsack over ranks; the right-hand side is evaluated before the update.
-        ways[1:, rank:] += ways[:-1, : max_sum + 1 - rank].copy()
-    offset = n * (n + 1) // 2
-    counts = ways[n, offset : offset + n * m + 1]
-    return counts / counts.sum()
-
-
-def u_statistic(base: np.ndarray, head: np.ndarray) -> float:
-    """Pairs with head > base, ties counting one half."""
-    greater = (head[None, :] > base[:, None]).sum()
-    ties = (head[None, :] == base[:, None]).sum()
-    return float(greater + 0.5 * ties)
-
-
-def _normal_sd(n: int, m: int) -> float:
-    return math.sqrt(n * m * (n + m + 1) / 12.0)
-
-
-def p_value(base: np.ndarray, head: np.ndarray) -> float:
-    """Two-sided Mann-Whitney U p-value (exact null distribution; normal approximation for huge samples)."""
-    n, m = len(base), len(head)
-    u = u_statistic(base, head)
-    if n * m > _EXACT_PAIRS_LIMIT:
-        z = (abs(u - n * m / 2.0) - 0.5) / _normal_sd(n, m)
-        return min(1.0, 2.0 * (1.0 - NormalDist().cdf(max(z, 0.0))))
-    dist = u_distribution(n, m)
-    below = dist[: math.floor(u) + 1].sum()  # P(U0 <= u)
-    above = dist[math.ceil(u) :].sum()  # P(U0 >= u)
-    return float(min(1.0, 2.0 * min(below, above)))
-
-
-def critical_count(n: int, m: int, alpha: float) -> int:
-    """The largest c with 2 P(U0 <= c) < alpha (-1 when even U = 0 is not significant)."""
-    if n * m > _EXACT_PAIRS_LIMIT:
-        z = NormalDist().inv_cdf(1.0 - alpha / 2.0)
-        return max(-1, math.floor(n * m / 2.0 - z * _normal_sd(n, m) - 0.5))
-    cdf = np.cumsum(u_distribution(n, m))
-    below = np.nonzero(2.0 * cdf < alpha)[0]
-    return int(below[-1]) if len(below) else -1
-
-
-def min_p_value(n: int, m: int) -> float:
-    """The smallest two-sided p-value n + m samples can produce (complete separation)."""
-    return float(min(1.0, 2.0 * u_distribution(n, m)[0])) if n * m <= _EXACT_PAIRS_LIMIT else 0.0
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """One metric of one cell, base vs head."""
-
-    n_base: int
-    n_head: int
-    base_median: float
-    head_median: float
-    ratio: float  # Hodges-Lehmann estimate of head / base
-    ci_low: float  # confidence interval of the ratio (NaN when n is too small to have one)
-    ci_high: float
-    p_value: float
-    significant: bool  # p < alpha and the interval excludes 1
-    note: str = ""
-
-
-def estimate(base: Sequence[float], head: Sequence[float], alpha: float = DEFAULT_ALPHA) -> Estimate:
-    """Compare two samples (NaNs dropped): medians, p-value, Hodges-Lehmann ratio with its Moses interval."""
-    b = np.asarray(base, dtype=float)
-    h = np.asarray(head, dtype=float)
-    b, h = b[np.isfinite(b)], h[np.isfinite(h)]
-    n, m = len(b), len(h)
-    nan = float("nan")
-    if n < _MIN_SAMPLES or m < _MIN_SAMPLES:
-        med_b = float(np.median(b)) if n else nan
-        med_h = float(np.median(h)) if m else nan
-        return Estimate(n, m, med_b, med_h, nan, nan, nan, nan, False, f"too few samples ({n}+{m})")
-    med_b, med_h = float(np.median(b)), float(np.median(h))
-    p = p_value(b, h)
-    c = critical_count(n, m, alpha)
-    positive = bool((b > 0).all() and (h > 0).all())
-    diffs = np.sort(((np.log(h)[None, :] - np.log(b)[:, None]) if positive else (h[None, :] - b[:, None])).ravel())
-    shift = float(np.median(diffs))
-    lo, hi = (float(diffs[c]), float(diffs[len(diffs) - 1 - c])) if c >= 0 else (-math.inf, math.inf)
-    notes = []
-    if c < 0:
-        notes.append(f"n={n}+{m} cannot reach p<{alpha:g} (min p {min_p_value(n, m):.3f})")
-    significant = bool(p < alpha and (lo > 0 or hi < 0))
-    if positive:
-        ratio, ci_low, ci_high = math.exp(shift), math.exp(lo), math.exp(hi)
-    elif med_b != 0:
-        scale = abs(med_b)
-        ratio, ci_low, ci_high = 1 + shift / scale, 1 + lo / scale, 1 + hi / scale
-        notes.append("zeros present: shift computed on raw values, shown relative to the base median")
-    else:
-        ratio = ci_low = ci_high = nan
-        notes.append("base median is 0: no ratio")
-    if not math.isfinite(ci_low) or not math.isfinite(ci_high):
-        ci_low = ci_high = nan
-    return Estimate(n, m, med_b, med_h, ratio, ci_low, ci_high, p, significant, "; ".join(notes))
-
-
-def verdict(est: Estimate, direction: int, threshold: float) -> str:
-    """'better' / 'worse' (direction known) or 'changed' (no direction), else '~'; 'n/a' without samples."""
-    if est.n_base < _MIN_SAMPLES or est.n_head < _MIN_SAMPLES:
-        return "n/a"
-    if not est.significant:
-        return "~"
-    if math.isfinite(est.ratio):
-        beyond = abs(est.ratio - 1.0) > threshold
-        up = est.ratio > 1.0
-    else:  # base median 0: any significant change is beyond any threshold
-        beyond, up = True, est.head_median > est.base_median
-    if not beyond:
-        return "~"
-    if direction == 0:
-        return "changed"
-    return "better" if up == (direction > 0) else "worse"
 
 
 # -- comparing runs ------------------------------------------------------
@@ -396,9 +223,9 @@ def compare_frames(
             f"alpha {alpha:g} (need at least 4 per side): a `~` there means 'cannot tell', not 'no change'"
         )
     table = pd.DataFrame(rows)
-    if table["n_base"].ge(_MIN_SAMPLES).mul(table["n_head"].ge(_MIN_SAMPLES)).sum() == 0 and not head_failures:
+    if table["n_base"].ge(MIN_SAMPLES).mul(table["n_head"].ge(MIN_SAMPLES)).sum() == 0 and not head_failures:
         raise CompareError(
-            f"no common cell has {_MIN_SAMPLES} usable repetitions on both sides "
+            f"no common cell has {MIN_SAMPLES} usable repetitions on both sides "
             "(every repetition failed or had its load generator saturated)"
         )
     return Comparison(
@@ -487,174 +314,6 @@ def compare_runs(
 # -- output --------------------------------------------------------------
 
 
-def _num(value: float) -> str:
-    if value is None or not math.isfinite(value):
-        return "-"
-    size = abs(value)
-    if size >= 100:
-        return f"{value:,.0f}"
-    if size >= 10:
-        return f"{value:.1f}"
-    if size >= 1:
-        return f"{value:.2f}"
-    return f"{value:.3g}"
-
-
-def pct_text(ratio: float) -> str:
-    return "-" if ratio is None or not math.isfinite(ratio) else f"{(ratio - 1) * 100:+.1f}%"
-
-
-def _ci(row: pd.Series | dict) -> str:
-    if not math.isfinite(row["ci_low"]) or not math.isfinite(row["ci_high"]):
-        return "-"
-    return f"[{pct_text(row['ci_low'])}, {pct_text(row['ci_high'])}]"
-
-
-def _p(row: pd.Series | dict) -> str:
-    return "-" if not math.isfinite(row["p_value"]) else f"p={row['p_value']:.3f} n={row['n_base']}+{row['n_head']}"
-
-
-def _describe(name: str, info: dict) -> str:
-    commit = (info.get("commit") or "")[:12]
-    bits = [name]
-    if info.get("ref"):
-        bits.append(f"ref {info['ref']}")
-    if commit:
-        bits.append(f"commit {commit}{' (dirty)' if info.get('dirty') else ''}")
-    return ", ".join(bits)
-
-
-def _settings_line(cmp: Comparison) -> str:
-    return (
-        f"threshold ±{cmp.threshold * 100:g} %, alpha {cmp.alpha:g}, 95 % CI; "
-        f"method: {METHOD}; a change counts when significant and beyond the threshold"
-    )
-
-
-def _summary_line(cmp: Comparison) -> str:
-    counts = cmp.counts()
-    parts = [f"{counts['worse']} worse", f"{counts['better']} better", f"{counts['~']} ~"]
-    if counts["changed"]:
-        parts.append(f"{counts['changed']} changed (no direction)")
-    if counts["n/a"]:
-        parts.append(f"{counts['n/a']} n/a")
-    verdict_text = "REGRESSION" if cmp.regression else "no significant regression"
-    return f"{verdict_text}: {', '.join(parts)} of {len(cmp.rows)} cell x metric comparisons"
-
-
-_STYLE = {"worse": "bold red", "better": "green", "changed": "yellow", "~": "dim", "n/a": "dim"}
-
-
-def render_table(cmp: Comparison, console=None) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = console or Console()
-    table = Table(title=f"{cmp.base} -> {cmp.head}", title_justify="left")
-    for name, justify in (
-        ("cell", "left"),
-        ("metric", "left"),
-        ("base", "right"),
-        ("head", "right"),
-        ("head/base", "right"),
-        ("95% CI", "right"),
-        ("test", "right"),
-        ("verdict", "left"),
-    ):
-        table.add_column(name, justify=justify)
-    previous = None
-    for _, row in cmp.rows.iterrows():
-        style = _STYLE.get(row["verdict"], "")
-        table.add_row(
-            row["cell"] if row["cell_key"] != previous else "",
-            row["metric"],
-            _num(row["base_median"]),
-            _num(row["head_median"]),
-            pct_text(row["ratio"]),
-            _ci(row),
-            _p(row),
-            f"[{style}]{row['verdict']}[/{style}]" if style else row["verdict"],
-        )
-        previous = row["cell_key"]
-    console.print(table)
-    console.print(f"base: {_describe(cmp.base, cmp.base_info)}; head: {_describe(cmp.head, cmp.head_info)}")
-    console.print(_settings_line(cmp), highlight=False)
-    style = "bold red" if cmp.regression else "green"
-    console.print(f"[{style}]{_summary_line(cmp)}[/{style}]")
-
-
-def to_markdown(cmp: Comparison) -> str:
-    lines = [
-        "## grpclab compare",
-        "",
-        f"- base: {_describe(cmp.base, cmp.base_info)}",
-        f"- head: {_describe(cmp.head, cmp.head_info)}",
-        f"- {_settings_line(cmp)}",
-        "",
-        f"**{_summary_line(cmp)}**",
-        "",
-        "| cell | metric | base | head | head/base | 95% CI | test | verdict |",
-        "|---|---|---:|---:|---:|---:|---:|---|",
-    ]
-    for _, row in cmp.rows.iterrows():
-        shown = f"**{row['verdict']}**" if row["verdict"] in ("worse", "better", "changed") else row["verdict"]
-        lines.append(
-            f"| `{row['cell']}` | {row['metric']} | {_num(row['base_median'])} | {_num(row['head_median'])} | "
-            f"{pct_text(row['ratio'])} | {_ci(row)} | {_p(row)} | {shown} |"
-        )
-    if cmp.warnings:
-        lines += ["", "Warnings:", ""] + [f"- {text}" for text in cmp.warnings]
-    return "\n".join(lines) + "\n"
-
-
-def _clean(value: object) -> object:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, np.generic):
-        return _clean(value.item())
-    return value
-
-
-def to_json(cmp: Comparison) -> str:
-    rows = [{k: _clean(v) for k, v in row.items()} for row in cmp.rows.to_dict(orient="records")]
-    doc = {
-        "base": {"run": cmp.base, **cmp.base_info},
-        "head": {"run": cmp.head, **cmp.head_info},
-        "metrics": list(cmp.metrics),
-        "threshold": cmp.threshold,
-        "alpha": cmp.alpha,
-        "method": METHOD,
-        "summary": cmp.counts(),
-        "regression": cmp.regression,
-        "head_failures": cmp.head_failures,
-        "warnings": cmp.warnings,
-        "rows": rows,
-    }
-    return json.dumps(doc, indent=2) + "\n"
-
-
-def print_warnings(cmp: Comparison, stream=None) -> None:
-    stream = stream or sys.stderr
-    for text in cmp.warnings:
-        print(f"warning: {text}", file=stream)
-
-
-def emit(cmp: Comparison, fmt: str) -> None:
-    """Warnings to stderr, the comparison to stdout in ``fmt``."""
-    print_warnings(cmp)
-    if fmt == "table":
-        from rich.console import Console
-
-        console = Console()
-        if not console.is_terminal:
-            console = Console(width=200)  # CI logs: wide enough for the table
-        render_table(cmp, console)
-    elif fmt == "markdown":
-        sys.stdout.write(to_markdown(cmp))
-    else:
-        sys.stdout.write(to_json(cmp))
-
-
 def parse_metrics(text: str) -> tuple[str, ...]:
     return check_metrics(text.split(","))
 
@@ -672,5 +331,5 @@ def main(
 ) -> int:
     """`grpclab compare`: 0, or 1 with --fail-on-regression when HEAD regressed; CompareError for bad input."""
     cmp = compare_runs(base, head, parse_metrics(metrics), threshold, alpha, allow_env_mismatch)
-    emit(cmp, fmt)
+    render.emit(cmp, fmt)
     return 1 if fail_on_regression and cmp.regression else 0

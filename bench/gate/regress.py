@@ -56,7 +56,7 @@ from ..run.plan import Plan
 from ..run.progress import Reporter, console
 from ..run.store import RunStore
 from ..spec import SpecError, filter_cells, load_spec, with_settings
-from . import compare
+from . import compare, render
 
 DEFAULT_SPEC = "bench/specs/ci.toml"
 RESULTS_ROOT = Path("results")
@@ -301,8 +301,8 @@ def regress(
     except compare.CompareError as exc:
         (out / "comparison.md").write_text(f"## grpclab regress\n\n**The runs could not be compared:** {exc}\n")
         raise
-    (out / "comparison.md").write_text(compare.to_markdown(cmp))
-    (out / "comparison.json").write_text(compare.to_json(cmp))
-    compare.emit(cmp, "table")
+    (out / "comparison.md").write_text(render.to_markdown(cmp))
+    (out / "comparison.json").write_text(render.to_json(cmp))
+    render.emit(cmp, "table")
     print(f"comparison: {out / 'comparison.md'} (and comparison.json); runs: {out / 'base'}, {out / 'head'}")
     return 1 if fail_on_regression and cmp.regression else 0

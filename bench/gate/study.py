@@ -52,7 +52,7 @@ from ..run.plan import Plan
 from ..run.progress import Reporter, console
 from ..run.store import RunStore
 from ..spec import Settings, filter_cells, load_spec, with_settings
-from . import compare
+from . import compare, render, stats
 
 SERIES = ("A", "A2", "B")
 STUDY_JSON = "study.json"
@@ -162,7 +162,7 @@ def run_trials(
             except compare.CompareError as exc:
                 outcome[kind].append({"trial": t, "fired": None, "error": str(exc), "wall_s": wall, "worse": []})
                 continue
-            worse = [f"{r.cell} {r.metric} {compare.pct_text(r.ratio)}" for r in cmp.worse.itertuples()]
+            worse = [f"{r.cell} {r.metric} {render.pct_text(r.ratio)}" for r in cmp.worse.itertuples()]
             worse += [f"{key} head failed" for key in cmp.head_failures]
             outcome[kind].append({"trial": t, "fired": cmp.regression, "wall_s": wall, "worse": worse})
     return {"independent": independent, "outcome": outcome}
@@ -208,7 +208,7 @@ def effect_table(frames: dict[str, pd.DataFrame], metrics: tuple[str, ...], inje
             for m in metrics:
                 base = a.loc[a["cell_key"] == key, m].median()
                 head = other.loc[other["cell_key"] == key, m].median()
-                cells.append(compare.pct_text(head / base) if base else "-")
+                cells.append(render.pct_text(head / base) if base else "-")
         cvs = []
         for m in metrics:
             values = a.loc[a["cell_key"] == key, m].dropna()
@@ -236,7 +236,7 @@ def report(study: dict, frames: dict[str, pd.DataFrame], trials: dict, metrics, 
         "# Regression gate study",
         "",
         f"Spec `{study['spec']}`: {cells} cells; gate = `grpclab compare --fail-on-regression` defaults: "
-        f"metrics {', '.join(metrics)}, threshold ±{threshold:.0%}, alpha {alpha:g} ({compare.METHOD}).",
+        f"metrics {', '.join(metrics)}, threshold ±{threshold:.0%}, alpha {alpha:g} ({stats.METHOD}).",
         "",
         "| trials | n | gate fired | rate | 95 % CI (Wilson) | goal | wall time per trial, median (range) |",
         "|---|---:|---:|---:|---|---|---|",
