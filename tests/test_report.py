@@ -22,6 +22,7 @@ import pytest
 
 from bench.analysis import figures, report, results
 from bench.run import sample as sample_run
+from bench.spec import AXES
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = REPO / "notebooks"
@@ -86,7 +87,7 @@ def thin_run(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     df = results.load(run_dir)
     df = df[(df["mode"] == "closed") & (df["rpc"] == "unary") & (df["tls"] == "off")].copy()
     failed = df["cell_key"].str.contains("/w16/")  # the sync 16-worker cell: all its repetitions failed
-    metrics = [c for c in df.columns if df[c].dtype == "float64" and c not in figures.AXES]
+    metrics = [c for c in df.columns if df[c].dtype == "float64" and c not in AXES]
     df.loc[failed, metrics] = math.nan
     df.loc[failed, ["failed", "error"]] = [True, "server exited with code 1 (made up by the test)"]
     df["loadgen_saturated"] = df["cell_key"].str.contains("/w1/")  # only the sync 1-worker cell
@@ -200,7 +201,7 @@ def test_hold_fixed_compares_like_with_like(run_dir: Path) -> None:
     sub, held = figures.hold_fixed(ok, ["workers", "impl"])
     # aio rows (workers 0) stay as the reference; every other axis has one value
     assert set(sub["impl"]) == {"sync", "aio"} and set(sub["workers"]) == {0, 1, 4, 16}
-    for axis in figures.AXES:
+    for axis in AXES:
         if axis not in ("workers", "impl"):
             assert sub[axis].astype(str).nunique() == 1, axis
     assert held["compression"] == "none" and held["tls"] == "off" and held["mode"] == "closed"
