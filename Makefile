@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup test bench lint protos lock clean
+.PHONY: setup test test-fast bench lint protos lock clean
 
 setup: $(VENV)/.installed ghz-if-go
 
@@ -19,6 +19,10 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 test: setup
 	$(BIN)/python -m pytest
+
+# The fast tier: pure logic and the committed result files, no process started (< 1 min; `make test` runs it too).
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow"
 
 # The run directory is named here (as `grpclab run` names it) so the report is of exactly this run;
 # `grpclab report` prints the path of the report's index.html.

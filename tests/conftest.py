@@ -1,5 +1,8 @@
 """Shared fixtures: one throwaway TLS set per session, and `grpclab serve` subprocesses that always get stopped.
 
+The fast tier (`pytest -m "not slow"`) starts no process: a test that does must be marked ``slow``, and
+one that is not fails here the moment it tries (subprocess.Popen refuses), naming the mark it needs.
+
 Servers are started through bench.run.server_process (the harness's own code path). Every server a test
 (or a module) starts is stopped at teardown, even when the test failed, and the test fails when a server
 died during the test or did not exit 0 on SIGTERM: a server that crashes or hangs on shutdown is a bug.
@@ -8,6 +11,7 @@ died during the test or did not exit 0 on SIGTERM: a server that crashes or hang
 from __future__ import annotations
 
 import shutil
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +27,17 @@ from servers import certs
 GRACE_S = 1.0
 # bench.run.server_process SIGKILLs a server still alive this long after SIGTERM (a shutdown hang).
 STOP_TIMEOUT_S = GRACE_S + 6.0
+
+
+@pytest.fixture(autouse=True)
+def _fast_tests_start_no_process(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if request.node.get_closest_marker("slow") is not None:
+        return
+
+    def refuse(self: subprocess.Popen, args: object, *rest: object, **kwargs: object) -> None:
+        raise AssertionError(f"{request.node.nodeid} starts a process ({args!r}): mark it @pytest.mark.slow")
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
 
 
 class Servers:

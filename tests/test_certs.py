@@ -393,12 +393,14 @@ def _call(port: int, creds: grpc.ChannelCredentials, payload: bytes) -> bytes:
         return echo(payload, timeout=10)
 
 
+@pytest.mark.slow
 def test_mtls_echo(mtls_server) -> None:
     port, data = mtls_server
     creds = grpc.ssl_channel_credentials(data["ca_cert"], data["client_key"], data["client_cert"])
     assert _call(port, creds, b"hello over mTLS") == b"hello over mTLS"
 
 
+@pytest.mark.slow
 def test_client_without_certificate_is_refused(mtls_server) -> None:
     port, data = mtls_server
     with pytest.raises(grpc.RpcError) as info:
@@ -406,6 +408,7 @@ def test_client_without_certificate_is_refused(mtls_server) -> None:
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
+@pytest.mark.slow
 def test_client_trusting_another_ca_is_refused(mtls_server, tmp_path: Path) -> None:
     port, data = mtls_server
     other = certs.read_bytes(certs.generate(tmp_path / "other"))
@@ -415,6 +418,7 @@ def test_client_trusting_another_ca_is_refused(mtls_server, tmp_path: Path) -> N
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
+@pytest.mark.slow
 def test_client_certificate_from_another_ca_is_refused(mtls_server, tmp_path: Path) -> None:
     port, data = mtls_server
     other = certs.read_bytes(certs.generate(tmp_path / "other"))

@@ -20,6 +20,9 @@ from pathlib import Path
 import psutil
 import pytest
 
+# Every test here starts processes (servers, generators, the CLI): not part of `pytest -m "not slow"`.
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parent.parent
 GRPCLAB = [sys.executable, "-m", "bench.cli"]
 # What the tutorial's four client programs print, in order (also checked by test_protos.py).

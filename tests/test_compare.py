@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bench import cli
 from bench.analysis import results, schema
 from bench.gate import compare, regress, stats
 from bench.run import server_process
@@ -271,6 +272,7 @@ def real_runs(tmp_path_factory) -> dict[str, Path]:
     return {side.name: side.store.dir for side in sides}
 
 
+@pytest.mark.slow
 def test_injected_slowdown_fails_the_gate(real_runs):
     done = grpclab("compare", str(real_runs["A"]), str(real_runs["B"]), "--fail-on-regression", "--format", "json")
     assert done.returncode == 1, done.stdout + done.stderr
@@ -283,6 +285,7 @@ def test_injected_slowdown_fails_the_gate(real_runs):
     assert rows["server_cpu_us_per_rpc"]["p_value"] == pytest.approx(2 / 252)  # complete separation
 
 
+@pytest.mark.slow
 def test_a_a_pair_passes_the_gate(real_runs):
     # Real A/A noise at a 25 % threshold: only a systematic difference between two runs of the
     # same code could fail this. (How often the gate's default 5 % fires on A/A is measured by
@@ -293,6 +296,7 @@ def test_a_a_pair_passes_the_gate(real_runs):
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_without_fail_on_regression_a_regression_exits_0(real_runs):
     done = grpclab("compare", str(real_runs["A"]), str(real_runs["B"]), "--format", "markdown")
     assert done.returncode == 0, done.stderr
@@ -308,6 +312,7 @@ def _copy_with_manifest(src: Path, dst: Path, edit) -> Path:
     return dst
 
 
+@pytest.mark.slow
 def test_different_environments_are_refused_unless_allowed(real_runs, tmp_path):
     def upgrade(manifest: dict) -> None:
         manifest["environment"]["versions"]["grpcio"] = "9.9.9"
@@ -321,6 +326,7 @@ def test_different_environments_are_refused_unless_allowed(real_runs, tmp_path):
     assert "warning: environments differ" in done.stderr and "9.9.9" in done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
@@ -335,6 +341,7 @@ def test_bad_options_are_one_line_exit_2(real_runs, args, expected):
     assert expected in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_runs_without_a_common_cell_and_non_runs_exit_2(real_runs, tmp_path):
     def rename(manifest: dict) -> None:
         pass
@@ -352,6 +359,7 @@ def test_runs_without_a_common_cell_and_non_runs_exit_2(real_runs, tmp_path):
 # -- grpclab regress -----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_server_code_dir_serves_that_tree_s_code(tmp_path):
     """The hook regress uses: a server started with code_dir runs the code found there, not the installed one."""
     stub = tmp_path / "tree" / "bench"
@@ -388,6 +396,7 @@ def tiny_spec_file(tmp_path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_regress_measures_both_sides_and_removes_its_worktree(tiny_spec_file, tmp_path):
     before = _worktrees()
     out = tmp_path / "regress"
@@ -405,6 +414,7 @@ def test_regress_measures_both_sides_and_removes_its_worktree(tiny_spec_file, tm
     assert "too few usable repetitions" in done.stderr
 
 
+@pytest.mark.slow
 def test_regress_ctrl_c_removes_the_worktree(tiny_spec_file, tmp_path):
     before = _worktrees()
     out = tmp_path / "regress"
@@ -428,6 +438,7 @@ def test_regress_ctrl_c_removes_the_worktree(tiny_spec_file, tmp_path):
     assert results.read_manifest(out / "base").status == "interrupted"
 
 
+@pytest.mark.slow
 def test_regress_unknown_ref_is_one_line_exit_2(tiny_spec_file):
     before = _worktrees()
     done = grpclab("regress", "--base", "no-such-ref-xyz", "--spec", str(tiny_spec_file))
@@ -436,6 +447,7 @@ def test_regress_unknown_ref_is_one_line_exit_2(tiny_spec_file):
     assert _worktrees() == before
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)  # builds a venv: from pip's cache (filled by make setup) about 30 s, longer without it
 def test_regress_can_give_the_base_its_own_environment(tiny_spec_file, tmp_path):
     """--base-env own (what auto does when the pins differ): the base server runs on a venv built from its pins."""
@@ -464,3 +476,34 @@ def test_cli_metric_defaults_are_compare_s_and_the_gate_s():
     assert parser.parse_args(["compare", "a", "b"]).metric == ",".join(compare.DEFAULT_METRICS)
     assert parser.parse_args(["regress", "--base", "x"]).metric == ",".join(compare.GATE_METRICS)
     assert "lat_p99_ms" not in compare.GATE_METRICS and set(compare.GATE_METRICS) < set(compare.DEFAULT_METRICS)
+
+
+# -- grpclab compare on the committed runs (no process) -----------------------------------------------
+
+DATA = REPO / "tests" / "data"
+RUN_V1, RUN_V2 = DATA / "sample-run-v1", DATA / "sample-run"  # before and after the manifest got its type
+
+
+def test_compare_reads_a_run_written_before_the_manifest_format_change(capsys):
+    assert cli.main(["compare", str(RUN_V1), str(RUN_V2), "--format", "json"]) == 0
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert doc["base"]["commit"] != doc["head"]["commit"] and doc["base"]["status"] == "complete"
+    cells = {row["cell_key"] for row in doc["rows"]}
+    assert cells == set(results.load(RUN_V1)["cell_key"]) == set(results.load(RUN_V2)["cell_key"])
+    assert {row["verdict"] for row in doc["rows"]} <= {"~", "n/a"}  # 2 repetitions a side can never be significant
+    assert "too few usable repetitions" in err and "left out" in err  # saturated repetitions are named
+
+
+def test_compare_markdown_and_refusals_on_the_committed_runs(capsys, tmp_path):
+    assert cli.main(["compare", str(RUN_V1), str(RUN_V2), "--format", "markdown"]) == 0
+    assert "| cell | metric | base | head |" in capsys.readouterr().out
+    other = shutil.copytree(RUN_V2, tmp_path / "other")
+    manifest = json.loads((other / results.MANIFEST).read_text())
+    manifest["environment"]["versions"]["protobuf"] = "0.0.1"
+    (other / results.MANIFEST).write_text(json.dumps(manifest))
+    assert cli.main(["compare", str(RUN_V1), str(other)]) == 2
+    err = capsys.readouterr().err
+    assert "protobuf" in err and "0.0.1" in err and len(err.strip().splitlines()) == 1
+    assert cli.main(["compare", str(RUN_V1), str(RUN_V2), "--metric", "rps,nope"]) == 2
+    assert "unknown metric 'nope'" in capsys.readouterr().err

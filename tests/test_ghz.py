@@ -129,6 +129,7 @@ def test_app_gzip_is_in_the_data_not_a_flag():
     assert args(compression="app-gzip-6") == args()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("changes", "words"),
     [
@@ -328,6 +329,7 @@ def test_find_ghz_prefers_the_venv_then_path(tmp_path, monkeypatch):
     assert ghz.find_ghz() is None
 
 
+@pytest.mark.slow
 def test_ghz_version(tmp_path):
     release = _executable(tmp_path / "a" / "ghz", "#!/bin/sh\necho v0.121.0\n")
     assert ghz.ghz_version(release) == "v0.121.0"
@@ -418,6 +420,7 @@ FAKE_DETAILS = [
 ]
 
 
+@pytest.mark.slow
 def test_fake_run_arguments_pinning_and_result(fake_ghz):
     binary = fake_ghz(details=FAKE_DETAILS)
     cpu = sorted(os.sched_getaffinity(0))[-1]
@@ -458,6 +461,7 @@ def test_fake_run_arguments_pinning_and_result(fake_ghz):
     assert math.isnan(result.cpu_s) and any("CPU unavailable" in n for n in result.notes)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("kind", "message"),
     [
@@ -477,6 +481,7 @@ def test_fake_failures_are_one_line_load_errors(fake_ghz, kind, message):
         load.close()
 
 
+@pytest.mark.slow
 def test_fake_hang_is_killed_at_the_deadline(fake_ghz, monkeypatch):
     monkeypatch.setattr(ghz, "EXIT_MARGIN_S", 0.3)
     load = GhzLoad(job(duration=0.1, rpc_timeout=0.2), LocalLoadgenHost(), binary=fake_ghz("sleep"))
@@ -491,6 +496,7 @@ def test_fake_hang_is_killed_at_the_deadline(fake_ghz, monkeypatch):
         load.close()
 
 
+@pytest.mark.slow
 def test_close_kills_a_running_ghz_and_removes_its_files(fake_ghz):
     load = GhzLoad(job(rpc_timeout=1.0), LocalLoadgenHost(), binary=fake_ghz("sleep"))
     load.start()
@@ -554,6 +560,7 @@ def assert_clean(result) -> None:
     assert result.cpu_s >= 0 and not math.isnan(result.cpu_s)
 
 
+@pytest.mark.slow
 @requires_ghz
 @pytest.mark.parametrize("tls", ["off", "on"])
 @pytest.mark.parametrize("rpc", RPC_KINDS)
@@ -571,6 +578,7 @@ def test_real_ghz_every_rpc_kind(lab_server, tls_dir, impl, rpc, tls):
     assert_clean(run_ghz(cell))
 
 
+@pytest.mark.slow
 @requires_ghz
 @pytest.mark.parametrize("impl", ["sync", "aio"])
 def test_real_ghz_mtls(lab_server, tls_dir, impl):
@@ -578,6 +586,7 @@ def test_real_ghz_mtls(lab_server, tls_dir, impl):
     assert_clean(run_ghz(job(**SHORT, target=srv.target, tls="mtls", tls_dir=str(tls_dir))))
 
 
+@pytest.mark.slow
 @requires_ghz
 def test_real_ghz_mtls_without_client_cert_fails_every_rpc(lab_server, tls_dir):
     srv = lab_server("aio", "mtls")
@@ -585,6 +594,7 @@ def test_real_ghz_mtls_without_client_cert_fails_every_rpc(lab_server, tls_dir):
     assert result.ok == 0 and sum(result.errors.values()) > 0 and set(result.errors) <= {"UNAVAILABLE"}
 
 
+@pytest.mark.slow
 @requires_ghz
 @pytest.mark.parametrize(
     ("compression", "server_compression"), [("grpc-gzip", "gzip"), ("app-gzip-6", "none")], ids=["grpc", "app"]
@@ -599,6 +609,7 @@ def test_real_ghz_compression(lab_server, compression, server_compression):
     assert_clean(result)  # a wrongly encoded app-gzip payload would fail as INVALID_ARGUMENT
 
 
+@pytest.mark.slow
 @requires_ghz
 def test_real_ghz_open_loop_rate(lab_server):
     srv = lab_server("aio")
@@ -609,6 +620,7 @@ def test_real_ghz_open_loop_rate(lab_server):
     assert ghz.NOTE_OPEN in result.notes
 
 
+@pytest.mark.slow
 @requires_ghz
 def test_real_ghz_counts_deadline_errors(lab_server):
     srv = lab_server("aio", env={"GRPCLAB_INJECT_DELAY_US": "300000"})
@@ -619,6 +631,7 @@ def test_real_ghz_counts_deadline_errors(lab_server):
     assert result.hists["call"].get_total_count() == 0
 
 
+@pytest.mark.slow
 @requires_ghz
 def test_real_ghz_pinned_and_through_the_runner(tls_dir):
     """The runner's own path: a ghz cell's row, pinned like a real run."""

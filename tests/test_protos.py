@@ -72,6 +72,7 @@ def lab_descriptor(name: str) -> descriptor_pb2.FileDescriptorProto:
 # --- the tutorial's client against the lab's servers ------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("compression", ["none", "gzip"])
 @pytest.mark.parametrize("security", ["plaintext", "tls"])
 @pytest.mark.parametrize("impl", ["sync", "aio"])
@@ -99,6 +100,7 @@ def test_tutorial_client_gets_the_tutorial_answers(
     assert result.stderr == ""
 
 
+@pytest.mark.slow
 def test_tutorial_client_reports_an_error_status(tutorial_stubs: Path) -> None:
     # The client's own error handling works: a server that is not there is an RpcError, not a hang.
     with socket.socket() as bound_not_listening:  # connecting to it is refused
@@ -118,6 +120,7 @@ def test_tutorial_client_reports_an_error_status(tutorial_stubs: Path) -> None:
 # --- names and numbers ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_generated_stubs_are_fresh() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "protos.generate", "--check"], cwd=REPO, capture_output=True, text=True, timeout=120
@@ -129,6 +132,7 @@ def _full_method_names(files) -> set[str]:
     return {f"/{f.package}.{s.name}/{m.name}" for f in files for s in f.service for m in s.method}
 
 
+@pytest.mark.slow
 def test_full_method_names(tutorial_descriptors) -> None:
     lab = [lab_descriptor(name) for name in TUTORIAL_PROTOS]
     assert _full_method_names(lab) == FULL_METHOD_NAMES
@@ -139,6 +143,7 @@ def test_full_method_names(tutorial_descriptors) -> None:
         assert f"'{method}'" in stubs or f'"{method}"' in stubs, method
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", TUTORIAL_PROTOS)
 def test_tutorial_definitions_are_unchanged(tutorial_descriptors, name: str) -> None:
     tutorial, lab = tutorial_descriptors[name], lab_descriptor(name)
@@ -170,6 +175,7 @@ def test_tutorial_definitions_are_unchanged(tutorial_descriptors, name: str) -> 
             )
 
 
+@pytest.mark.slow
 def test_tutorial_field_one_of_each_message(tutorial_descriptors) -> None:
     """The tutorial's field 1 of each message, spelled out (independent of the copies in tutorial_protos/)."""
     expected = {

@@ -1,4 +1,4 @@
-"""`grpclab report` and the notebooks, on one small real run made once per session (bench.run.sample).
+"""`grpclab report` and the notebooks, on a small real run committed as a fixture (tests/data/sample-run).
 
 The report: every image is a PNG beside the page, one summary row per cell, failed and saturated cells flagged,
 figures the run has no data for left out with a note, bad input one line and exit 2. The notebooks (marker
@@ -20,12 +20,14 @@ import nbformat
 import pandas as pd
 import pytest
 
+from bench import cli
 from bench.analysis import figures, report, results
 from bench.run import sample as sample_run
 from bench.spec import AXES
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = REPO / "notebooks"
+FIXTURE = REPO / "tests" / "data" / "sample-run"
 NOTEBOOKS = ("compare_configs", "compression", "compare_runs")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # What the sample spec (bench/specs/sample.toml) has data for, and what it lacks.
@@ -77,8 +79,8 @@ def grpclab(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="session")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One small real run: the sample spec with shorter windows (~25 s)."""
-    return sample_run.make(tmp_path_factory.mktemp("report") / "sample-run", duration=0.3, warmup=0.1)
+    """A copy of the committed sample run (`grpclab run bench/specs/sample.toml`), so reports can go beside it."""
+    return Path(shutil.copytree(FIXTURE, tmp_path_factory.mktemp("report") / "sample-run"))
 
 
 @pytest.fixture(scope="session")
@@ -100,10 +102,8 @@ def thin_run(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def page(run_dir: Path) -> tuple[Path, Page]:
-    """`grpclab report RUN_DIR` as a user runs it: the index path on stdout."""
-    proc = grpclab("report", str(run_dir))
-    assert proc.returncode == 0, proc.stderr
-    index = Path(proc.stdout.strip())
+    """The report of the sample run, written by what `grpclab report RUN_DIR` runs."""
+    index = report.write(run_dir)
     assert index == run_dir / "report" / "index.html"
     return index, Page(index.read_text())
 
@@ -133,9 +133,12 @@ def test_sample_run_draws_its_figures_and_notes_the_rest(page: tuple[Path, Page]
 
 
 def test_summary_has_one_row_per_cell_and_flags_saturation(run_dir: Path, page: tuple[Path, Page]) -> None:
-    _, html = page
+    index, html = page
     df = results.load(run_dir)
     assert set(html.rows) == set(df["cell_key"]) and len(html.rows) == df["cell_key"].nunique()
+    markdown = (index.parent / report.SUMMARY).read_text()  # the same table, for pull requests
+    assert markdown.count("gen-saturated") == sum("gen-saturated" in text for text in html.row_text.values())
+    assert len([line for line in markdown.splitlines() if line.startswith("| ")]) == 1 + len(html.rows)  # + header
     saturated = set(df.loc[df["loadgen_saturated"], "cell_key"])
     for key, css in html.rows.items():
         assert ("gen-saturated" in html.row_text[key]) == (key in saturated), key
@@ -182,18 +185,37 @@ def test_report_again_removes_figures_the_data_no_longer_has(run_dir: Path, thin
 
 
 @pytest.mark.parametrize("damage", ["not a run", "corrupt manifest", "corrupt table"])
-def test_bad_input_is_one_line_and_exit_2(damage: str, run_dir: Path, tmp_path: Path) -> None:
+def test_bad_input_is_one_line_and_exit_2(damage: str, run_dir: Path, tmp_path: Path, capsys) -> None:
     if damage == "corrupt manifest":
         (tmp_path / results.MANIFEST).write_text("{not json")
     elif damage == "corrupt table":
         shutil.copy(run_dir / results.MANIFEST, tmp_path / results.MANIFEST)
         (tmp_path / results.PARQUET).write_bytes(b"PAR1 this is not parquet")
-    proc = grpclab("report", str(tmp_path))
-    assert proc.returncode == 2
-    assert proc.stdout == ""
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("grpclab report: error: "), proc.stderr
+    assert cli.main(["report", str(tmp_path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("grpclab report: error: "), err
     assert not (tmp_path / "report").exists()
+
+
+@pytest.mark.slow
+def test_grpclab_report_prints_the_path_of_its_index(tmp_path: Path) -> None:
+    run = shutil.copytree(FIXTURE, tmp_path / "run")
+    proc = grpclab("report", str(run))
+    assert proc.returncode == 0, proc.stderr
+    assert Path(proc.stdout.strip()) == run / "report" / "index.html" and proc.stderr == ""
+    assert (run / "report" / "gzip.png").is_file()
+
+
+@pytest.mark.slow
+def test_a_sample_run_is_made_on_demand_and_completed(tmp_path: Path) -> None:
+    """What the notebooks fall back to on a fresh clone: a real run, finished like any run (status and end time)."""
+    made = sample_run.make(tmp_path / "sample", duration=0.2, warmup=0.1)
+    manifest = results.read_manifest(made)
+    assert manifest.status == "complete" and manifest.ended_at >= manifest.started_at
+    df = results.load(made)
+    assert len(df) == manifest.steps and not df["failed"].any(), df["error"].tolist()
 
 
 def test_hold_fixed_compares_like_with_like(run_dir: Path) -> None:
@@ -257,6 +279,7 @@ def _execute(name: str, cwd: Path) -> list[str]:
 
 
 @pytest.mark.notebooks
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "cwd", "second"),
     [

@@ -45,9 +45,12 @@ REPO = Path(__file__).resolve().parent.parent
 TOKEN = "GRPCLAB_TEST_RUNNER_TOKEN"
 CLI_TIMEOUT_S = 120
 
-pytestmark = pytest.mark.skipif(
-    not {0, 1} <= os.sched_getaffinity(0), reason="runs pin the server to CPU 0 and the load generator to CPU 1"
-)
+pytestmark = [
+    pytest.mark.slow,  # real servers and load generators: not part of `pytest -m "not slow"`
+    pytest.mark.skipif(
+        not {0, 1} <= os.sched_getaffinity(0), reason="runs pin the server to CPU 0 and the load generator to CPU 1"
+    ),
+]
 
 # Three cells x two repetitions; the spec's own duration and repetitions are overridden on the
 # command line. With the default seed (1) both rounds come out in a different, non-spec order.

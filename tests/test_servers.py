@@ -40,6 +40,9 @@ from protos import (
 )
 from servers import payloads
 
+# Every test here starts processes (servers, generators, the CLI): not part of `pytest -m "not slow"`.
+pytestmark = pytest.mark.slow
+
 T = 10.0  # deadline of every call that is expected to succeed
 INT32_MAX = 2**31 - 1
 INT32_MIN = -(2**31)

@@ -30,9 +30,12 @@ from bench.spec import Cell, Settings, parse_spec
 from servers import certs
 from servers.faults import ENV_CPU_US, ENV_DELAY_US, ENV_STALL
 
-pytestmark = pytest.mark.skipif(
-    not {0, 1} <= os.sched_getaffinity(0), reason="the lab pins the server to CPU 0 and the load generator to CPU 1"
-)
+pytestmark = [
+    pytest.mark.slow,  # real servers and load generators: not part of `pytest -m "not slow"`
+    pytest.mark.skipif(
+        not {0, 1} <= os.sched_getaffinity(0), reason="the lab pins the server to CPU 0 and the load generator to CPU 1"
+    ),
+]
 
 # Printed for every measured row (pytest shows it when a test fails, or with -rP).
 SHOWN = (

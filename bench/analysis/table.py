@@ -45,8 +45,8 @@ def fmt_size(size: float) -> str:
 def value_text(axis: str, value: object) -> str:
     if axis == "payload_size":
         return fmt_size(value)
-    if axis == "rate":
-        return f"{float(value):g} RPC/s"
+    if axis == "rate":  # 0: a closed-loop cell, which has no rate
+        return f"{float(value):g} RPC/s" if float(value) else "0"
     return str(value)
 
 
