@@ -286,6 +286,14 @@ def _loadavg() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except results.ResultsError as exc:  # e.g. --reuse of a study whose recording is not there (not in git)
+        print(f"python -m bench.gate.study: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.gate.study", description=__doc__.split("\n")[0])
     parser.add_argument("--spec", default="bench/specs/ci.toml")
     parser.add_argument("--trials", type=int, default=20, help="A/A trials and A/B trials (default 20)")
