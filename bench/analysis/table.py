@@ -14,6 +14,7 @@ import html
 from dataclasses import dataclass
 
 import pandas as pd
+from rich.table import Table
 
 from ..spec import AXES
 
@@ -152,10 +153,8 @@ def _number(value: float, fmt: str) -> str:
 _RICH_STYLE = {"failed": "red", "errors": "red", "saturated": "yellow"}
 
 
-def to_rich(table: CellTable, title: str = ""):
+def to_rich(table: CellTable, title: str = "") -> Table:
     """A rich Table for the terminal."""
-    from rich.table import Table
-
     out = Table(title=title or None, show_lines=False)
     for header in table.axis_headers():
         out.add_column(header)

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..analysis import schema
 from ..load import histogram
@@ -24,6 +25,9 @@ from ..spec.compression import Compression
 from . import sampling
 from .placement import LoadgenHost, Placement, ServerLaunch
 from .server_process import ServerStartError
+
+if TYPE_CHECKING:
+    from ..load.ghz import GhzLoad  # imported when a ghz cell runs: ghz's module needs psutil and the protos
 
 SATURATED = 0.9  # fraction of the pinned CPUs busy
 
@@ -63,7 +67,7 @@ def _sleep_until(moment: float) -> None:
         time.sleep(delay)
 
 
-def make_load(cell: Cell, job: LoadJob, settings: Settings, host: LoadgenHost):
+def make_load(cell: Cell, job: LoadJob, settings: Settings, host: LoadgenHost) -> PythonLoad | GhzLoad:
     if cell.loadgen == "ghz":
         from ..load.ghz import GhzLoad
 

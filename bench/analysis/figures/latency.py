@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+from hdrh.histogram import HdrHistogram
 
 from ...run.manifest import Manifest
 from .. import results
@@ -97,7 +98,7 @@ def open_loop(df: pd.DataFrame, manifest: Manifest, out_dir: Path) -> Drawn:
 PERCENTILE_TICKS = (50.0, 90.0, 99.0, 99.9, 99.99)
 
 
-def merged_histogram(rows: pd.DataFrame, which: str = "call"):
+def merged_histogram(rows: pd.DataFrame, which: str = "call") -> HdrHistogram | None:
     """The repetitions' histograms of one cell added together (results.histogram decodes each)."""
     total = None
     for _, row in rows.iterrows():
