@@ -27,7 +27,7 @@ from .placement import LoadgenHost, Placement, ServerLaunch
 from .server_process import ServerStartError
 
 if TYPE_CHECKING:
-    from ..load.ghz import GhzLoad  # imported when a ghz cell runs: ghz's module needs psutil and the protos
+    from ..load.ghz import GhzLoad
 
 SATURATED = 0.9  # fraction of the pinned CPUs busy
 
