@@ -47,9 +47,11 @@ def load(run_dir: str | Path) -> pd.DataFrame:
         df = pd.read_parquet(path)
     except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a damaged file
         raise ResultsError(f"{path}: unreadable parquet ({type(exc).__name__}: {exc})") from None
-    missing = set(schema.NAMES) - set(df.columns)
+    missing = schema.missing_columns(df.columns, written_in=1)
     if missing:
         raise ResultsError(f"{path}: not a grpclab cells table (missing {sorted(missing)[:3]})")
+    # A table written before later columns existed: fill them as schema.complete fills a row.
+    df = df.assign(**{name: value for name, value in schema.later_defaults(df.columns).items()})
     return _typed(df)
 
 

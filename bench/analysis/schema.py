@@ -8,11 +8,18 @@ is also what the README's metric reference is generated from
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..spec import AXES
+from ..spec import AXES, DEFAULTS
+from ..spec.cell import LATER_AXES
 
-SCHEMA_VERSION = "grpclab.cell/1"
+# The row format. A column added later carries the format it appeared in (``since``); rows written
+# in an older format are completed on reading (:func:`complete`): a later axis takes its default
+# (that is what was measured), a later metric is blank. Bump FORMAT when adding columns.
+FORMAT = 1
+SCHEMA_PREFIX = "grpclab.cell/"
+SCHEMA_VERSION = f"{SCHEMA_PREFIX}{FORMAT}"
 
 
 @dataclass(frozen=True)
@@ -21,6 +28,7 @@ class Column:
     kind: str  # "str" | "int" | "float" | "bool"
     unit: str
     meaning: str
+    since: int = 1  # the row format that added this column
 
 
 _AXIS_KINDS = {
@@ -41,7 +49,13 @@ IDENTITY = (
     Column("started_at", "str", "ISO 8601", "when this repetition started (UTC)"),
 )
 AXIS_COLUMNS = tuple(
-    Column(axis, _AXIS_KINDS.get(axis, "str"), "B" if axis == "payload_size" else "", "axis value (see spec)")
+    Column(
+        axis,
+        _AXIS_KINDS.get(axis, "str"),
+        "B" if axis == "payload_size" else "",
+        "axis value (see spec)",
+        since=FORMAT if axis in LATER_AXES else 1,
+    )
     for axis in AXES
 )
 METRICS = (
@@ -110,6 +124,32 @@ def empty_row() -> dict:
     """A row with every column present: NaN for numbers, '' for text, False for flags."""
     blank = {"str": "", "int": 0, "float": float("nan"), "bool": False}
     return {c.name: blank[c.kind] for c in COLUMNS}
+
+
+def format_of(schema_name: object) -> int | None:
+    """The row format a cell file's "schema" names (None: not a grpclab cell file, or a newer format)."""
+    if not isinstance(schema_name, str) or not schema_name.startswith(SCHEMA_PREFIX):
+        return None
+    number = schema_name.removeprefix(SCHEMA_PREFIX)
+    return int(number) if number.isdigit() and 1 <= int(number) <= FORMAT else None
+
+
+def missing_columns(present: Iterable[str], written_in: int = FORMAT) -> list[str]:
+    """Columns a row written in format ``written_in`` must have and does not."""
+    have = set(present)
+    return [c.name for c in COLUMNS if c.since <= written_in and c.name not in have]
+
+
+def later_defaults(present: Iterable[str]) -> dict[str, object]:
+    """Values for the columns added after a row was written: the axis default, else blank."""
+    have = set(present)
+    blank = empty_row()
+    return {c.name: DEFAULTS.get(c.name, blank[c.name]) for c in COLUMNS if c.since > 1 and c.name not in have}
+
+
+def complete(row: dict) -> dict:
+    """A row of any readable format, with every current column (see FORMAT)."""
+    return {**later_defaults(row), **row}
 
 
 def markdown_table() -> str:

@@ -55,16 +55,13 @@ def read_cell_file(path: Path) -> dict:
         data = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError) as exc:
         raise ResultsError(f"{path}: corrupt cell file ({exc})") from None
-    if (
-        not isinstance(data, dict)
-        or data.get("schema") != schema.SCHEMA_VERSION
-        or not isinstance(data.get("row"), dict)
-    ):
-        raise ResultsError(f"{path}: not a grpclab cell file (expected schema {schema.SCHEMA_VERSION})")
-    missing = set(schema.NAMES) - data["row"].keys()
+    written_in = schema.format_of(data.get("schema")) if isinstance(data, dict) else None
+    if written_in is None or not isinstance(data.get("row"), dict):
+        raise ResultsError(f"{path}: not a grpclab cell file (expected schema {schema.SCHEMA_VERSION} or older)")
+    missing = schema.missing_columns(data["row"], written_in)
     if missing:
         raise ResultsError(f"{path}: cell file lacks columns {sorted(missing)[:3]}")
-    return data["row"]
+    return schema.complete(data["row"])
 
 
 def arrow_schema(names: tuple[str, ...] = schema.NAMES) -> pa.Schema:

@@ -61,6 +61,9 @@ class Cell:
             mode,
             self.loadgen,
         ]
+        # Axes added after the first results format appear only away from their default, so every
+        # key written before they existed still names the same cell (resume, compare).
+        parts += [f"{axis}={getattr(self, axis)}" for axis in LATER_AXES if getattr(self, axis) != DEFAULTS[axis]]
         return "/".join(parts)
 
     def to_dict(self) -> dict:
@@ -70,6 +73,8 @@ class Cell:
     @classmethod
     def from_dict(cls, data: dict) -> Cell:
         """Validate and normalize a field -> value mapping (e.g. a results row); errors name 'cell.FIELD'."""
+        # A row written before an axis existed measured that axis's default.
+        data = {**{axis: DEFAULTS[axis] for axis in LATER_AXES}, **data}
         missing = [axis for axis in AXES if axis not in data]
         if missing:
             raise SpecError(f"cell: missing {', '.join(missing)}")
@@ -85,6 +90,10 @@ class Cell:
 
 
 AXES: tuple[str, ...] = tuple(f.name for f in fields(Cell))
+# Axes added after results format 1 (grpclab.cell/1), in the order they were added. Rows and keys
+# written before an axis existed mean its DEFAULTS value (Cell.from_dict, Cell.key,
+# bench.analysis.schema.complete). A new axis goes at the end of Cell, gets a default, and is listed here.
+LATER_AXES: tuple[str, ...] = ()
 
 ALLOWED: dict[str, tuple[str, ...]] = {
     "impl": ("sync", "aio"),
