@@ -73,3 +73,11 @@ regress: setup
 
 micro: setup
 	$(BIN)/python -m pytest bench/micro -p no:cacheprovider --benchmark-json=results/micro-benchmarks.json
+
+# --- studies of the lab itself (issue 19): bench/studies/ ---
+# `make overhead`: the lab's servers against bare tutorial servers, every RPC kind, both models, TLS off/on
+# (~30 min with the defaults; OVERHEAD_ARGS="--rounds 4 --rpc unary" for a quick look).
+.PHONY: overhead
+
+overhead: setup
+	$(BIN)/python -m bench.studies.overhead $(OVERHEAD_ARGS)
