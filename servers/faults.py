@@ -37,6 +37,7 @@ class Faults:
     stall_after_rpcs: int = 0
     stall_s: float = 0.0
     _stall_until: float = 0.0
+    _started: int = 0  # RPCs started (counted only when a knob is set: the stall comes after the Nth)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -59,8 +60,14 @@ class Faults:
     def active(self) -> bool:
         return bool(self.delay_s or self.cpu_s or self.stall_after_rpcs)
 
-    def on_rpc_start(self, rpc_number: int) -> float:
-        """Burn the injected CPU now; return how long the caller must wait (its own way: sleep or await)."""
+    def on_rpc_start(self) -> float:
+        """Count an RPC start and burn the injected CPU now; return how long the caller must wait (sleep or await).
+
+        The server adapters call it only when ``active``: with every knob off the servers skip it entirely.
+        """
+        with self._lock:
+            self._started += 1
+            rpc_number = self._started
         if self.cpu_s:
             # thread CPU time, not wall time: the knob must cost exactly this much CPU
             # even when the thread is preempted while burning.

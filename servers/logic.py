@@ -12,14 +12,14 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import grpc
 import psutil
 
 from protos import chat_pb2, greet_pb2, lab_pb2, number_stream_pb2, sum_stream_pb2
 
-from . import payloads
+from . import calls, payloads
 from .faults import Faults
 
 INT32_MAX = 2**31 - 1
@@ -46,32 +46,29 @@ class RpcAbort(Exception):
 
 
 class LabState:
-    """Per-process counters and injected faults shared by every servicer of one server."""
+    """What lab.Control reports for one server process: its CPU, RSS and the RPCs it finished.
 
-    def __init__(self, impl: str, faults: Faults | None = None) -> None:
+    Nothing here runs per RPC. ``rpcs_served`` is gRPC core's own count of the calls the server finished
+    (servers.calls: any service, any status, cancellations and deadlines included; the Stats call that
+    asks is still running, so it is not in it), minus the count at the last Reset. The faults are the
+    test-only knobs: the adapters read them once, when the server is built.
+    """
+
+    def __init__(
+        self, impl: str, faults: Faults | None = None, finished_calls: Callable[[], int] | None = None
+    ) -> None:
         self.impl = impl
         self.faults = faults or Faults()
+        self._finished_calls = finished_calls or calls.finished_calls
         self._lock = threading.Lock()
-        self._started = 0
-        self._served = 0
+        self._offset = 0
         self._reset_at = time.monotonic()
         self._process = psutil.Process()
 
-    def rpc_started(self) -> float:
-        """Count an RPC start; return seconds the adapter must wait before serving (injected faults)."""
-        with self._lock:
-            self._started += 1
-            number = self._started
-        return self.faults.on_rpc_start(number) if self.faults.active else 0.0
-
-    def rpc_finished(self) -> None:
-        with self._lock:
-            self._served += 1
-
-    def stats(self) -> lab_pb2.StatsReply:
+    def _reply(self, finished: int, now: float) -> lab_pb2.StatsReply:
         cpu = os.times()
         with self._lock:
-            served, since = self._served, time.monotonic() - self._reset_at
+            served, since = finished - self._offset, now - self._reset_at
         return lab_pb2.StatsReply(
             pid=os.getpid(),
             impl=self.impl,
@@ -82,11 +79,16 @@ class LabState:
             seconds_since_reset=since,
         )
 
+    def stats(self) -> lab_pb2.StatsReply:
+        return self._reply(self._finished_calls(), time.monotonic())
+
     def reset(self) -> lab_pb2.StatsReply:
-        before = self.stats()
+        """Start counting from now; returns the counters as they were (the Reset call counts once it ends)."""
+        finished, now = self._finished_calls(), time.monotonic()
+        before = self._reply(finished, now)
         with self._lock:
-            self._served = 0
-            self._reset_at = time.monotonic()
+            self._offset = finished
+            self._reset_at = now
         return before
 
 
