@@ -174,14 +174,20 @@ def _sleep_until(moment: float) -> None:
         time.sleep(delay)
 
 
-def measure(window: Window, settings: Settings, certs_dir: Path) -> Window:
-    """Start the window's server, load it, read its CPU at the window's edges, stop it; fills ``window``."""
+def measure(window: Window, settings: Settings, certs_dir: Path, lab_env: dict[str, str] | None = None) -> Window:
+    """Start the window's server, load it, read its CPU at the window's edges, stop it; fills ``window``.
+
+    ``lab_env``: extra environment of the lab's server only (the tests inject a known cost through it).
+    """
     window.started_at = datetime.now(UTC).isoformat(timespec="seconds")
     cell = Cell3(window.impl, window.rpc, window.tls)
     entry = LAB_ENTRY if window.arm == "lab" else BARE_ENTRY
     try:
         server = server_process.start(
-            server_args(window.arm, cell.impl, cell.tls, certs_dir), cpus=[settings.server_cpu], entry=entry
+            server_args(window.arm, cell.impl, cell.tls, certs_dir),
+            cpus=[settings.server_cpu],
+            entry=entry,
+            env=lab_env if window.arm == "lab" else None,
         )
     except server_process.ServerStartError as exc:
         window.error = str(exc)
@@ -342,6 +348,7 @@ def render_markdown(meta: dict, results: Sequence[CellResult]) -> str:
         f"- CPU/RPC: server process user+system (all threads, /proc) over the window / OK RPCs, median of rounds; "
         f"bare/lab: Hodges-Lehmann ratio with the Moses {100 * (1 - s['alpha']):g} % interval (bench.compare); "
         f"goal: bare/lab >= {goal:g}",
+        *([f"- lab server environment (test knobs): {meta['lab_env']}"] if meta.get("lab_env") else []),
         "",
         f"| server | RPC | TLS | lab CPU/RPC | bare CPU/RPC | bare/lab | {100 * (1 - s['alpha']):g} % CI | "
         f"RPC/s lab / bare | rounds | goal >= {goal:g} |",
@@ -391,7 +398,12 @@ def check(settings: Settings) -> None:
         raise UsageError("--loadgen ghz: ghz not found (make ghz, needs Go)")
 
 
-def run(settings: Settings, out_dir: Path, progress: Callable[[str], None] = print) -> tuple[dict, list[CellResult]]:
+def run(
+    settings: Settings,
+    out_dir: Path,
+    progress: Callable[[str], None] = print,
+    lab_env: dict[str, str] | None = None,
+) -> tuple[dict, list[CellResult]]:
     """Measure every window of the plan into ``out_dir``; returns (meta, results). Raises UsageError."""
     check(settings)
     try:
@@ -407,6 +419,7 @@ def run(settings: Settings, out_dir: Path, progress: Callable[[str], None] = pri
         "environment": environment.describe(),
         "load_average": _load_average(),
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "lab_env": lab_env or {},
     }
     began = time.monotonic()
     certs_dir = Path(tempfile.mkdtemp(prefix="grpclab-overhead-certs-"))
@@ -416,7 +429,7 @@ def run(settings: Settings, out_dir: Path, progress: Callable[[str], None] = pri
         with hold(settings.cpu_latency_hold) as held, open(out_dir / "windows.jsonl", "w") as log:
             meta["cpu_latency_hold"] = held
             for k, window in enumerate(windows):
-                measure(window, settings, certs_dir)
+                measure(window, settings, certs_dir, lab_env)
                 log.write(json.dumps(asdict(window)) + "\n")
                 log.flush()
                 what = window.error or f"{_num(window.cpu_us_per_rpc)} us/RPC, {_num(window.rps, 0)} RPC/s"
