@@ -325,6 +325,27 @@ def goal_text(result: CellResult, goal: float) -> str:
     return "met" if result.ci_low >= goal else "met (CI reaches below)"
 
 
+def render_table(results: Sequence[CellResult], goal: float = GOAL, alpha: float = compare.DEFAULT_ALPHA) -> str:
+    """The result table and its one-line summary (what the README quotes)."""
+    lines = [
+        f"| server | RPC | TLS | lab CPU/RPC | bare CPU/RPC | bare/lab | {100 * (1 - alpha):g} % CI | "
+        f"RPC/s lab / bare | rounds | goal >= {goal:g} |",
+        "|---|---|---|---:|---:|---:|---|---:|---:|---|",
+    ]
+    for r in results:
+        ci = f"{r.ci_low:.3f} - {r.ci_high:.3f}" if math.isfinite(r.ci_low) else "n/a"
+        rounds = f"{r.rounds}" + (f" ({r.failed_windows} windows failed)" if r.failed_windows else "")
+        lines.append(
+            f"| {r.impl} | {RPC_LABEL[r.rpc]} | {r.tls} | {_num(r.lab_cpu_us)} us | {_num(r.bare_cpu_us)} us | "
+            f"{_num(r.ratio, 3)} | {ci} | {_num(r.lab_rps, 0)} / {_num(r.bare_rps, 0)} | {rounds} | "
+            f"{goal_text(r, goal)} |"
+        )
+    met = sum(1 for r in results if r.met)
+    sure = sum(1 for r in results if r.met and math.isfinite(r.ci_low) and r.ci_low >= goal)
+    lines += ["", f"{met} of {len(results)} cells meet the goal; in {sure} the whole interval is >= {goal:g}."]
+    return "\n".join(lines)
+
+
 def render_markdown(meta: dict, results: Sequence[CellResult]) -> str:
     s = meta["settings"]
     env = meta["environment"]
@@ -350,21 +371,8 @@ def render_markdown(meta: dict, results: Sequence[CellResult]) -> str:
         f"goal: bare/lab >= {goal:g}",
         *([f"- lab server environment (test knobs): {meta['lab_env']}"] if meta.get("lab_env") else []),
         "",
-        f"| server | RPC | TLS | lab CPU/RPC | bare CPU/RPC | bare/lab | {100 * (1 - s['alpha']):g} % CI | "
-        f"RPC/s lab / bare | rounds | goal >= {goal:g} |",
-        "|---|---|---|---:|---:|---:|---|---:|---:|---|",
+        render_table(results, goal, s["alpha"]),
     ]
-    for r in results:
-        ci = f"{r.ci_low:.3f} - {r.ci_high:.3f}" if math.isfinite(r.ci_low) else "n/a"
-        rounds = f"{r.rounds}" + (f" ({r.failed_windows} windows failed)" if r.failed_windows else "")
-        lines.append(
-            f"| {r.impl} | {RPC_LABEL[r.rpc]} | {r.tls} | {_num(r.lab_cpu_us)} us | {_num(r.bare_cpu_us)} us | "
-            f"{_num(r.ratio, 3)} | {ci} | {_num(r.lab_rps, 0)} / {_num(r.bare_rps, 0)} | {rounds} | "
-            f"{goal_text(r, goal)} |"
-        )
-    met = sum(1 for r in results if r.met)
-    sure = sum(1 for r in results if r.met and math.isfinite(r.ci_low) and r.ci_low >= goal)
-    lines += ["", f"{met} of {len(results)} cells meet the goal; in {sure} the whole interval is >= {goal:g}."]
     return "\n".join(lines) + "\n"
 
 
