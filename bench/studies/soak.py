@@ -482,6 +482,14 @@ def render_markdown(meta: dict, results: Sequence[ModelResult]) -> str:
         f"{100 * s['rss_tolerance_fraction']:g} % of settled, threads {s['threads_tolerance']}, descriptors "
         f"{s['fds_tolerance']}); and health SERVING at every cycle end, every RPC served after the load",
         "",
+        render_tables(results),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render_tables(results: Sequence[ModelResult]) -> str:
+    """The checks and the counts per model, and each model's cycle-end series (what the README quotes)."""
+    lines = [
         "| server | metric | start | settled | peak | final | growth | tolerance | verdict |",
         "|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
@@ -507,7 +515,18 @@ def render_markdown(meta: dict, results: Sequence[ModelResult]) -> str:
         lines.append(
             " ".join(f"{s['rss_mib']:.0f}/{s['threads']}/{s['fds']}" for s in r.cycle_ends) or "(no cycle ended)"
         )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines)
+
+
+def load_run(out_dir: Path) -> list[ModelResult]:
+    """The results of a finished soak directory, one per soak-<impl>.json, in the run's model order."""
+    found = []
+    for path in sorted(out_dir.glob("soak-*.json")):
+        doc = json.loads(path.read_text())
+        data = dict(doc["result"])
+        data["checks"] = [Check(**c) for c in data["checks"]]
+        found.append((doc["settings"]["impls"].index(data["impl"]), ModelResult(**data)))
+    return [r for _, r in sorted(found, key=lambda pair: pair[0])]
 
 
 def check(settings: Settings) -> None:
