@@ -77,3 +77,16 @@ regress: setup
 
 micro: setup
 	$(BIN)/python -m pytest bench/micro -p no:cacheprovider --benchmark-json=results/micro-benchmarks.json
+
+# --- studies of the lab itself (issue 19): bench/studies/ ---
+# `make overhead`: the lab's servers against bare tutorial servers, every RPC kind, both models, TLS off/on
+# (~30 min with the defaults; OVERHEAD_ARGS="--rounds 4 --rpc unary" for a quick look).
+# `make soak`: every server model under ~1,000,000 RPCs of mixed load with deadline and cancel storms; exit 1 when
+# RSS, threads or descriptors keep growing after the load settles, or health leaves SERVING (~10 min).
+.PHONY: overhead soak
+
+overhead: setup
+	$(BIN)/python -m bench.studies.overhead $(OVERHEAD_ARGS)
+
+soak: setup
+	$(BIN)/python -m bench.studies.soak $(SOAK_ARGS)

@@ -228,12 +228,14 @@ def test_control_stats(lab: Lab) -> None:
     reply = control.Stats(lab_pb2.StatsRequest(), timeout=T)
     assert reply.pid == lab.srv.ready["pid"]
     assert reply.impl == lab.impl
-    assert reply.rpcs_served == 4  # Control's own RPCs are not counted
+    # Every finished RPC counts, the Reset call included; the Stats call that asks is still running.
+    assert reply.rpcs_served == 1 + 4
     assert 0 < reply.seconds_since_reset < 30
     assert reply.cpu_user_seconds > 0 and reply.rss_bytes > 10 * 1024 * 1024
+    health_pb2_grpc.HealthStub(lab.channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=T)
     before = control.Reset(lab_pb2.ResetRequest(), timeout=T)
-    assert before.rpcs_served == 4
-    assert control.Stats(lab_pb2.StatsRequest(), timeout=T).rpcs_served == 0
+    assert before.rpcs_served == 1 + 4 + 1 + 1  # ... then the Stats call and a health check (any service)
+    assert control.Stats(lab_pb2.StatsRequest(), timeout=T).rpcs_served == 1  # the Reset call
 
 
 def test_health_reports_serving(lab: Lab) -> None:
@@ -540,6 +542,33 @@ def test_deadline_shorter_than_a_slow_stream(plain: ServerProcess) -> None:
         burnt = cpu_seconds(after) - cpu_seconds(before)
         assert burnt < 0.25
         assert say_hello(channel, name="after", timeout=1).message == "Hello, after!"
+
+
+def test_cancelled_and_expired_rpcs_are_counted(plain: ServerProcess) -> None:
+    with open_channel(plain.target) as channel:
+        control = lab_pb2_grpc.ControlStub(channel)
+        control.Reset(lab_pb2.ResetRequest(), timeout=T)
+        requests = Requests()
+        call = chat_pb2_grpc.ChatServiceStub(channel).Chat(iter(requests), timeout=T)
+        try:
+            requests.put("one")
+            assert next(call).message == "You said: one"
+            call.cancel()  # mid-stream, the request stream still open
+        finally:
+            requests.close()
+        expired = code_of(lambda: get_numbers(channel, timeout=0.2, limit=INT32_MAX))
+        assert expired == grpc.StatusCode.DEADLINE_EXCEEDED
+        unknown = code_of(lambda: _garbage_call(channel, "/no.Such/Method", b""))
+        assert unknown == grpc.StatusCode.UNIMPLEMENTED
+        # The server ends the cancelled and the expired call on its own time: poll. Each Stats call that
+        # ended counts too, so after k polls the count is Reset + 3 calls + k.
+        expected = 1 + 3
+        for polls in range(50):
+            served = stats(channel).rpcs_served
+            if served >= expected + polls:
+                break
+            time.sleep(0.1)
+        assert served == expected + polls
 
 
 def test_calculate_sum_overflowing_int32_is_out_of_range(plain: ServerProcess) -> None:
