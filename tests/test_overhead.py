@@ -11,8 +11,8 @@ from dataclasses import replace
 import grpc
 import pytest
 
-from bench import server_process
-from bench.channels import open_channel
+from bench.load.channels import open_channel
+from bench.run import server_process
 from bench.studies import overhead
 from protos import (
     chat_pb2,

@@ -10,21 +10,22 @@ is measured on two servers, one after the other on the same pinning and load:
 * **bare**: bench.studies.bare_server, the tutorial's `grpc.server(futures.ThreadPoolExecutor(max_workers=10))`
   or a plain `grpc.aio.server()` with the four services and nothing else.
 
-Both are started by bench.server_process (the harness's launcher) pinned to the server CPU, and loaded by ghz
-(bench.ghz, the harness's driver) pinned to the load-generator CPU: `-c 16` on one connection, closed loop, 0-byte
-payloads by default, as the issue measured them. Without ghz, the Python load generator (bench.loadgen) does it.
+Both are started by bench.run.server_process (the harness's launcher) pinned to the server CPU, and loaded by ghz
+(bench.load.ghz, the harness's driver, with a LoadJob) placed on the load-generator CPU like the harness's generators
+(bench.run.placement): `-c 16` on one connection, closed loop, 0-byte payloads by default, as the issue measured them.
+Without ghz, the Python load generator (bench.load.python_load) does it.
 
 **Rounds.** Every round measures every cell once on each server, the cells in a shuffled order and the two servers
 of a cell back to back in an order chosen by a seeded coin flip (A B, B A, ...), each on a freshly started server.
 Slow drift of the machine therefore hits both sides alike, and rounds are independent repetitions.
 
 **The measure** is server CPU per RPC: user + system time of the server process (every thread, from /proc via
-bench.sampling) read at the window's edges, rescaled to the window, divided by the OK RPCs ghz started in it.
+bench.run.sampling) read at the window's edges, rescaled to the window, divided by the OK RPCs ghz started in it.
 CPU per RPC is what the lab's bookkeeping adds to; RPC/s also moves with scheduling and wake-ups (it is reported,
 not judged).
 
 **The verdict** per cell is bare/lab of CPU per RPC: the Hodges-Lehmann ratio (median of all bare_i / lab_j)
-with its Moses 95 % interval, both from bench.compare (the regression gate's statistics, exact at these sample
+with its Moses 95 % interval, both from bench.gate.stats (the regression gate's statistics, exact at these sample
 sizes). The goal, from the issue, is bare/lab >= 0.97: the lab may cost at most ~3 % more per RPC than the
 tutorial's server. A cell meets it when the estimate is >= 0.97; the interval says how sure that is.
 
@@ -53,10 +54,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 # The parts of the lab this study stands on, and nothing else of bench/:
-from bench import compare, environment, sampling, server_process  # statistics, machine, /proc CPU, launcher
-from bench.ghz import GhzLoad, find_ghz  # ghz driver
-from bench.loadgen import LoadError, PythonLoad  # Python load generator (when ghz is missing)
-from bench.spec import DEFAULTS, Cell  # a load job is a harness cell
+from bench.gate import stats  # the regression gate's statistics
+from bench.load.ghz import GhzLoad, find_ghz  # ghz driver
+from bench.load.job import LoadError, LoadJob  # what a generator is asked to do
+from bench.load.python_load import PythonLoad  # Python load generator (when ghz is missing)
+from bench.machine import environment  # what the run was measured on
+from bench.run import sampling, server_process  # /proc CPU, the launcher
+from bench.run.placement import LocalLoadgenHost  # generators pinned as the harness pins them
+from bench.spec import DEFAULTS, Cell  # a load job is a harness cell's
+from bench.spec import Settings as RunSettings
 from bench.studies.cpu_latency_hold import hold
 from servers import certs
 
@@ -92,7 +98,7 @@ class Settings:
     loadgen_cpu: int = 1
     seed: int = 1
     goal: float = GOAL
-    alpha: float = compare.DEFAULT_ALPHA
+    alpha: float = stats.DEFAULT_ALPHA
     cpu_latency_hold: bool = True
 
 
@@ -144,8 +150,8 @@ def server_args(arm: str, impl: str, tls: str, certs_dir: Path) -> list[str]:
     return args
 
 
-def load_job(cell: Cell3, settings: Settings, target: str, certs_dir: Path, seed: int) -> dict:
-    """The harness's job for this load: a normalized bench.spec Cell plus where and how long."""
+def load_job(cell: Cell3, settings: Settings, target: str, certs_dir: Path, seed: int) -> LoadJob:
+    """The harness's job for this load: a normalized bench.spec Cell's LoadJob, with this study's timings."""
     axes = {
         **DEFAULTS,
         "impl": cell.impl,
@@ -158,14 +164,9 @@ def load_job(cell: Cell3, settings: Settings, target: str, certs_dir: Path, seed
         "stream_messages": settings.stream_messages if cell.rpc != "unary" else 1,
         "loadgen": settings.loadgen,
     }
-    return {
-        **Cell.from_dict(axes).to_dict(),
-        "target": target,
-        "tls_dir": str(certs_dir) if cell.tls == "on" else None,
-        "warmup": settings.warmup,
-        "duration": settings.duration,
-        "seed": seed,
-    }
+    timing = RunSettings(duration=settings.duration, warmup=settings.warmup)
+    job = LoadJob.for_cell(Cell.from_dict(axes), target=target, tls_dir=certs_dir, settings=timing, repetition=0)
+    return replace(job, rpc_timeout=RPC_TIMEOUT_S, seed=seed)
 
 
 def _sleep_until(moment: float) -> None:
@@ -195,10 +196,8 @@ def measure(window: Window, settings: Settings, certs_dir: Path, lab_env: dict[s
     load = None
     try:
         job = load_job(cell, settings, server.target, certs_dir, settings.seed * 100_000 + window.order)
-        if settings.loadgen == "ghz":
-            load = GhzLoad(job, [settings.loadgen_cpu], RPC_TIMEOUT_S)
-        else:
-            load = PythonLoad(job, 1, [settings.loadgen_cpu], RPC_TIMEOUT_S)
+        host = LocalLoadgenHost((settings.loadgen_cpu,))
+        load = GhzLoad(job, host) if settings.loadgen == "ghz" else PythonLoad(job, 1, host)
         lo, hi = load.start()
         _sleep_until(lo)
         cpu_lo, at_lo = sampling.server_cpu(server.pids)[0], time.monotonic()
@@ -285,7 +284,7 @@ def summarize(windows: Sequence[Window], settings: Settings) -> list[CellResult]
         mine = [w for w in windows if (w.impl, w.rpc, w.tls) == (cell.impl, cell.rpc, cell.tls)]
         lab = [w for w in mine if w.arm == "lab" and w.usable]
         bare = [w for w in mine if w.arm == "bare" and w.usable]
-        est = compare.estimate([w.cpu_us_per_rpc for w in lab], [w.cpu_us_per_rpc for w in bare], settings.alpha)
+        est = stats.estimate([w.cpu_us_per_rpc for w in lab], [w.cpu_us_per_rpc for w in bare], settings.alpha)
         out.append(
             CellResult(
                 impl=cell.impl,
@@ -325,7 +324,7 @@ def goal_text(result: CellResult, goal: float) -> str:
     return "met" if result.ci_low >= goal else "met (CI reaches below)"
 
 
-def render_table(results: Sequence[CellResult], goal: float = GOAL, alpha: float = compare.DEFAULT_ALPHA) -> str:
+def render_table(results: Sequence[CellResult], goal: float = GOAL, alpha: float = stats.DEFAULT_ALPHA) -> str:
     """The result table and its one-line summary (what the README quotes)."""
     lines = [
         f"| server | RPC | TLS | lab CPU/RPC | bare CPU/RPC | bare/lab | {100 * (1 - alpha):g} % CI | "
@@ -367,7 +366,7 @@ def render_markdown(meta: dict, results: Sequence[CellResult]) -> str:
         "- lab: `grpclab serve --impl sync --workers 10` / `--impl aio`; bare: `python -m bench.studies.bare_server`"
         " (the tutorial's `grpc.server(ThreadPoolExecutor(max_workers=10))` / `grpc.aio.server()`)",
         f"- CPU/RPC: server process user+system (all threads, /proc) over the window / OK RPCs, median of rounds; "
-        f"bare/lab: Hodges-Lehmann ratio with the Moses {100 * (1 - s['alpha']):g} % interval (bench.compare); "
+        f"bare/lab: Hodges-Lehmann ratio with the Moses {100 * (1 - s['alpha']):g} % interval (bench.gate.stats); "
         f"goal: bare/lab >= {goal:g}",
         *([f"- lab server environment (test knobs): {meta['lab_env']}"] if meta.get("lab_env") else []),
         "",

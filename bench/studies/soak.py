@@ -3,7 +3,7 @@
     python -m bench.studies.soak                                   # sync and aio, ~1,000,000 RPCs each
     python -m bench.studies.soak --impl aio --rpcs 20000 --cycle-rpcs 2000 --out /tmp/soak
 
-One server per model (`grpclab serve --impl IMPL`, pinned to the server CPU by bench.server_process) gets
+One server per model (`grpclab serve --impl IMPL`, pinned to the server CPU by bench.run.server_process) gets
 **cycles** of the same mix, each bounded in RPCs, the whole run bounded in RPCs (`--rpcs`) and time
 (`--max-seconds`). A cycle is, in this order:
 
@@ -11,7 +11,7 @@ One server per model (`grpclab serve --impl IMPL`, pinned to the server CPU by b
    or CANCELLED when the server resets the expired stream first), 20 % of the cycle's RPCs;
 2. a **cancel storm**: bidi streams cancelled after their first reply and server streams of 1,000,000
    messages cancelled after their third, the request stream still open (CANCELLED), 10 %;
-3. **normal load**: every RPC kind (bench.workload, the Python load generator's own calls, replies
+3. **normal load**: every RPC kind (bench.load.workload, the Python load generator's own calls, replies
    checked), unary 40 %, server stream, client stream and bidi 10 % each, all of which must end OK.
 
 The load comes from this process (grpc.aio, `--concurrency` RPCs in flight over `--connections`
@@ -63,9 +63,11 @@ import psutil
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 # The parts of the lab this study stands on:
-from bench import environment, server_process  # machine description, the launcher
-from bench.channels import open_channel  # the load generator's channels
-from bench.workload import Workload  # the load generator's calls, with reply checks
+from bench.load.channels import open_channel  # the load generator's channels
+from bench.load.workload import Workload  # the load generator's calls, with reply checks
+from bench.machine import environment  # machine description
+from bench.run import server_process  # the launcher
+from bench.spec.compression import Compression
 from protos import chat_pb2, chat_pb2_grpc, greet_pb2, greet_pb2_grpc, number_stream_pb2, number_stream_pb2_grpc
 from servers.config import IMPLS
 
@@ -346,7 +348,8 @@ async def drive(target: str, settings: Settings, sampler: Sampler, result: Model
     began = time.monotonic()
     deadline = began + settings.max_seconds
     channels = [open_channel(target, aio=True) for _ in range(settings.connections)]
-    workloads = {rpc: Workload(rpc, settings.payload_size, "text", "none", settings.stream_messages) for rpc in NORMAL}
+    plain = Compression.parse("none")
+    workloads = {rpc: Workload(rpc, settings.payload_size, "text", plain, settings.stream_messages) for rpc in NORMAL}
     calls = {
         "deadline_unary": deadline_unary,
         "deadline_server_stream": deadline_server_stream,
