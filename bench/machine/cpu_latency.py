@@ -57,11 +57,12 @@ def format_request(value: int | None) -> str:
     return "none" if value >= NO_REQUEST_US else f"{value} us"
 
 
-def read_request_us(device: Path = DEVICE) -> int | None:
+def read_request_us(device: Path | None = None) -> int | None:
     """The machine's effective PM QoS CPU latency request in us (NO_REQUEST_US: none); None if unreadable.
 
     Opening the device adds a request at the default value, which constrains nothing; it goes with the close.
     """
+    device = device or DEVICE
     try:
         fd = os.open(device, os.O_RDONLY)
     except OSError:
@@ -89,11 +90,12 @@ def _reason(exc: OSError, device: Path) -> str:
 
 
 @contextmanager
-def hold(us: int = 0, device: Path = DEVICE) -> Iterator[HoldState]:
+def hold(us: int = 0, device: Path | None = None) -> Iterator[HoldState]:
     """Hold the CPU latency request at ``us`` microseconds for the with-block.
 
     Never raises for a device that cannot be opened or written: the yielded state says held=False and why.
     """
+    device = device or DEVICE
     if not 0 <= us <= NO_REQUEST_US:
         raise ValueError(f"cpu latency request must be 0..{NO_REQUEST_US} us, got {us}")
     try:
@@ -118,3 +120,40 @@ def hold(us: int = 0, device: Path = DEVICE) -> Iterator[HoldState]:
         yield state
     finally:
         os.close(fd)  # the kernel drops the request here (or when the process dies, whichever comes first)
+
+
+def tune(us: int = 0, seconds: float | None = None) -> int:
+    """`grpclab system tune`: hold the request until Ctrl-C or SIGTERM (or for ``seconds``), saying what it holds.
+
+    Exit 0 when the hold ends as asked, 1 when it cannot be held (the one warning line says why).
+    """
+    import signal
+    import sys
+    import time
+
+    from .system import collect
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        with hold(us) as state:
+            if not state.held:
+                print(state.describe(), file=sys.stderr)
+                return 1
+            idle = next(c for c in collect(steal_interval_s=0).checks if c.name == "cpuidle")
+            until = f"for {seconds:g} s" if seconds is not None else "until Ctrl-C or SIGTERM"
+            print(f"{state.describe()}; {until}")
+            print(f"cpuidle: {idle.value}" + (f"\n  -> {idle.effect}" if idle.effect else ""), flush=True)
+            try:
+                if seconds is None:
+                    while True:
+                        time.sleep(3600)
+                time.sleep(seconds)
+            except KeyboardInterrupt:
+                pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print(f"released; effective request now: {format_request(read_request_us())}", flush=True)
+    return 0

@@ -498,10 +498,7 @@ def collect(
 
 # --- the checks -------------------------------------------------------------------------------------------
 
-HOLD_ADVICE = (
-    "hold /dev/cpu_dma_latency at 0 while measuring (grpclab run does by default where it may; "
-    "`grpclab system tune` holds it for your own runs)"
-)
+HOLD_ADVICE = "hold /dev/cpu_dma_latency at 0 while measuring (`grpclab system tune` holds it until Ctrl-C)"
 
 
 def evaluate(facts: SystemFacts) -> list[Check]:
