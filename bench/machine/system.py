@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -826,7 +827,5 @@ def main(as_json: bool = False, probe_wakeup: bool = False, pinning: Sequence[in
     else:
         print(facts.render())
     if note:
-        import sys
-
         print(note, file=sys.stderr)
     return 0
