@@ -97,6 +97,22 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return doctor()
 
 
+def _cmd_system(args: argparse.Namespace) -> int:
+    from .machine.system import main as system
+
+    return system(as_json=args.json, probe_wakeup=args.wakeup)
+
+
+def _cmd_system_tune(args: argparse.Namespace) -> int:
+    from .machine.cpu_latency import NO_REQUEST_US, tune
+
+    if not 0 <= args.us <= NO_REQUEST_US:
+        raise UsageError(f"--us: must be 0..{NO_REQUEST_US} (microseconds), got {args.us}")
+    if args.seconds is not None and args.seconds <= 0:
+        raise UsageError(f"--seconds: must be > 0, got {args.seconds:g}")
+    return tune(args.us, args.seconds)
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from .analysis.report import write
 
@@ -247,6 +263,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     doctor = sub.add_parser("doctor", help="versions of Python, grpcio, protobuf, ghz, Go; what is missing")
     doctor.set_defaults(func=_cmd_doctor)
+
+    system = sub.add_parser("system", help="the machine's state that changes results (cpuidle, steal, load...)")
+    system.add_argument("--json", action="store_true", help="print JSON (what a run's manifest records)")
+    system.add_argument("--wakeup", action="store_true", help="also measure what waking an idle CPU costs (~1 s)")
+    system.set_defaults(func=_cmd_system)
+    system_sub = system.add_subparsers(dest="system_command", metavar="tune")
+    tune = system_sub.add_parser("tune", help="hold /dev/cpu_dma_latency (idle CPUs poll) until Ctrl-C or SIGTERM")
+    tune.add_argument("--us", type=int, default=0, help="the CPU latency request, microseconds (default 0)")
+    tune.add_argument("--seconds", type=float, help="release after this long instead of waiting for a signal")
+    tune.set_defaults(func=_cmd_system_tune)
     return parser
 
 
