@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import environment
-from bench.machine import cpu_latency
+from bench.machine import cpu_latency, environment
 
 REPO = Path(__file__).resolve().parent.parent
 GRPCLAB = [sys.executable, "-m", "bench.cli"]

@@ -60,7 +60,7 @@ def main() -> int:
     print(f"{'cpus':9} {len(cpus)} usable ({','.join(map(str, cpus))}); {environment.cpu_model()}")
     if len(cpus) < 2:
         print("          WARNING: server and load generator need separate CPUs; results on 1 CPU are not comparable")
-    from .machine.system import collect
+    from .system import collect
 
     warnings = collect().warnings()
     print(f"{'system':9} {len(warnings) or 'no'} warning{'s' if len(warnings) != 1 else ''} (details: grpclab system)")
