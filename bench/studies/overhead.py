@@ -33,8 +33,9 @@ Output, in the output directory: `overhead.md` (the table, with the machine and 
 `overhead.json` (the same plus every window), and `windows.jsonl` (every window as it was measured, so an
 interrupted run keeps what it measured). `--render DIR` prints the table of an existing run again.
 
-While measuring it holds /dev/cpu_dma_latency at 0 (bench.studies.cpu_latency_hold) when it can, and records
-whether it did: on a cpuidle-haltpoll VM, waking an idle vCPU otherwise costs ~0.7 ms.
+While measuring it holds /dev/cpu_dma_latency at 0 (bench.machine.cpu_latency) when it can, and records
+whether it did: on a cpuidle-haltpoll VM idle vCPUs otherwise halt, and waking them costs both servers latency
+and CPU time per RPC (README, "Idle CPUs and /dev/cpu_dma_latency").
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,12 +60,11 @@ from bench.gate import stats  # the regression gate's statistics
 from bench.load.ghz import GhzLoad, find_ghz  # ghz driver
 from bench.load.job import LoadError, LoadJob  # what a generator is asked to do
 from bench.load.python_load import PythonLoad  # Python load generator (when ghz is missing)
-from bench.machine import environment  # what the run was measured on
+from bench.machine import cpu_latency, environment  # idle CPUs kept polling; what the run was measured on
 from bench.run import sampling, server_process  # /proc CPU, the launcher
 from bench.run.placement import LocalLoadgenHost  # generators pinned as the harness pins them
 from bench.spec import DEFAULTS, Cell  # a load job is a harness cell's
 from bench.spec import Settings as RunSettings
-from bench.studies.cpu_latency_hold import hold
 from servers import certs
 
 IMPLS = ("sync", "aio")
@@ -433,8 +434,8 @@ def run(
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         certs.generate(certs_dir)
-        with hold(settings.cpu_latency_hold) as held, open(out_dir / "windows.jsonl", "w") as log:
-            meta["cpu_latency_hold"] = held
+        with ExitStack() as held, open(out_dir / "windows.jsonl", "w") as log:
+            meta["cpu_latency_hold"] = _hold_cpu_latency(held) if settings.cpu_latency_hold else "off"
             for k, window in enumerate(windows):
                 measure(window, settings, certs_dir, lab_env)
                 log.write(json.dumps(asdict(window)) + "\n")
@@ -454,6 +455,12 @@ def run(
     results = summarize(windows, settings)
     write(out_dir, meta, results, windows)
     return meta, results
+
+
+def _hold_cpu_latency(stack: ExitStack) -> str:
+    """Hold /dev/cpu_dma_latency at 0 until ``stack`` closes; what the run records: "on" or "unavailable: why"."""
+    state = stack.enter_context(cpu_latency.hold(0))
+    return "on" if state.held else f"unavailable: {state.reason}"
 
 
 def _interrupt(signum: int, frame: object) -> None:
