@@ -847,7 +847,6 @@ def _sweep_phrase(metric: str, best: str, best_value: float, runner: str, runner
 def _sweep_finding(
     run: Run,
     study: str,
-    subject: str,
     axis: str,
     found: list[list[CellStats]],
     value_words: Callable[[object], str],
@@ -896,7 +895,7 @@ def _sweep_finding(
         tail = _capital("; ".join(listed)) + more + "."
     return Finding(
         study=study,
-        subject=subject,
+        subject=" vs ".join(n for n, _ in named),
         sentence=_sentence(main, evidence, reasons, tail),
         metric=metric,
         ratio=instance.ratio,
@@ -915,7 +914,7 @@ def thread_pool(run: Run) -> list[Finding]:
     def server(cell: CellStats) -> str:
         return _server_name(cell.axes, threads=False)
 
-    return [_sweep_finding(run, "thread_pool", "sync thread-pool size", "workers", found, words, server)]
+    return [_sweep_finding(run, "thread_pool", "workers", found, words, server)]
 
 
 def processes(run: Run) -> list[Finding]:
@@ -928,7 +927,7 @@ def processes(run: Run) -> list[Finding]:
     def server(cell: CellStats) -> str:
         return f"{_server_name(cell.axes)} {cpus}"
 
-    return [_sweep_finding(run, "processes", "server processes", "processes", found, words, server)]
+    return [_sweep_finding(run, "processes", "processes", found, words, server)]
 
 
 def payload_size(run: Run) -> list[Finding]:
@@ -993,7 +992,7 @@ def payload_size(run: Run) -> list[Finding]:
     return [
         Finding(
             study="payload_size",
-            subject="payload size",
+            subject=f"{size(small)} to {size(large)}",
             sentence=_sentence(main, evidence, reasons, tail),
             metric=CPU,
             ratio=instance.ratio,
@@ -1081,8 +1080,9 @@ def compression(run: Run) -> list[Finding]:
             else " (the client's gzip is not measured: ghz sends a pre-compressed payload)"
         )
         main = (
-            f"On {figures.fmt_size(int(plain.axes['payload_size']))} of {kind} ({_server_name(plain.axes)}, "
-            f"{ctx}), {setting} cost {_signed(CPU, numbers['server_cpu_added_us'])} us of server CPU per RPC "
+            f"On {figures.fmt_size(int(plain.axes['payload_size']))} of {kind}, {ctx}, with "
+            f"{_server_name(plain.axes)}, {setting} cost {_signed(CPU, numbers['server_cpu_added_us'])} us "
+            "of server CPU per RPC "
             f"({_number(CPU, plain.median(CPU))} to {_number(CPU, packed.median(CPU))} us){client} and saved "
             f"{numbers['wire_bytes_saved_fraction']:.0%} of the wire bytes ({_number(WIRE, plain.median(WIRE))} to "
             f"{_number(WIRE, packed.median(WIRE))} B per RPC): {_pays_words(numbers)}"
@@ -1257,11 +1257,12 @@ def open_loop_knee(run: Run) -> list[Finding]:
     family = found[0]
     words, knee, reasons = describe(family)
     server = _server_name(family[0].axes)
-    main = f"Open loop, {server} at {_context(run, family[0].axes, omit=['rate'])}: {words}"
+    main = f"At {_context(run, family[0].axes, omit=['rate'])}, {server}: {words}"
     named = [(rate(c), c) for c in family]
-    reasons += [r for r in _limit_reasons(named, rps_quoted=False)]
-    reps = _repetitions_text(sorted({c.repetitions for c in family}))
-    evidence = f"{reps}; p99 median of the repetitions"
+    reasons += _limit_reasons(named, rps_quoted=False)
+    counts = sorted({c.repetitions for c in family})
+    reps = _plural(counts[0], "repetition") if len(counts) == 1 else f"{counts[0]}-{counts[-1]} repetitions"
+    evidence = f"{reps} per rate; p99: their median"
     others = []
     for members in found[1:]:
         other_words, other_knee, _ = describe(members)
@@ -1279,7 +1280,7 @@ def open_loop_knee(run: Run) -> list[Finding]:
     return [
         Finding(
             study="open_loop_knee",
-            subject=f"open-loop knee (SLO p99 {slo:g} ms)",
+            subject=f"SLO p99 {slo:g} ms",
             sentence=_sentence(main, evidence, reasons, tail),
             metric=P99,
             ratio=None,
