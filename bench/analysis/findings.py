@@ -454,6 +454,8 @@ def _plural(n: int, one: str, many: str | None = None) -> str:
 
 
 def _capital(text: str) -> str:
+    if text.startswith("ghz"):  # a program's name keeps its spelling at the start of a sentence
+        return text
     return text[:1].upper() + text[1:]
 
 
@@ -636,7 +638,10 @@ def _limit_reasons(named: Sequence[tuple[str, CellStats]], rps_quoted: bool = Tr
         )
     idle = [(n, c) for n, c in named if not c.server_limited and not c.generator_limited]
     if rps_quoted and idle:
-        where = " and ".join(f"{n} ({_number(SERVER_UTIL, c.median(SERVER_UTIL))} busy)" for n, c in idle)
+        where = " and ".join(
+            f"{n} ({_number(SERVER_UTIL, c.median(SERVER_UTIL))} busy)" if math.isfinite(c.median(SERVER_UTIL)) else n
+            for n, c in idle
+        )
         reasons.append(
             Reason(
                 SERVER_NOT_LIMIT,
@@ -1263,6 +1268,9 @@ def open_loop_knee(run: Run) -> list[Finding]:
     counts = sorted({c.repetitions for c in family})
     reps = _plural(counts[0], "repetition") if len(counts) == 1 else f"{counts[0]}-{counts[-1]} repetitions"
     evidence = f"{reps} per rate; p99: their median"
+    disagree = [r.text for r in reasons if r.code == INSIDE_SPREAD]
+    if disagree:
+        evidence += "; " + "; ".join(disagree)
     others = []
     for members in found[1:]:
         other_words, other_knee, _ = describe(members)
