@@ -431,3 +431,10 @@ def test_renderers_carry_every_sentence(quick_findings):
         assert f"[{finding.confidence}] {findings.title(finding)}" in shown  # markup escaped, not swallowed
     assert 'loadgen = "ghz"' not in page and "loadgen = &quot;ghz&quot;" in page
     assert page.startswith('<section class="findings">') and page.count('<li class="finding ') == len(quick_findings)
+
+
+def test_the_legend_says_how_little_two_repetitions_prove(quick_findings):
+    # 2 + 2 samples of one distribution: both of one side below both of the other in 2 of the C(4, 2) = 6 orders
+    assert f"ranges apart {2 / comb(4, 2):.0%} of the time" in findings.legend(quick_findings)
+    five = findings.compute(results.load(CROSSCHECK), results.read_manifest(CROSSCHECK))
+    assert findings.legend(five) == findings._LEGEND

@@ -453,6 +453,11 @@ def _plural(n: int, one: str, many: str | None = None) -> str:
     return f"{n} {one if n == 1 else (many or one + 's')}"
 
 
+def _join(words: Sequence[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
 def _capital(text: str) -> str:
     if text.startswith("ghz"):  # a program's name keeps its spelling at the start of a sentence
         return text
@@ -535,7 +540,8 @@ def _difference(reference: dict[str, object], axes: dict[str, object], omit: Ite
         elif axis == "stream_messages" and "rpc" not in differs:
             words.append(f"{value} messages")
         elif axis in ("mode", "rate", "arrival"):
-            words.append(_mode_phrase(axes))
+            rate_omitted = "rate" in omit and axes["mode"] == reference["mode"] == "open"
+            words.append(f"{axes['arrival']} arrivals" if rate_omitted else _mode_phrase(axes))
         elif axis == "payload_size":
             words.append(figures.fmt_size(int(value)))
         elif axis == "concurrency":
@@ -627,7 +633,7 @@ def _limit_reasons(named: Sequence[tuple[str, CellStats]], rps_quoted: bool = Tr
         if cell.generator_limited:
             by_generator.setdefault(cell.generator, []).append(name)
     for generator, names in by_generator.items():
-        where = " and ".join(names)
+        where = _join(names)
         instead = 'use loadgen = "ghz"' if generator == "python" else "give it more load-generator CPUs"
         reasons.append(
             Reason(
@@ -638,9 +644,13 @@ def _limit_reasons(named: Sequence[tuple[str, CellStats]], rps_quoted: bool = Tr
         )
     idle = [(n, c) for n, c in named if not c.server_limited and not c.generator_limited]
     if rps_quoted and idle:
-        where = " and ".join(
-            f"{n} ({_number(SERVER_UTIL, c.median(SERVER_UTIL))} busy)" if math.isfinite(c.median(SERVER_UTIL)) else n
-            for n, c in idle
+        where = _join(
+            [
+                f"{n} ({_number(SERVER_UTIL, c.median(SERVER_UTIL))} busy)"
+                if math.isfinite(c.median(SERVER_UTIL))
+                else n
+                for n, c in idle
+            ]
         )
         reasons.append(
             Reason(
@@ -1550,6 +1560,25 @@ _LEGEND = (
 )
 
 
+def legend(findings: Sequence[Finding]) -> str:
+    """The labels explained, and, when a leading comparison rests on 2-3 repetitions a side, how little 'apart'
+    proves there: two cells that do not differ give ranges apart with probability 2 / C(n + m, n)."""
+    few = [
+        min(inst.repetitions.values())
+        for f in findings
+        for inst in f.instances[:1]
+        if inst.repetitions and 2 <= min(inst.repetitions.values()) < TEST_REPETITIONS
+    ]
+    if not few:
+        return _LEGEND
+    n = min(few)
+    chance = 2 / math.comb(2 * n, n)
+    return (
+        f"{_LEGEND} With {n} repetitions a side, 'apart' is the only evidence and weak on its own: two cells that "
+        f"do not differ give ranges apart {chance:.0%} of the time (run {TEST_REPETITIONS} or more for a test)."
+    )
+
+
 def title(finding: Finding) -> str:
     return f"{_TITLES.get(finding.study, finding.study)}: {finding.subject}"
 
@@ -1562,7 +1591,7 @@ def to_text(findings: Sequence[Finding], markup: bool = False) -> str:
         from rich.markup import escape
     else:
         escape = str  # noqa: N806 - the same name as rich's, so both branches read alike
-    lines = [f"Findings ({len(findings)})", escape(_LEGEND), ""]
+    lines = [f"Findings ({len(findings)})", escape(legend(findings)), ""]
     for finding in findings:
         label = f"[{finding.confidence}]"
         if markup:
@@ -1576,7 +1605,7 @@ def to_markdown(findings: Sequence[Finding]) -> str:
     lines = ["## Findings", ""]
     if not findings:
         return "\n".join([*lines, "None: the run has no pair of cells that differ in one studied axis.", ""])
-    lines += [_LEGEND, ""]
+    lines += [legend(findings), ""]
     for finding in findings:
         lines.append(f"- **{title(finding)}** ({finding.confidence}). {finding.sentence}")
     return "\n".join(lines) + "\n"
@@ -1601,7 +1630,7 @@ def to_html(findings: Sequence[Finding]) -> str:
             "</details></li>"
         )
     return (
-        f'<section class="findings"><h2>Findings</h2><p class="note">{e(_LEGEND)}</p>'
+        f'<section class="findings"><h2>Findings</h2><p class="note">{e(legend(findings))}</p>'
         f'<ul class="findings">{"".join(items)}</ul></section>'
     )
 
