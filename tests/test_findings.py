@@ -114,6 +114,11 @@ def test_server_model_leads_with_the_baseline_pair_and_its_medians(quick, quick_
     assert len(set(found.cells)) == 2 * len(found.instances)
     assert SYNC_W1 not in found.cells
     assert "Over the other 17 sync/aio pairs" in found.sentence
+    # the others are summarised on CPU per RPC, whoever set the pace; each instance says which metric its ratio is of
+    for other in found.instances[1:]:
+        sync_key, aio_key = other.cells["sync"], other.cells["aio"]
+        assert other.metric == CPU
+        assert other.ratio == pytest.approx(median(df, aio_key, CPU) / median(df, sync_key, CPU), rel=1e-12)
 
 
 def test_a_saturated_generator_is_named_with_what_to_use_instead(quick_findings):

@@ -31,7 +31,8 @@ Studies and their rules:
   server model; the processes share the spec's server CPUs, which the sentence names). A sweep names the best value by
   the headline metric and compares it with the runner-up.
 - ``payload_size``: cells that differ in ``payload_size``: how server CPU per RPC and RPC/s change from the smallest
-  to the largest payload, and the server CPU per extra KiB between the two largest sizes.
+  to the largest payload, and the server CPU per extra KiB between the two largest sizes (left out when those two
+  differ by less than their repetitions' spread).
 - ``compression``: one finding per compression setting, each against ``none`` with the same payload (size and kind):
   server and client CPU added per RPC, wire bytes saved per RPC, and the link speed below which it pays (see
   ``break_even_bit_per_s``).
@@ -40,8 +41,9 @@ Studies and their rules:
   and every lower rate's, stays within the spec's ``settings.slo_p99_ms`` (bench.figures.knee, as in the report's
   figure), and whether the server kept up there (served >= 95 % of the offered rate, not saturated). No SLO in the
   manifest: no finding.
-- ``load_generator``: the Python generator vs ghz on the same cell: which side limited (a generator flagged
-  saturated, else the server when it was saturated with both, else neither), ghz's RPC/s over Python's.
+- ``load_generator``: the Python generator vs ghz on the same cell: in each cell, what limited (the generator when
+  flagged saturated in any repetition, else the server when saturated in every one, else neither), and ghz's RPC/s
+  over Python's.
 - ``go_reference``: one finding per Python server model against ``impl = "go"`` with the same other axes: server CPU
   per RPC, Python over Go; RPC/s Python over Go only when neither generator was saturated.
 
@@ -161,7 +163,8 @@ class Instance:
     values: dict[str, dict[str, float]]  # side -> metric -> median over successful repetitions
     spread: dict[str, dict[str, list[float]]]  # side -> metric -> [min, max] over successful repetitions
     repetitions: dict[str, int]  # side -> successful repetitions
-    ratio: float | None  # the finding's metric, last side / first side
+    metric: str  # the column ``ratio`` is of (a study may summarise other instances on server CPU per RPC)
+    ratio: float | None  # ``metric``, last side / first side
     derived: dict[str, float]  # study-specific numbers (CPU added, bytes saved, break-even link speed, knee, ...)
 
 
@@ -234,7 +237,8 @@ class CellStats:
 
     @property
     def server_limited(self) -> bool:
-        return self.server_saturated == self.repetitions > 0
+        """Saturated in every successful repetition: only then is its RPC/s the server's capacity."""
+        return self.repetitions > 0 and self.server_saturated == self.repetitions
 
 
 @dataclass(frozen=True)
@@ -693,6 +697,10 @@ def headline_metric(cells: Iterable[CellStats]) -> str:
     return CPU
 
 
+def _or_nan(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
 def _ratio(a: float, b: float) -> float | None:
     if not (math.isfinite(a) and math.isfinite(b)) or a == 0:
         return None
@@ -709,6 +717,7 @@ def _instance(sides: Sequence[tuple[str, CellStats]], metric: str, derived: dict
             for name, cell in sides
         },
         repetitions={name: cell.repetitions for name, cell in sides},
+        metric=metric,
         ratio=_ratio(first.median(metric), last.median(metric)),
         derived={k: v for k, v in (derived or {}).items() if v is not None and math.isfinite(v)},
     )
@@ -725,9 +734,7 @@ def _cheaper_phrase(metric: str, name_a: str, a: float, name_b: str, b: float) -
     return f"{better} is {_times(factor)} cheaper per RPC"
 
 
-def _range_tail(
-    run: Run, label: str, others: Sequence[tuple[Instance, str, bool]], what: str, reference: str = ""
-) -> str:
+def _range_tail(label: str, others: Sequence[tuple[Instance, str, bool]], what: str) -> str:
     """'Over the other 17 pairs, <what> ranged 0.95x (bidi (100 messages)) to 1.64x (64 KiB); 3 of them inside their
     spread.' ``others``: (instance, how it differs from the leading one, inside its spread)."""
     usable = [(inst, where, inside) for inst, where, inside in others if inst.ratio is not None]
@@ -772,13 +779,13 @@ def _model_pair_finding(run: Run, study: str, pairs_found: list[tuple[CellStats,
     evidence, reasons = _spread_judgement(a, b, metric)
     named = [(name_a, a), (name_b, b)]
     instance = _instance(named, metric)
-    reasons += _calibration_reasons(run, named, metric, instance.ratio or math.nan)
+    reasons += _calibration_reasons(run, named, metric, _or_nan(instance.ratio))
     reasons += _limit_reasons(named)
     others = [
         (_instance([(name_a, x), (name_b, y)], CPU), _difference(a.axes, x.axes, omit=["impl"]), _inside(x, y, CPU))
         for x, y in pairs_found[1:]
     ]
-    tail = _range_tail(run, f"{name_a}/{name_b} pair", others, f"{name_b}'s CPU per RPC over {name_a}'s")
+    tail = _range_tail(f"{name_a}/{name_b} pair", others, f"{name_b}'s CPU per RPC over {name_a}'s")
     return Finding(
         study=study,
         subject=f"{name_a} vs {name_b}",
@@ -822,13 +829,13 @@ def go_reference(run: Run) -> list[Finding]:
         else:
             main += "; RPC/s not compared: a load generator was saturated"
         evidence, reasons = _spread_judgement(go, py, CPU)
-        reasons += _calibration_reasons(run, named, CPU, instance.ratio or math.nan)
+        reasons += _calibration_reasons(run, named, CPU, _or_nan(instance.ratio))
         reasons += _limit_reasons(named, rps_quoted=rps_ratio is not None)
         others = [
             (_instance([("Go", x), (name, y)], CPU), _difference(go.axes, x.axes, omit=["impl"]), _inside(x, y, CPU))
             for x, y in found[1:]
         ]
-        tail = _range_tail(run, "pair", others, f"{name}'s CPU per RPC over Go's")
+        tail = _range_tail("pair", others, f"{name}'s CPU per RPC over Go's")
         out.append(
             Finding(
                 study="go_reference",
@@ -890,7 +897,7 @@ def _sweep_finding(
         main += " (the server was the limit in every cell, no generator was)"
     evidence, reasons = _spread_judgement(runner, best, metric)
     instance = _instance(named, metric)
-    pair_ratio = _ratio(runner.median(metric), best.median(metric)) or math.nan
+    pair_ratio = _or_nan(_ratio(runner.median(metric), best.median(metric)))
     reasons += _calibration_reasons(run, [(names[best.key], best), (names[runner.key], runner)], metric, pair_ratio)
     reasons += _limit_reasons(named)
     others = []
@@ -1105,7 +1112,7 @@ def compression(run: Run) -> list[Finding]:
         named = [("none", plain), (setting, packed)]
         instance = _instance(named, CPU, numbers)
         evidence, reasons = _spread_judgement(plain, packed, CPU)
-        reasons += _calibration_reasons(run, named, CPU, instance.ratio or math.nan)
+        reasons += _calibration_reasons(run, named, CPU, _or_nan(instance.ratio))
         reasons += _limit_reasons([(n, c) for n, c in named if c.failed], rps_quoted=False)
         others = []
         for a, b in found[1:]:
@@ -1161,7 +1168,7 @@ def tls(run: Run) -> list[Finding]:
             f"{_number(WIRE, secure.median(WIRE))} B)"
         )
         evidence, reasons = _spread_judgement(plain, secure, CPU)
-        reasons += _calibration_reasons(run, named, CPU, instance.ratio or math.nan)
+        reasons += _calibration_reasons(run, named, CPU, _or_nan(instance.ratio))
         reasons += _limit_reasons([(n, c) for n, c in named if c.failed], rps_quoted=False)
         others = []
         for a, b in found[1:]:
@@ -1350,7 +1357,7 @@ def load_generator(run: Run) -> list[Finding]:
         f"spent {_number(CPU, python.median(CPU))} and {_number(CPU, ghz.median(CPU))} us of CPU per RPC"
     )
     evidence, reasons = _spread_judgement(python, ghz, RPS)
-    reasons += _calibration_reasons(run, named, RPS, instance.ratio or math.nan)
+    reasons += _calibration_reasons(run, named, RPS, _or_nan(instance.ratio))
     # which generator was saturated is the sentence itself; only failed repetitions are worth adding
     reasons += [r for r in _limit_reasons(named, rps_quoted=False) if r.code == FAILED_REPETITIONS]
     others = []
@@ -1434,6 +1441,7 @@ def _finding_dict(finding: Finding) -> dict:
                 "values": _clean(inst.values),
                 "spread": _clean(inst.spread),
                 "repetitions": inst.repetitions,
+                "metric": inst.metric,
                 "ratio": _clean(inst.ratio),
                 "derived": _clean(inst.derived),
             }
@@ -1468,6 +1476,7 @@ def _instance_from(raw: object, where: str) -> Instance:
                 str(s): {str(m): [float(x) for x in lh] for m, lh in ms.items()} for s, ms in raw["spread"].items()
             },
             repetitions={str(k): int(v) for k, v in raw["repetitions"].items()},
+            metric=str(raw["metric"]),
             ratio=_float_or_none(raw.get("ratio"), f"{where}.ratio"),
             derived={str(k): float(v) for k, v in raw["derived"].items()},
         )
