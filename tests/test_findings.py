@@ -166,6 +166,21 @@ def test_compression_costs_savings_and_break_even_link_speed(quick, quick_findin
     assert "Random: " in found.sentence and "never pays" in found.sentence
 
 
+def test_every_compression_break_even_uses_the_busier_side(quick, quick_findings):
+    df, _ = quick
+    client_busier = 0
+    for found in (f for f in quick_findings if f.study == "compression"):
+        for inst in found.instances:
+            plain, packed = inst.cells.values()
+            server = median(df, packed, CPU) - median(df, plain, CPU)
+            client = median(df, packed, "loadgen_cpu_us_per_rpc") - median(df, plain, "loadgen_cpu_us_per_rpc")
+            saved = median(df, plain, "wire_bytes_per_rpc") - median(df, packed, "wire_bytes_per_rpc")
+            client_busier += client > server
+            expected = saved * 8 / (max(server, client) / 1e6) if saved > 0 else 0
+            assert inst.derived["break_even_bit_per_s"] == pytest.approx(expected), found.subject
+    assert client_busier  # the run has cells where the client's gzip, not the server's, sets the speed
+
+
 def test_break_even_formula_edges():
     assert findings.break_even_bit_per_s(1000, 100) == pytest.approx(1000 * 8 / 100e-6)
     assert findings.break_even_bit_per_s(0, 100) == 0
