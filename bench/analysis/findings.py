@@ -989,7 +989,7 @@ def payload_size(run: Run) -> list[Finding]:
         reasons.append(
             Reason(
                 GENERATOR_SATURATED,
-                f"the load generator was saturated at {', '.join(saturated)}: RPC/s there is the client's limit, "
+                f"the load generator was saturated at {_join(saturated)}: RPC/s there is the client's limit, "
                 f"not the server's ({instead})",
             )
         )
