@@ -1,0 +1,1669 @@
+"""Findings: the answers a run's cells support, one sentence each, with its numbers and its doubt.
+
+    from bench import results
+    from bench.analysis import findings
+    found = findings.compute(results.load(run_dir), results.read_manifest(run_dir))
+    print(findings.to_text(found))            # also to_markdown(found), to_html(found) (an HTML fragment)
+    text = findings.to_json(found, run_id)    # {"format": "grpclab.findings/1", "run_id": ..., "findings": [...]}
+    document = findings.from_json(text)       # Document(run_id, findings); read(path) / write(path, ...) for files
+
+``python -m bench.analysis.findings RUN_DIR [--format text|markdown|html|json]`` prints them.
+
+Which studies a run supports
+----------------------------
+A study compares cells that differ in exactly one axis, with every other axis of bench.spec.AXES equal. Axes that a
+cell ignores follow the spec's normalisation: ``workers`` applies to the sync server only (aio cells carry 0, and so
+will the Go reference), ``stream_messages`` to streaming RPCs only (unary cells carry 1), ``rate`` and ``arrival`` to
+open loop only (closed-loop cells carry 0 and constant). So a sync cell with 4 threads and an aio cell differ in
+``impl`` alone. A cell that could pair with several others (an aio cell with sync cells of 1 and of 4 threads) is
+paired with the one nearest the run's **baseline** (the first cell of the spec's product: each [axes] list's first
+value; the most common value of each axis when the manifest has no usable spec), and every cell is used once per
+study. When a run has several instances of a study (sync vs aio at four RPC kinds, ...), they make ONE finding: the
+instance nearest the baseline leads the sentence, the others are summarised (their range, with the cells at its ends
+named, or each in a few words when there are at most three). A study the run has no cells for gives no finding.
+
+Every number is a median over a cell's successful repetitions (failed rows are left out); spreads are min..max.
+
+Studies and their rules:
+
+- ``server_model``: sync vs aio. The headline metric (below) decides the comparison, "sync is 1.55x cheaper per RPC".
+- ``thread_pool``: sync cells that differ in ``workers``; ``processes``: cells that differ in ``processes`` (per
+  server model; the processes share the spec's server CPUs, which the sentence names). A sweep names the best value by
+  the headline metric and compares it with the runner-up.
+- ``payload_size``: cells that differ in ``payload_size``: how server CPU per RPC and RPC/s change from the smallest
+  to the largest payload, and the server CPU per extra KiB between the two largest sizes (left out when those two
+  differ by less than their repetitions' spread).
+- ``compression``: one finding per compression setting, each against ``none`` with the same payload (size and kind):
+  server and client CPU added per RPC, wire bytes saved per RPC, and the link speed below which it pays (see
+  ``break_even_bit_per_s``).
+- ``tls``: one finding each for TLS and mTLS against plaintext: server and client CPU and wire bytes added per RPC.
+- ``open_loop_knee``: open-loop cells that differ in ``rate``: the knee is the highest offered rate whose median p99,
+  and every lower rate's, stays within the spec's ``settings.slo_p99_ms`` (bench.figures.knee, as in the report's
+  figure), and whether the server kept up there (served >= 95 % of the offered rate, not saturated). No SLO in the
+  manifest: no finding.
+- ``load_generator``: the Python generator vs ghz on the same cell: in each cell, what limited (the generator when
+  flagged saturated in any repetition, else the server when saturated in every one, else neither), and ghz's RPC/s
+  over Python's.
+- ``go_reference``: one finding per Python server model against ``impl = "go"`` with the same other axes: server CPU
+  per RPC, Python over Go; RPC/s Python over Go only when neither generator was saturated.
+
+Headline metric
+---------------
+RPC/s is the server's capacity only when the server was the limit (``server_saturated`` in every repetition of both
+cells) and no load generator was saturated in either cell (``loadgen_saturated`` in no repetition). Then RPC/s is the
+comparison; otherwise it is server CPU per RPC, which does not depend on who set the pace. Both are quoted either way.
+
+Confidence
+----------
+A finding has a ``confidence`` label and the ``reasons`` for it, each also said in its sentence:
+
+- ``inconclusive``: the difference is inside the repetitions' spread: with fewer than 4 repetitions on a side, the
+  two cells' min..max ranges overlap; with 4 or more per side, bench.compare's exact Mann-Whitney test gives
+  p >= 0.05 (its interval includes no change).
+- ``weak``: outside the spread, but with one repetition only (no spread to judge by), or an effect within the
+  machine's noise (|ratio - 1| <= 2 x the calibration's coefficient of variation of that metric), or latencies within
+  2x of the machine's floor (a cell's p50 <= 2 x the no-op floor of its generator: the RPCs are about as short as
+  the machine's fastest round trip), or, for the open-loop knee, a saturated generator (its delay is in the p99).
+- ``clear``: none of these.
+
+Said in words without changing the label: a saturated load generator in either cell (named, with what to use
+instead: ``loadgen = "ghz"`` for the Python generator, more load-generator CPUs for ghz), a server that was not
+saturated where RPC/s is quoted (then RPC/s is not the server's capacity), failed repetitions left out, and a knee
+above the highest rate measured.
+
+The machine's calibration (issue 11) is read from ``manifest["calibration"]`` when it is there:
+``{"floor": {"python": {"p50_ms": 0.34}, "ghz": {"p50_ms": 0.23}}, "noise": {"cv": {"rps": 0.05,
+"server_cpu_us_per_rpc": 0.04, "lat_p50_ms": 0.06}}}``. Only ``floor.<generator>.p50_ms`` (no-op unary p50 with one
+RPC in flight, per generator) and ``noise.cv.<metric>`` (coefficient of variation of short windows of one cell, as a
+fraction) are read; anything else there is ignored, and a missing or malformed part only means that check is skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import math
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench import compare, figures, results, schema
+from bench.spec import ALLOWED, AXES, SpecError, parse_spec
+
+FORMAT = "grpclab.findings/1"
+FILE_NAME = "findings.json"
+
+RPS = "rps"
+CPU = "server_cpu_us_per_rpc"
+CLIENT_CPU = "loadgen_cpu_us_per_rpc"
+WIRE = "wire_bytes_per_rpc"
+P50 = "lat_p50_ms"
+P99 = "lat_p99_ms"
+SERVER_UTIL = "server_cpu_util"
+CLIENT_UTIL = "loadgen_cpu_util"
+METRICS = (RPS, CPU, CLIENT_CPU, WIRE, P50, P99, SERVER_UTIL, CLIENT_UTIL)
+
+CLEAR, WEAK, INCONCLUSIVE = "clear", "weak", "inconclusive"
+CONFIDENCES = (CLEAR, WEAK, INCONCLUSIVE)
+# Reason codes, and which of them make a finding weak (inside_spread makes it inconclusive).
+INSIDE_SPREAD = "inside_spread"
+ONE_REPETITION = "one_repetition"
+WITHIN_NOISE = "within_noise"
+NEAR_FLOOR = "near_floor"
+GENERATOR_SATURATED = "generator_saturated"
+SERVER_NOT_LIMIT = "server_not_limit"
+FAILED_REPETITIONS = "failed_repetitions"
+KNEE_NOT_REACHED = "knee_not_reached"
+_WEAKENING = {ONE_REPETITION, WITHIN_NOISE, NEAR_FLOOR}
+
+NOISE_FACTOR = 2.0  # an effect up to this many coefficients of variation is within the machine's noise
+FLOOR_FACTOR = 2.0  # a p50 up to this many times the machine's floor is "near the floor"
+TEST_REPETITIONS = 4  # per side: below it no Mann-Whitney test can reach p < 0.05 (bench.compare)
+KEPT_UP = 0.95  # open loop: served / offered RPC/s at or above this, with the server not saturated
+MAX_LISTED = 3  # other instances listed one by one; more are summarised by their range
+
+STUDIES = (
+    "server_model",
+    "thread_pool",
+    "processes",
+    "payload_size",
+    "compression",
+    "tls",
+    "open_loop_knee",
+    "load_generator",
+    "go_reference",
+)
+
+
+class FindingsError(Exception):
+    """A findings document that is not one (the message names what is wrong): exit 2 at the command line."""
+
+
+# -- the findings, as data ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One reason behind a finding's confidence: a stable code, and the words the sentence uses."""
+
+    code: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One set of compared cells: a pair, or a family in a sweep, side by side."""
+
+    cells: dict[str, str]  # side label -> cell key, in the order compared (the reference side first)
+    values: dict[str, dict[str, float]]  # side -> metric -> median over successful repetitions
+    spread: dict[str, dict[str, list[float]]]  # side -> metric -> [min, max] over successful repetitions
+    repetitions: dict[str, int]  # side -> successful repetitions
+    metric: str  # the column ``ratio`` is of (a study may summarise other instances on server CPU per RPC)
+    ratio: float | None  # ``metric``, last side / first side
+    derived: dict[str, float]  # study-specific numbers (CPU added, bytes saved, break-even link speed, knee, ...)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One answer: a sentence with its numbers, the cells behind it and how far to trust it."""
+
+    study: str  # one of STUDIES
+    subject: str  # what is compared, e.g. "sync vs aio", "app-gzip-6 vs none"
+    sentence: str
+    metric: str  # the column the comparison (and ``ratio``) is about
+    ratio: float | None  # of the leading instance: last side / first side of ``metric``
+    confidence: str  # one of CONFIDENCES
+    reasons: tuple[Reason, ...]
+    instances: tuple[Instance, ...]  # the first one leads the sentence
+
+    @property
+    def cells(self) -> tuple[str, ...]:
+        """Every cell compared, leading instance first."""
+        return tuple(dict.fromkeys(key for inst in self.instances for key in inst.cells.values()))
+
+    @property
+    def values(self) -> dict[str, dict[str, float]]:
+        """The leading instance's medians: side -> metric -> value."""
+        return self.instances[0].values
+
+
+@dataclass(frozen=True)
+class Document:
+    """A findings JSON document: the run it is about and its findings."""
+
+    run_id: str
+    findings: tuple[Finding, ...]
+
+
+# -- what a run has: per-cell statistics, its baseline, its calibration ----------------------------------------
+
+
+@dataclass(frozen=True)
+class CellStats:
+    """One cell's successful repetitions: its axis values and, per metric, the samples (NaN left out)."""
+
+    key: str
+    axes: dict[str, object]
+    repetitions: int  # successful
+    failed: int
+    generator_saturated: int  # successful repetitions flagged loadgen_saturated
+    server_saturated: int
+    samples: dict[str, tuple[float, ...]]
+
+    def median(self, metric: str) -> float:
+        values = self.samples.get(metric, ())
+        return float(np.median(values)) if values else math.nan
+
+    def low(self, metric: str) -> float:
+        values = self.samples.get(metric, ())
+        return min(values) if values else math.nan
+
+    def high(self, metric: str) -> float:
+        values = self.samples.get(metric, ())
+        return max(values) if values else math.nan
+
+    @property
+    def generator(self) -> str:
+        return str(self.axes["loadgen"])
+
+    @property
+    def generator_limited(self) -> bool:
+        return self.generator_saturated > 0
+
+    @property
+    def server_limited(self) -> bool:
+        """Saturated in every successful repetition: only then is its RPC/s the server's capacity."""
+        return self.repetitions > 0 and self.server_saturated == self.repetitions
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What this module reads of the manifest's calibration (see the module docstring)."""
+
+    floor_p50_ms: dict[str, float]  # generator -> no-op unary p50 with one RPC in flight
+    noise_cv: dict[str, float]  # metric -> coefficient of variation of short windows of one cell
+
+
+@dataclass(frozen=True)
+class Run:
+    cells: dict[str, CellStats]  # in the run's execution order
+    baseline: dict[str, object]
+    varying: frozenset[str]  # axes with more than one value among the cells
+    calibration: Calibration
+    slo_p99_ms: float | None
+    server_cpus: int | None
+
+    def distance(self, cell: CellStats) -> int:
+        """How many axes (that apply to the cell) differ from the run's baseline."""
+        return sum(
+            1 for axis in AXES if _applies(axis, cell.axes) and cell.axes[axis] != self.baseline.get(axis, object())
+        )
+
+
+def _native(axis: str, value: object) -> object:
+    kind = schema.BY_NAME[axis].kind
+    if kind == "int":
+        return int(value)
+    if kind == "float":
+        return float(value)
+    return str(value)
+
+
+def cell_stats(df: pd.DataFrame) -> dict[str, CellStats]:
+    """Per cell (in execution order): axis values, repetition counts, saturation counts and metric samples."""
+    out: dict[str, CellStats] = {}
+    if df.empty:
+        return out
+    ordered = df.sort_values(["order", "repetition"]) if "order" in df else df
+    for key, rows in ordered.groupby("cell_key", sort=False, observed=True):
+        failed = rows["failed"].astype(bool)
+        ok = rows[~failed]
+        if ok.empty:
+            continue
+        first = ok.iloc[0]
+        samples = {
+            metric: tuple(float(v) for v in ok[metric].to_numpy(dtype=float) if math.isfinite(v))
+            for metric in METRICS
+            if metric in ok
+        }
+        out[str(key)] = CellStats(
+            key=str(key),
+            axes={axis: _native(axis, first[axis]) for axis in AXES},
+            repetitions=len(ok),
+            failed=int(failed.sum()),
+            generator_saturated=int(ok["loadgen_saturated"].astype(bool).sum()),
+            server_saturated=int(ok["server_saturated"].astype(bool).sum()),
+            samples=samples,
+        )
+    return out
+
+
+def _finite(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def read_calibration(manifest: dict) -> Calibration:
+    """The floor and noise of ``manifest["calibration"]``; missing or malformed parts are left out."""
+    calibration = manifest.get("calibration")
+    if not isinstance(calibration, dict):
+        return Calibration({}, {})
+    floor: dict[str, float] = {}
+    floors = calibration.get("floor")
+    for generator, entry in floors.items() if isinstance(floors, dict) else ():
+        p50 = _finite(entry.get("p50_ms")) if isinstance(entry, dict) else None
+        if p50 is not None and p50 > 0:
+            floor[str(generator)] = p50
+    noise = calibration.get("noise")
+    cvs = noise.get("cv") if isinstance(noise, dict) else None
+    cv = {str(m): v for m, raw in (cvs.items() if isinstance(cvs, dict) else ()) if (v := _finite(raw)) is not None}
+    return Calibration(floor, {m: v for m, v in cv.items() if v >= 0})
+
+
+def _baseline(manifest: dict, cells: Iterable[CellStats]) -> dict[str, object]:
+    source = manifest.get("spec_source")
+    if isinstance(source, dict):
+        try:
+            return parse_spec(source).cells[0].to_dict()
+        except SpecError:
+            pass  # a spec this version cannot read (an axis value added later): fall back to the table
+    counts: dict[str, dict[object, int]] = {axis: {} for axis in AXES}
+    for cell in cells:
+        for axis in AXES:
+            counts[axis][cell.axes[axis]] = counts[axis].get(cell.axes[axis], 0) + 1
+    return {axis: max(seen, key=seen.get) for axis, seen in counts.items() if seen}
+
+
+def _run(df: pd.DataFrame, manifest: dict) -> Run:
+    cells = cell_stats(df)
+    settings = manifest.get("settings") if isinstance(manifest.get("settings"), dict) else {}
+    slo = _finite(settings.get("slo_p99_ms"))
+    server_cpus = settings.get("server_cpus")
+    return Run(
+        cells=cells,
+        baseline=_baseline(manifest, cells.values()),
+        varying=frozenset(a for a in AXES if len({c.axes[a] for c in cells.values()}) > 1),
+        calibration=read_calibration(manifest),
+        slo_p99_ms=slo if slo and slo > 0 else None,
+        server_cpus=len(server_cpus) if isinstance(server_cpus, list) and server_cpus else None,
+    )
+
+
+# -- matching like with like ------------------------------------------------------------------------------------
+
+_DECIDED_BY = {"workers": "impl", "stream_messages": "rpc", "rate": "mode", "arrival": "mode"}
+
+
+def _applies(axis: str, axes: dict[str, object]) -> bool:
+    """Whether a cell's value of ``axis`` means anything (the spec normalises the others to a fixed value)."""
+    if axis == "workers":
+        return axes["impl"] == "sync"
+    if axis == "stream_messages":
+        return axes["rpc"] != "unary"
+    if axis in ("rate", "arrival"):
+        return axes["mode"] == "open"
+    return True
+
+
+def _linked(axis: str) -> set[str]:
+    """The axes whose meaning ``axis`` decides (impl decides workers, ...)."""
+    return {other for other, decider in _DECIDED_BY.items() if decider == axis}
+
+
+def pairs(run: Run, axis: str, first: object, second: object) -> list[tuple[CellStats, CellStats]]:
+    """(cell with ``axis`` = first, cell with ``axis`` = second) pairs equal in every other axis that applies to
+    both; each cell used once, pairs nearest the baseline first (so they win a cell wanted by two pairs)."""
+    loose = _linked(axis)
+    groups: dict[tuple, list[CellStats]] = {}
+    for cell in run.cells.values():
+        key = tuple(cell.axes[a] for a in AXES if a != axis and a not in loose)
+        groups.setdefault(key, []).append(cell)
+    candidates = [
+        (a, b)
+        for members in groups.values()
+        for a in members
+        if a.axes[axis] == first
+        for b in members
+        if b.axes[axis] == second
+        and all(
+            a.axes[other] == b.axes[other] or not _applies(other, a.axes) or not _applies(other, b.axes)
+            for other in loose
+        )
+    ]
+    candidates.sort(key=lambda pair: run.distance(pair[0]) + run.distance(pair[1]))
+    used: set[str] = set()
+    out = []
+    for a, b in candidates:
+        if a.key not in used and b.key not in used:
+            used |= {a.key, b.key}
+            out.append((a, b))
+    return out
+
+
+def families(run: Run, axis: str, where: Callable[[CellStats], bool] = lambda cell: True) -> list[list[CellStats]]:
+    """Groups of cells equal in every axis but ``axis`` (at least two values of it), each sorted by that value;
+    the group nearest the baseline first."""
+    groups: dict[tuple, list[CellStats]] = {}
+    for cell in run.cells.values():
+        if where(cell) and _applies(axis, cell.axes):
+            groups.setdefault(tuple(cell.axes[a] for a in AXES if a != axis), []).append(cell)
+    found = [sorted(m, key=lambda c: c.axes[axis]) for m in groups.values() if len(m) >= 2]
+    found.sort(key=lambda members: min(run.distance(c) for c in members))
+    return found
+
+
+# -- words and numbers ------------------------------------------------------------------------------------------
+
+_UNITS = {RPS: "RPC/s", CPU: "us", CLIENT_CPU: "us", WIRE: "B", P50: "ms", P99: "ms"}
+_GENERATOR_NAMES = {"python": "the Python generator", "ghz": "ghz"}
+_SERVER_NAMES = {"sync": "sync", "aio": "aio", "go": "Go"}
+_RPC_NAMES = {"server_stream": "server streaming", "client_stream": "client streaming", "bidi": "bidi"}
+
+
+def _number(metric: str, value: float) -> str:
+    if value is None or not math.isfinite(value):
+        return "-"
+    if metric in (SERVER_UTIL, CLIENT_UTIL):
+        return f"{value:.0%}"
+    size = abs(value)
+    if metric in (P50, P99):
+        return f"{value:.2f}" if size < 10 else f"{value:.1f}" if size < 100 else f"{value:,.0f}"
+    return f"{value:,.0f}" if size >= 10 else f"{value:.1f}"
+
+
+def _signed(metric: str, value: float) -> str:
+    text = _number(metric, abs(value))
+    return ("-" if value < 0 else "+") + text
+
+
+def _times(ratio: float) -> str:
+    return f"{ratio:.2f}x" if ratio < 10 else f"{ratio:.1f}x" if ratio < 100 else f"{ratio:,.0f}x"
+
+
+def _bits_per_second(value: float) -> str:
+    for unit, scale in (("Gbit/s", 1e9), ("Mbit/s", 1e6), ("kbit/s", 1e3)):
+        if value >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return f"{value:.3g} bit/s"
+
+
+def _plural(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
+def _join(words: Sequence[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
+def _capital(text: str) -> str:
+    if text.startswith("ghz"):  # a program's name keeps its spelling at the start of a sentence
+        return text
+    return text[:1].upper() + text[1:]
+
+
+def _generator_name(generator: str) -> str:
+    return _GENERATOR_NAMES.get(generator, f"the {generator} generator")
+
+
+def _server_name(axes: dict[str, object], threads: bool = True) -> str:
+    """'the sync server (4 threads)', 'the aio server', 'the Go server'."""
+    name = f"the {_SERVER_NAMES.get(str(axes['impl']), str(axes['impl']))} server"
+    if threads and axes["impl"] == "sync":
+        name += f" ({_plural(int(axes['workers']), 'thread')})"
+    return name
+
+
+def _rpc_phrase(axes: dict[str, object], with_messages: bool = True) -> str:
+    rpc = str(axes["rpc"])
+    if rpc == "unary":
+        return "unary"
+    name = _RPC_NAMES.get(rpc, rpc)
+    return f"{axes['stream_messages']}-message {name}" if with_messages else name
+
+
+def _mode_phrase(axes: dict[str, object]) -> str:
+    if axes["mode"] != "open":
+        return "closed loop"
+    return f"open loop at {float(axes['rate']):,.6g} RPC/s ({axes['arrival']} arrivals)"
+
+
+def _context(run: Run, axes: dict[str, object], omit: Iterable[str] = ()) -> str:
+    """The cell's setting in words, leaving out the compared axes: '1 KiB unary, 8 in flight'."""
+    omit = set(omit) | {"impl", "workers"}  # the server is named with its side
+    for axis in list(omit):
+        omit |= _linked(axis)
+    parts = []
+    head = []
+    if "payload_size" not in omit:
+        head.append(figures.fmt_size(int(axes["payload_size"])))
+    if "payload_kind" not in omit and ("payload_kind" in run.varying or axes["payload_kind"] != "text"):
+        head.append(f"of {axes['payload_kind']}," if head else f"{axes['payload_kind']},")
+    if "rpc" not in omit:
+        head.append(_rpc_phrase(axes, with_messages="stream_messages" not in omit))
+    if head:
+        parts.append(" ".join(head).rstrip(","))
+    if "concurrency" not in omit:
+        cap = "at most " if axes["mode"] == "open" else ""
+        in_flight = f"{cap}{axes['concurrency']} in flight"
+        if "connections" not in omit and int(axes["connections"]) > 1:
+            in_flight += f" on {axes['connections']} connections"
+        parts.append(in_flight)
+    if "compression" not in omit and axes["compression"] != "none":
+        parts.append(str(axes["compression"]))
+    if "tls" not in omit and axes["tls"] != "off":
+        parts.append("TLS" if axes["tls"] == "on" else "mTLS")
+    if "mode" not in omit and axes["mode"] == "open":
+        parts.append(f"open loop, {axes['arrival']} arrivals" if "rate" in omit else _mode_phrase(axes))
+    if "processes" not in omit and int(axes["processes"]) > 1:
+        parts.append(f"{axes['processes']} server processes")
+    if "loadgen" not in omit and axes["loadgen"] != "python":
+        parts.append(f"driven by {_generator_name(str(axes['loadgen']))}")
+    return ", ".join(parts)
+
+
+def _difference(reference: dict[str, object], axes: dict[str, object], omit: Iterable[str] = ()) -> str:
+    """How a cell differs from a reference cell, in a few words: 'bidi (100 messages)', '64 KiB, TLS'."""
+    omit = set(omit)
+    for axis in list(omit):
+        omit |= _linked(axis)
+    differs = [
+        a for a in AXES if a not in omit and axes[a] != reference[a] and _applies(a, axes) | _applies(a, reference)
+    ]
+    words = []
+    for axis in differs:
+        value = axes[axis]
+        if axis == "rpc":
+            words.append(_rpc_phrase(axes))
+        elif axis == "stream_messages" and "rpc" not in differs:
+            words.append(f"{value} messages")
+        elif axis in ("mode", "rate", "arrival"):
+            rate_omitted = "rate" in omit and axes["mode"] == reference["mode"] == "open"
+            words.append(f"{axes['arrival']} arrivals" if rate_omitted else _mode_phrase(axes))
+        elif axis == "payload_size":
+            words.append(figures.fmt_size(int(value)))
+        elif axis == "concurrency":
+            words.append(f"{value} in flight")
+        elif axis == "connections":
+            words.append(_plural(int(value), "connection"))
+        elif axis == "processes":
+            words.append(_plural(int(value), "process", "processes"))
+        elif axis == "workers" and _applies("workers", axes):
+            words.append(_plural(int(value), "thread"))
+        elif axis == "tls":
+            words.append({"on": "TLS", "mtls": "mTLS", "off": "plaintext"}.get(str(value), str(value)))
+        elif axis == "loadgen":
+            words.append(f"driven by {_generator_name(str(value))}")
+        elif axis == "impl":
+            words.append(f"{_SERVER_NAMES.get(str(value), value)} server")
+        elif axis not in ("stream_messages", "workers"):
+            words.append(str(value))
+    return ", ".join(dict.fromkeys(words)) or "the same cell"
+
+
+def _repetitions_text(counts: Sequence[int]) -> str:
+    if len(set(counts)) == 1:
+        return f"{_plural(counts[0], 'repetition')} each" if len(counts) > 1 else _plural(counts[0], "repetition")
+    return " and ".join(str(n) for n in counts) + " repetitions"
+
+
+# -- confidence ---------------------------------------------------------------------------------------------------
+
+
+def _range_text(metric: str, values: Sequence[float]) -> str:
+    low, high = _number(metric, min(values)), _number(metric, max(values))
+    return low if low == high else f"{low}-{high}"
+
+
+def _spread_judgement(a: CellStats, b: CellStats, metric: str) -> tuple[str, list[Reason]]:
+    """Words for the parenthesis ('2 repetitions each; spread 98-106 vs 155-160 us: apart'), and the reason when
+    the difference is inside the repetitions' spread or there is no spread."""
+    xa, xb = a.samples.get(metric, ()), b.samples.get(metric, ())
+    counts = _repetitions_text([len(xa), len(xb)])
+    unit = _UNITS.get(metric, "")
+    if min(len(xa), len(xb)) < 2:
+        text = "one repetition only: there is no spread to judge the difference by"
+        return f"{counts}: no spread to judge by", [Reason(ONE_REPETITION, text)]
+    if min(len(xa), len(xb)) >= TEST_REPETITIONS:
+        est = compare.estimate(xa, xb)
+        if est.significant:
+            return f"{counts}; Mann-Whitney p = {est.p_value:.3f}", []
+        text = f"the difference is inside the repetitions' spread (Mann-Whitney p = {est.p_value:.2f})"
+        return f"{counts}; p = {est.p_value:.2f}: inside the repetitions' spread", [Reason(INSIDE_SPREAD, text)]
+    ranges = f"spread {_range_text(metric, xa)} vs {_range_text(metric, xb)} {unit}".rstrip()
+    if max(xa) < min(xb) or max(xb) < min(xa):
+        return f"{counts}; {ranges}: apart", []
+    text = "the difference is inside the repetitions' spread (their min..max ranges overlap)"
+    return f"{counts}; {ranges}: overlapping, so the difference is inside the spread", [Reason(INSIDE_SPREAD, text)]
+
+
+def _calibration_reasons(run: Run, named: Sequence[tuple[str, CellStats]], metric: str, ratio: float) -> list[Reason]:
+    reasons = []
+    cv = run.calibration.noise_cv.get(metric)
+    if cv is not None and math.isfinite(ratio) and abs(ratio - 1) <= NOISE_FACTOR * cv:
+        reasons.append(
+            Reason(
+                WITHIN_NOISE,
+                f"the difference ({abs(ratio - 1):.0%}) is within this machine's noise "
+                f"({NOISE_FACTOR:g} x its {cv:.0%} coefficient of variation of {metric})",
+            )
+        )
+    for name, cell in named:
+        floor = run.calibration.floor_p50_ms.get(cell.generator)
+        p50 = cell.median(P50)
+        if floor and math.isfinite(p50) and p50 <= FLOOR_FACTOR * floor:
+            reasons.append(
+                Reason(
+                    NEAR_FLOOR,
+                    f"the {name} cell's p50 ({p50:.2f} ms) is within {FLOOR_FACTOR:g}x of this machine's floor "
+                    f"({floor:.2f} ms, no-op unary with {_generator_name(cell.generator)}): mostly the round trip",
+                )
+            )
+    return reasons
+
+
+def _limit_reasons(named: Sequence[tuple[str, CellStats]], rps_quoted: bool = True) -> list[Reason]:
+    """Saturated generators (named, with what to use instead) and, where RPC/s is quoted, servers that were not the
+    limit; failed repetitions left out."""
+    reasons = []
+    by_generator: dict[str, list[str]] = {}
+    for name, cell in named:
+        if cell.generator_limited:
+            by_generator.setdefault(cell.generator, []).append(name)
+    for generator, names in by_generator.items():
+        where = _join(names)
+        instead = 'use loadgen = "ghz"' if generator == "python" else "give it more load-generator CPUs"
+        reasons.append(
+            Reason(
+                GENERATOR_SATURATED,
+                f"{_generator_name(generator)} was saturated in the {where} cell{'s' if len(names) > 1 else ''}: "
+                f"RPC/s there is the client's limit, not the server's ({instead})",
+            )
+        )
+    idle = [(n, c) for n, c in named if not c.server_limited and not c.generator_limited]
+    if rps_quoted and idle:
+        where = _join(
+            [
+                f"{n} ({_number(SERVER_UTIL, c.median(SERVER_UTIL))} busy)"
+                if math.isfinite(c.median(SERVER_UTIL))
+                else n
+                for n, c in idle
+            ]
+        )
+        reasons.append(
+            Reason(
+                SERVER_NOT_LIMIT,
+                f"the server was not saturated in the {where} cell{'s' if len(idle) > 1 else ''}, "
+                "so RPC/s there is not the server's capacity",
+            )
+        )
+    failed = [(n, c) for n, c in named if c.failed]
+    if failed:
+        where = ", ".join(f"{c.failed} in the {n} cell" for n, c in failed)
+        reasons.append(Reason(FAILED_REPETITIONS, f"failed repetitions were left out ({where})"))
+    return reasons
+
+
+def _label(reasons: Iterable[Reason], weakening: Iterable[str] = ()) -> str:
+    codes = {r.code for r in reasons}
+    if INSIDE_SPREAD in codes:
+        return INCONCLUSIVE
+    if codes & (_WEAKENING | set(weakening)):
+        return WEAK
+    return CLEAR
+
+
+def _sentence(main: str, evidence: str, reasons: Iterable[Reason], tail: str = "") -> str:
+    """'Main (evidence). Reason. Reason. Tail.' The spread reasons are already in the evidence."""
+    said = [_capital(r.text) + "." for r in reasons if r.code not in (INSIDE_SPREAD, ONE_REPETITION)]
+    text = f"{main} ({evidence})." if evidence else f"{main}."
+    return " ".join([text, *said, *([tail] if tail else [])])
+
+
+# -- building instances -------------------------------------------------------------------------------------------
+
+
+def headline_metric(cells: Iterable[CellStats]) -> str:
+    """RPC/s when the server was the limit in every cell and no generator was saturated; else server CPU per RPC."""
+    cells = list(cells)
+    if all(c.server_limited and not c.generator_limited for c in cells):
+        return RPS
+    return CPU
+
+
+def _or_nan(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+def _ratio(a: float, b: float) -> float | None:
+    if not (math.isfinite(a) and math.isfinite(b)) or a == 0:
+        return None
+    return b / a
+
+
+def _instance(sides: Sequence[tuple[str, CellStats]], metric: str, derived: dict[str, float] | None = None) -> Instance:
+    first, last = sides[0][1], sides[-1][1]
+    return Instance(
+        cells={name: cell.key for name, cell in sides},
+        values={name: {m: cell.median(m) for m in METRICS if math.isfinite(cell.median(m))} for name, cell in sides},
+        spread={
+            name: {m: [cell.low(m), cell.high(m)] for m in METRICS if math.isfinite(cell.median(m))}
+            for name, cell in sides
+        },
+        repetitions={name: cell.repetitions for name, cell in sides},
+        metric=metric,
+        ratio=_ratio(first.median(metric), last.median(metric)),
+        derived={k: v for k, v in (derived or {}).items() if v is not None and math.isfinite(v)},
+    )
+
+
+def _cheaper_phrase(metric: str, name_a: str, a: float, name_b: str, b: float) -> str:
+    """'sync is 1.55x cheaper per RPC' / 'aio served 1.20x the RPC/s'."""
+    if not (math.isfinite(a) and math.isfinite(b)) or min(a, b) <= 0:
+        return "no ratio (a median is zero or missing)"
+    if metric == RPS:
+        better, factor = (name_a, a / b) if a >= b else (name_b, b / a)
+        return f"{better} served {_times(factor)} the RPC/s"
+    better, factor = (name_a, b / a) if a <= b else (name_b, a / b)
+    return f"{better} is {_times(factor)} cheaper per RPC"
+
+
+def _range_tail(label: str, others: Sequence[tuple[Instance, str, bool]], what: str) -> str:
+    """'Over the other 17 pairs, <what> ranged 0.95x (bidi (100 messages)) to 1.64x (64 KiB); 3 of them inside their
+    spread.' ``others``: (instance, how it differs from the leading one, inside its spread)."""
+    usable = [(inst, where, inside) for inst, where, inside in others if inst.ratio is not None]
+    if not usable:
+        return ""
+    inside = sum(1 for _, _, flag in usable if flag)
+    if len(usable) == 1:
+        inst, where, flag = usable[0]
+        return (
+            f"In the other {label} ({where}), {what} was {_times(inst.ratio)}{' (inside its spread)' if flag else ''}."
+        )
+    low = min(usable, key=lambda item: item[0].ratio)
+    high = max(usable, key=lambda item: item[0].ratio)
+    spread_note = f"; {inside} of them inside their spread" if inside else ""
+    return (
+        f"Over the other {len(usable)} {label}s, {what} ranged from {_times(low[0].ratio)} ({low[1]}) "
+        f"to {_times(high[0].ratio)} ({high[1]}){spread_note}."
+    )
+
+
+def _inside(a: CellStats, b: CellStats, metric: str) -> bool:
+    return any(r.code == INSIDE_SPREAD for r in _spread_judgement(a, b, metric)[1])
+
+
+# -- the studies ----------------------------------------------------------------------------------------------------
+
+
+def _model_pair_finding(run: Run, study: str, pairs_found: list[tuple[CellStats, CellStats]]) -> Finding:
+    """sync vs aio: the leading pair in words, the others by the range of their CPU-per-RPC ratio."""
+    a, b = pairs_found[0]
+    name_a, name_b = _SERVER_NAMES[str(a.axes["impl"])], _SERVER_NAMES[str(b.axes["impl"])]
+    metric = headline_metric([a, b])
+    ctx = _context(run, a.axes, omit=["impl"])
+    main = (
+        f"At {ctx}, {_server_name(a.axes)} served {_number(RPS, a.median(RPS))} RPC/s at "
+        f"{_number(CPU, a.median(CPU))} us of CPU per RPC; {name_b} {_number(RPS, b.median(RPS))} RPC/s at "
+        f"{_number(CPU, b.median(CPU))} us: "
+        f"{_cheaper_phrase(metric, name_a, a.median(metric), name_b, b.median(metric))}"
+    )
+    if metric == RPS:
+        main += " (the server was the limit in both cells, no generator was)"
+    evidence, reasons = _spread_judgement(a, b, metric)
+    named = [(name_a, a), (name_b, b)]
+    instance = _instance(named, metric)
+    reasons += _calibration_reasons(run, named, metric, _or_nan(instance.ratio))
+    reasons += _limit_reasons(named)
+    others = [
+        (_instance([(name_a, x), (name_b, y)], CPU), _difference(a.axes, x.axes, omit=["impl"]), _inside(x, y, CPU))
+        for x, y in pairs_found[1:]
+    ]
+    tail = _range_tail(f"{name_a}/{name_b} pair", others, f"{name_b}'s CPU per RPC over {name_a}'s")
+    return Finding(
+        study=study,
+        subject=f"{name_a} vs {name_b}",
+        sentence=_sentence(main, evidence, reasons, tail),
+        metric=metric,
+        ratio=instance.ratio,
+        confidence=_label(reasons),
+        reasons=tuple(reasons),
+        instances=(instance, *(inst for inst, _, _ in others)),
+    )
+
+
+def server_model(run: Run) -> list[Finding]:
+    found = pairs(run, "impl", "sync", "aio")
+    return [_model_pair_finding(run, "server_model", found)] if found else []
+
+
+def go_reference(run: Run) -> list[Finding]:
+    """Each Python server model against the Go reference: server CPU per RPC, and RPC/s only when neither generator
+    was saturated."""
+    out = []
+    for impl in ("sync", "aio"):
+        found = pairs(run, "impl", "go", impl)
+        if not found:
+            continue
+        go, py = found[0]
+        name = _SERVER_NAMES[impl]
+        named = [("Go", go), (name, py)]
+        instance = _instance(named, CPU, {"rps_ratio": _rps_ratio_if_fair(go, py)})
+        main = (
+            f"At {_context(run, go.axes, omit=['impl'])}, {_server_name(py.axes)} spent "
+            f"{_number(CPU, py.median(CPU))} us of CPU per RPC and the Go server {_number(CPU, go.median(CPU))} us: "
+            f"{name} costs {_times(instance.ratio) if instance.ratio else '-'} Go's CPU per RPC"
+        )
+        rps_ratio = _rps_ratio_if_fair(go, py)
+        if rps_ratio is not None:
+            main += (
+                f"; it served {_number(RPS, py.median(RPS))} RPC/s against Go's {_number(RPS, go.median(RPS))} "
+                f"({_times(rps_ratio)})"
+            )
+        else:
+            main += "; RPC/s not compared: a load generator was saturated"
+        evidence, reasons = _spread_judgement(go, py, CPU)
+        reasons += _calibration_reasons(run, named, CPU, _or_nan(instance.ratio))
+        reasons += _limit_reasons(named, rps_quoted=rps_ratio is not None)
+        others = [
+            (_instance([("Go", x), (name, y)], CPU), _difference(go.axes, x.axes, omit=["impl"]), _inside(x, y, CPU))
+            for x, y in found[1:]
+        ]
+        tail = _range_tail("pair", others, f"{name}'s CPU per RPC over Go's")
+        out.append(
+            Finding(
+                study="go_reference",
+                subject=f"{name} vs Go",
+                sentence=_sentence(main, evidence, reasons, tail),
+                metric=CPU,
+                ratio=instance.ratio,
+                confidence=_label(reasons),
+                reasons=tuple(reasons),
+                instances=(instance, *(inst for inst, _, _ in others)),
+            )
+        )
+    return out
+
+
+def _rps_ratio_if_fair(reference: CellStats, other: CellStats) -> float | None:
+    if reference.generator_limited or other.generator_limited:
+        return None
+    return _ratio(reference.median(RPS), other.median(RPS))
+
+
+def _sweep_phrase(metric: str, best: str, best_value: float, runner: str, runner_value: float) -> str:
+    """'4 threads cost 1.16x less CPU per RPC than 1 thread' / '1 process served 1.07x the RPC/s of 2 processes'."""
+    if not (math.isfinite(best_value) and math.isfinite(runner_value)) or min(best_value, runner_value) <= 0:
+        return "no ratio (a median is zero or missing)"
+    if metric == RPS:
+        return f"{best} served {_times(best_value / runner_value)} the RPC/s of {runner}"
+    return f"{best} cost {_times(runner_value / best_value)} less CPU per RPC than {runner}"
+
+
+def _sweep_finding(
+    run: Run,
+    study: str,
+    axis: str,
+    found: list[list[CellStats]],
+    value_words: Callable[[object], str],
+    server: Callable[[CellStats], str],
+) -> Finding:
+    """A family of cells along one axis: each value's RPC/s and CPU per RPC, the best by the headline metric against
+    the runner-up; other families in a few words each (or their count, beyond MAX_LISTED)."""
+
+    def best_two(members: list[CellStats], metric: str) -> tuple[CellStats, CellStats]:
+        ranked = sorted(members, key=lambda c: -c.median(metric) if metric == RPS else c.median(metric))
+        return ranked[0], ranked[1]
+
+    family = found[0]
+    metric = headline_metric(family)
+    named = [(value_words(c.axes[axis]), c) for c in family]
+    best, runner = best_two(family, metric)
+    names = {c.key: n for n, c in named}
+    listing = [f"{_number(RPS, c.median(RPS))} RPC/s at {_number(CPU, c.median(CPU))} us with {n}" for n, c in named]
+    listing[0] = listing[0].replace(" us with", " us of CPU per RPC with", 1)
+    main = (
+        f"At {_context(run, family[0].axes, omit=[axis])}, {server(family[0])} served "
+        f"{', '.join(listing[:-1])} and {listing[-1]}: "
+        f"{_sweep_phrase(metric, names[best.key], best.median(metric), names[runner.key], runner.median(metric))}"
+    )
+    if metric == RPS:
+        main += " (the server was the limit in every cell, no generator was)"
+    evidence, reasons = _spread_judgement(runner, best, metric)
+    instance = _instance(named, metric)
+    pair_ratio = _or_nan(_ratio(runner.median(metric), best.median(metric)))
+    reasons += _calibration_reasons(run, [(names[best.key], best), (names[runner.key], runner)], metric, pair_ratio)
+    reasons += _limit_reasons(named)
+    others = []
+    for members in found[1:]:
+        m = headline_metric(members)
+        top, second = best_two(members, m)
+        words = _sweep_phrase(
+            m, value_words(top.axes[axis]), top.median(m), value_words(second.axes[axis]), second.median(m)
+        )
+        inside = " (inside the spread)" if _inside(second, top, m) else ""
+        where = _difference(family[0].axes, members[0].axes, omit=[axis])
+        others.append((_instance([(value_words(c.axes[axis]), c) for c in members], m), f"{where}: {words}{inside}"))
+    tail = ""
+    if others:
+        listed = [words for _, words in others[:MAX_LISTED]]
+        more = f"; and {len(others) - MAX_LISTED} more families" if len(others) > MAX_LISTED else ""
+        tail = _capital("; ".join(listed)) + more + "."
+    return Finding(
+        study=study,
+        subject=" vs ".join(n for n, _ in named),
+        sentence=_sentence(main, evidence, reasons, tail),
+        metric=metric,
+        ratio=instance.ratio,
+        confidence=_label(reasons),
+        reasons=tuple(reasons),
+        instances=(instance, *(inst for inst, _ in others)),
+    )
+
+
+def thread_pool(run: Run) -> list[Finding]:
+    found = families(run, "workers", where=lambda c: c.axes["impl"] == "sync")
+    if not found:
+        return []
+    words = lambda v: _plural(int(v), "thread")  # noqa: E731 - a one-line label
+
+    def server(cell: CellStats) -> str:
+        return _server_name(cell.axes, threads=False)
+
+    return [_sweep_finding(run, "thread_pool", "workers", found, words, server)]
+
+
+def processes(run: Run) -> list[Finding]:
+    found = families(run, "processes")
+    if not found:
+        return []
+    cpus = f"on {_plural(run.server_cpus, 'server CPU')}" if run.server_cpus else "on the server CPUs"
+    words = lambda v: _plural(int(v), "process", "processes")  # noqa: E731 - a one-line label
+
+    def server(cell: CellStats) -> str:
+        return f"{_server_name(cell.axes)} {cpus}"
+
+    return [_sweep_finding(run, "processes", "processes", found, words, server)]
+
+
+def payload_size(run: Run) -> list[Finding]:
+    """From the smallest to the largest payload: server CPU per RPC and RPC/s, and the CPU per extra KiB."""
+    found = [f for f in families(run, "payload_size") if all(math.isfinite(c.median(CPU)) for c in f)]
+    if not found:
+        return []
+
+    def scaling(members: list[CellStats]) -> tuple[float, float | None]:
+        """(largest / smallest CPU per RPC, server CPU per extra KiB between the two largest sizes); the slope is
+        None when those two differ by less than their repetitions' spread (it would be noise per KiB)."""
+        small, large = members[0], members[-1]
+        prev = members[-2]
+        kib = (int(large.axes["payload_size"]) - int(prev.axes["payload_size"])) / 1024
+        per_kib = (large.median(CPU) - prev.median(CPU)) / kib if kib > 0 and not _inside(prev, large, CPU) else None
+        return large.median(CPU) / small.median(CPU), per_kib
+
+    family = found[0]
+    small, large, prev = family[0], family[-1], family[-2]
+    growth, per_kib = scaling(family)
+    size = lambda c: figures.fmt_size(int(c.axes["payload_size"]))  # noqa: E731
+    named = [(size(c), c) for c in family]
+    main = (
+        f"{_capital(_server_name(small.axes))}, {_context(run, small.axes, omit=['payload_size'])}: "
+        f"from {size(small)} to {size(large)}, CPU per RPC went from {_number(CPU, small.median(CPU))} to "
+        f"{_number(CPU, large.median(CPU))} us ({_times(growth)}) and RPC/s from {_number(RPS, small.median(RPS))} "
+        f"to {_number(RPS, large.median(RPS))}"
+    )
+    if per_kib is not None:
+        main += f"; between {size(prev)} and {size(large)} each extra KiB cost {per_kib:.2f} us of server CPU"
+    evidence, reasons = _spread_judgement(small, large, CPU)
+    reasons += _calibration_reasons(run, [(size(small), small), (size(large), large)], CPU, growth)
+    saturated = [n for n, c in named if c.generator_limited]
+    if saturated:
+        generators = {c.generator for _, c in named if c.generator_limited}
+        instead = 'use loadgen = "ghz"' if generators == {"python"} else "give the generator more CPUs"
+        reasons.append(
+            Reason(
+                GENERATOR_SATURATED,
+                f"the load generator was saturated at {_join(saturated)}: RPC/s there is the client's limit, "
+                f"not the server's ({instead})",
+            )
+        )
+    reasons += _limit_reasons([(n, c) for n, c in named if c.failed], rps_quoted=False)
+    others = []
+    for members in found[1:]:
+        g, k = scaling(members)
+        where = _difference(small.axes, members[0].axes, omit=["payload_size"])
+        others.append(
+            (
+                _instance([(size(c), c) for c in members], CPU, {"cpu_us_per_extra_kib": k}),
+                f"{where}: {_number(CPU, members[0].median(CPU))} to {_number(CPU, members[-1].median(CPU))} us "
+                f"from {size(members[0])} to {size(members[-1])} ({_times(g)})",
+            )
+        )
+    tail = ""
+    if others:
+        listed = [words for _, words in others[:MAX_LISTED]]
+        more = f"; and {len(others) - MAX_LISTED} more families" if len(others) > MAX_LISTED else ""
+        tail = _capital("; ".join(listed)) + more + "."
+    instance = _instance(named, CPU, {"cpu_us_per_extra_kib": per_kib})
+    return [
+        Finding(
+            study="payload_size",
+            subject=f"{size(small)} to {size(large)}",
+            sentence=_sentence(main, evidence, reasons, tail),
+            metric=CPU,
+            ratio=instance.ratio,
+            confidence=_label(reasons),
+            reasons=tuple(reasons),
+            instances=(instance, *(inst for inst, _ in others)),
+        )
+    ]
+
+
+def break_even_bit_per_s(bytes_saved: float, cpu_added_us: float) -> float:
+    """The link speed below which compression pays: bytes_saved * 8 / cpu_added (bit/s).
+
+    Compression pays on a link of R bit/s when the time it saves sending, bytes_saved * 8 / R, is more than the CPU
+    time it adds on the busier side (the larger of the server's and the client's CPU added per RPC). Solving for R
+    gives the break-even speed R* = bytes_saved * 8 / cpu_added; on slower links compression wins. Assumptions:
+    the link is the bottleneck and otherwise idle, so its time per RPC is bytes / rate (no propagation delay, no
+    TCP window effects); CPU time added is time on the RPC's path, spent on a CPU that is free for it and not
+    overlapped with sending; the wire bytes measured here (loopback TCP, both directions, HTTP/2 and TLS framing
+    included) are what the real link carries; and the production payload compresses as this one did. It says
+    nothing about capacity: a CPU-bound server serves fewer RPC/s with compression at any link speed.
+    Returns inf when no CPU is added and 0 when no byte is saved.
+    """
+    if bytes_saved <= 0:
+        return 0.0
+    if cpu_added_us <= 0:
+        return math.inf
+    return bytes_saved * 8 / (cpu_added_us * 1e-6)
+
+
+def _compression_numbers(plain: CellStats, packed: CellStats) -> dict[str, float]:
+    server_added = packed.median(CPU) - plain.median(CPU)
+    client_added = packed.median(CLIENT_CPU) - plain.median(CLIENT_CPU)
+    # ghz sends an app-gzip payload compressed once up front and never decompresses replies (README, ghz limits):
+    # its CPU per RPC has no gzip in it, so there is no client figure to weigh.
+    if packed.generator != "python" and str(packed.axes["compression"]).startswith("app-gzip-"):
+        client_added = math.nan
+    saved = plain.median(WIRE) - packed.median(WIRE)
+    busier = max(server_added, client_added) if math.isfinite(client_added) else server_added
+    return {
+        "server_cpu_added_us": server_added,
+        "client_cpu_added_us": client_added,
+        "wire_bytes_saved": saved,
+        "wire_bytes_saved_fraction": saved / plain.median(WIRE) if plain.median(WIRE) else math.nan,
+        "break_even_bit_per_s": break_even_bit_per_s(saved, busier),
+        "busier_side_is_client": float(math.isfinite(client_added) and client_added > server_added),
+    }
+
+
+def _pays_words(numbers: dict[str, float], short: bool = False) -> str:
+    """'it pays on links slower than 852 Mbit/s (...)'; with ``short``: '84% of the bytes saved, pays below ...'."""
+    saved = numbers["wire_bytes_saved"]
+    if saved <= 0:
+        more = f"{_number(WIRE, -saved)} B more"
+        return f"no bytes saved ({more}): never pays" if short else f"it never pays: it saves no bytes ({more})"
+    speed = numbers["break_even_bit_per_s"]
+    if math.isinf(speed):
+        return "pays at any link speed" if short else "it pays at any link speed: it adds no CPU"
+    if short:
+        return f"{numbers['wire_bytes_saved_fraction']:.0%} of the bytes saved, pays below {_bits_per_second(speed)}"
+    side = "client's" if numbers["busier_side_is_client"] else "server's"
+    return f"it pays on links slower than {_bits_per_second(speed)} (the {side} added CPU sets it)"
+
+
+def compression(run: Run) -> list[Finding]:
+    """One finding per compression setting, against none with the same payload."""
+    needed = (CPU, WIRE)
+    out = []
+    present = {str(c.axes["compression"]) for c in run.cells.values()}
+    for setting in [v for v in ALLOWED["compression"] if v in present and v != "none"]:
+        found = [
+            (a, b)
+            for a, b in pairs(run, "compression", "none", setting)
+            if all(math.isfinite(c.median(m)) for c in (a, b) for m in needed)
+        ]
+        if not found:
+            continue
+        plain, packed = found[0]
+        numbers = _compression_numbers(plain, packed)
+        kind = str(plain.axes["payload_kind"])
+        ctx = _context(run, plain.axes, omit=["compression", "payload_size", "payload_kind"])
+        client = (
+            f" and {_signed(CLIENT_CPU, numbers['client_cpu_added_us'])} us on the client"
+            if math.isfinite(numbers["client_cpu_added_us"])
+            else " (the client's gzip is not measured: ghz sends a pre-compressed payload)"
+        )
+        main = (
+            f"On {figures.fmt_size(int(plain.axes['payload_size']))} of {kind}, {ctx}, with "
+            f"{_server_name(plain.axes)}, {setting} cost {_signed(CPU, numbers['server_cpu_added_us'])} us "
+            "of server CPU per RPC "
+            f"({_number(CPU, plain.median(CPU))} to {_number(CPU, packed.median(CPU))} us){client} and saved "
+            f"{numbers['wire_bytes_saved_fraction']:.0%} of the wire bytes ({_number(WIRE, plain.median(WIRE))} to "
+            f"{_number(WIRE, packed.median(WIRE))} B per RPC): {_pays_words(numbers)}"
+        )
+        named = [("none", plain), (setting, packed)]
+        instance = _instance(named, CPU, numbers)
+        evidence, reasons = _spread_judgement(plain, packed, CPU)
+        reasons += _calibration_reasons(run, named, CPU, _or_nan(instance.ratio))
+        reasons += _limit_reasons([(n, c) for n, c in named if c.failed], rps_quoted=False)
+        others = []
+        for a, b in found[1:]:
+            nums = _compression_numbers(a, b)
+            where = _difference(plain.axes, a.axes, omit=["compression"])
+            words = f"{where}: {_signed(CPU, nums['server_cpu_added_us'])} us, {_pays_words(nums, short=True)}"
+            others.append((_instance([("none", a), (setting, b)], CPU, nums), words))
+        tail = ""
+        if others:
+            listed = [w for _, w in others[:MAX_LISTED]]
+            more = f"; and {len(others) - MAX_LISTED} more pairs" if len(others) > MAX_LISTED else ""
+            tail = _capital("; ".join(listed)) + more + "."
+        out.append(
+            Finding(
+                study="compression",
+                subject=f"{setting} vs none",
+                sentence=_sentence(main, evidence, reasons, tail),
+                metric=CPU,
+                ratio=instance.ratio,
+                confidence=_label(reasons),
+                reasons=tuple(reasons),
+                instances=(instance, *(inst for inst, _ in others)),
+            )
+        )
+    return out
+
+
+def tls(run: Run) -> list[Finding]:
+    """TLS and mTLS against plaintext: server CPU, client CPU and wire bytes added per RPC."""
+    out = []
+    for mode, name in (("on", "TLS"), ("mtls", "mTLS")):
+        found = [(a, b) for a, b in pairs(run, "tls", "off", mode) if all(math.isfinite(c.median(CPU)) for c in (a, b))]
+        if not found:
+            continue
+
+        def added(a: CellStats, b: CellStats) -> dict[str, float]:
+            return {
+                "server_cpu_added_us": b.median(CPU) - a.median(CPU),
+                "client_cpu_added_us": b.median(CLIENT_CPU) - a.median(CLIENT_CPU),
+                "wire_bytes_added": b.median(WIRE) - a.median(WIRE),
+            }
+
+        plain, secure = found[0]
+        numbers = added(plain, secure)
+        named = [("plaintext", plain), (name, secure)]
+        instance = _instance(named, CPU, numbers)
+        main = (
+            f"At {_context(run, plain.axes, omit=['tls'])}, {name} cost {_server_name(plain.axes)} "
+            f"{_signed(CPU, numbers['server_cpu_added_us'])} us of CPU per RPC ({_number(CPU, plain.median(CPU))} to "
+            f"{_number(CPU, secure.median(CPU))} us, {_times(instance.ratio) if instance.ratio else '-'}), the client "
+            f"{_signed(CLIENT_CPU, numbers['client_cpu_added_us'])} us, and the wire "
+            f"{_signed(WIRE, numbers['wire_bytes_added'])} B per RPC ({_number(WIRE, plain.median(WIRE))} to "
+            f"{_number(WIRE, secure.median(WIRE))} B)"
+        )
+        evidence, reasons = _spread_judgement(plain, secure, CPU)
+        reasons += _calibration_reasons(run, named, CPU, _or_nan(instance.ratio))
+        reasons += _limit_reasons([(n, c) for n, c in named if c.failed], rps_quoted=False)
+        others = []
+        for a, b in found[1:]:
+            nums = added(a, b)
+            inst = _instance([("plaintext", a), (name, b)], CPU, nums)
+            inside = ", inside the spread" if _inside(a, b, CPU) else ""
+            words = (
+                f"{_difference(plain.axes, a.axes, omit=['tls'])}: {_signed(CPU, nums['server_cpu_added_us'])} us "
+                f"({_times(inst.ratio) if inst.ratio else '-'}{inside}), {_signed(WIRE, nums['wire_bytes_added'])} B"
+            )
+            others.append((inst, words))
+        tail = ""
+        if others:
+            listed = [w for _, w in others[:MAX_LISTED]]
+            more = f"; and {len(others) - MAX_LISTED} more pairs" if len(others) > MAX_LISTED else ""
+            tail = _capital("; ".join(listed)) + more + "."
+        out.append(
+            Finding(
+                study="tls",
+                subject=f"{name} vs plaintext",
+                sentence=_sentence(main, evidence, reasons, tail),
+                metric=CPU,
+                ratio=instance.ratio,
+                confidence=_label(reasons),
+                reasons=tuple(reasons),
+                instances=(instance, *(inst for inst, _ in others)),
+            )
+        )
+    return out
+
+
+def _kept_up(cell: CellStats) -> bool:
+    offered = float(cell.axes["rate"])
+    return cell.median(RPS) >= KEPT_UP * offered and cell.server_saturated == 0
+
+
+def _knee(family: list[CellStats], slo: float) -> CellStats | None:
+    points = pd.DataFrame({"rate": [float(c.axes["rate"]) for c in family], "med": [c.median(P99) for c in family]})
+    rate = figures.knee(points, slo)
+    return None if rate is None else next(c for c in family if float(c.axes["rate"]) == rate)
+
+
+def open_loop_knee(run: Run) -> list[Finding]:
+    """The highest offered rate whose p99 (and every lower rate's) stays within the SLO, and whether the server
+    kept up there."""
+    slo = run.slo_p99_ms
+    if slo is None:
+        return []
+    found = [
+        f
+        for f in families(run, "rate", where=lambda c: c.axes["mode"] == "open")
+        if all(math.isfinite(c.median(P99)) for c in f)
+    ]
+    if not found:
+        return []
+
+    def rate(cell: CellStats) -> str:
+        return f"{float(cell.axes['rate']):,.6g} RPC/s"
+
+    def service(cell: CellStats) -> str:
+        state = "it kept up" if _kept_up(cell) else "it fell behind"
+        return (
+            f"{state}: {_number(RPS, cell.median(RPS))} RPC/s served, server "
+            f"{_number(SERVER_UTIL, cell.median(SERVER_UTIL))} busy"
+        )
+
+    def describe(members: list[CellStats]) -> tuple[str, CellStats | None, list[Reason]]:
+        knee = _knee(members, slo)
+        reasons: list[Reason] = []
+        top = members[-1]
+        if knee is None:
+            first = members[0]
+            words = (
+                f"p99 was over the {slo:g} ms SLO already at the lowest offered rate, {rate(first)} "
+                f"({_number(P99, first.median(P99))} ms; {service(first)})"
+            )
+            edge = [first]
+        elif knee is top:
+            words = (
+                f"p99 stayed within the {slo:g} ms SLO at every offered rate measured, up to {rate(top)} "
+                f"({_number(P99, top.median(P99))} ms there; {service(top)})"
+            )
+            reasons.append(
+                Reason(KNEE_NOT_REACHED, "the knee lies above the highest rate measured: add higher rates to find it")
+            )
+            edge = [top]
+        else:
+            after = members[members.index(knee) + 1]
+            words = (
+                f"the knee is {rate(knee)} offered (p99 {_number(P99, knee.median(P99))} ms; {service(knee)}); "
+                f"at {rate(after)} p99 reached {_number(P99, after.median(P99))} ms ({service(after)})"
+            )
+            edge = [knee, after]
+        for cell in edge:
+            low, high = cell.low(P99), cell.high(P99)
+            if cell.repetitions < 2:
+                reasons.append(Reason(ONE_REPETITION, f"one repetition only at {rate(cell)}: no spread to judge by"))
+            elif low <= slo < high:
+                reasons.append(
+                    Reason(
+                        INSIDE_SPREAD,
+                        f"the repetitions disagree whether {rate(cell)} meets the SLO "
+                        f"(p99 {_number(P99, low)}-{_number(P99, high)} ms)",
+                    )
+                )
+        return words, knee, reasons
+
+    family = found[0]
+    words, knee, reasons = describe(family)
+    server = _server_name(family[0].axes)
+    main = f"At {_context(run, family[0].axes, omit=['rate'])}, {server}: {words}"
+    named = [(rate(c), c) for c in family]
+    reasons += _limit_reasons(named, rps_quoted=False)
+    counts = sorted({c.repetitions for c in family})
+    reps = _plural(counts[0], "repetition") if len(counts) == 1 else f"{counts[0]}-{counts[-1]} repetitions"
+    evidence = f"{reps} per rate; p99: their median"
+    disagree = [r.text for r in reasons if r.code == INSIDE_SPREAD]
+    if disagree:
+        evidence += "; " + "; ".join(disagree)
+    others = []
+    for members in found[1:]:
+        other_words, other_knee, _ = describe(members)
+        where = _difference(family[0].axes, members[0].axes, omit=["rate"])
+        inst = _instance(
+            [(rate(c), c) for c in members], P99, {"knee_rps": float(other_knee.axes["rate"]) if other_knee else None}
+        )
+        others.append((inst, f"{where}: {other_words}"))
+    tail = ""
+    if others:
+        listed = [w for _, w in others[:MAX_LISTED]]
+        more = f"; and {len(others) - MAX_LISTED} more rate sweeps" if len(others) > MAX_LISTED else ""
+        tail = _capital("; ".join(listed)) + more + "."
+    instance = _instance(named, P99, {"knee_rps": float(knee.axes["rate"]) if knee else None, "slo_p99_ms": slo})
+    return [
+        Finding(
+            study="open_loop_knee",
+            subject=f"SLO p99 {slo:g} ms",
+            sentence=_sentence(main, evidence, reasons, tail),
+            metric=P99,
+            ratio=None,
+            confidence=_label(reasons, weakening=[GENERATOR_SATURATED]),
+            reasons=tuple(reasons),
+            instances=(instance, *(inst for inst, _ in others)),
+        )
+    ]
+
+
+def _limited_by(cell: CellStats) -> str:
+    if cell.generator_limited:
+        return "generator"
+    return "server" if cell.server_limited else "neither"
+
+
+def _which_limited(python: CellStats, ghz: CellStats) -> str:
+    """'the Python generator was the limit' / 'the server was the limit with both' / a mixed case spelled out."""
+    py, go = _limited_by(python), _limited_by(ghz)
+    if py == go:
+        return {
+            "generator": "both generators were saturated",
+            "server": "the server was the limit with both",
+            "neither": "neither side was saturated with either",
+        }[py]
+    for mine, theirs, name, other in ((py, go, "the Python generator", "ghz"), (go, py, "ghz", "the Python generator")):
+        if mine == "generator":
+            return f"{name} was the limit" + (f", and with {other} the server was" if theirs == "server" else "")
+    served = "ghz" if go == "server" else "the Python generator"
+    idle = "the Python generator" if go == "server" else "ghz"
+    return f"with {served} the server was the limit, with {idle} neither side was saturated"
+
+
+def load_generator(run: Run) -> list[Finding]:
+    """The Python generator against ghz on the same cell: which one limited, and ghz's RPC/s over Python's."""
+    found = pairs(run, "loadgen", "python", "ghz")
+    if not found:
+        return []
+    python, ghz = found[0]
+    named = [("Python generator", python), ("ghz", ghz)]
+    instance = _instance(named, RPS)
+    busy = lambda c: _number(CLIENT_UTIL, c.median(CLIENT_UTIL))  # noqa: E731
+    flag = lambda c: ", saturated" if c.generator_limited else ""  # noqa: E731
+    main = (
+        f"At {_context(run, python.axes, omit=['loadgen'])}, against {_server_name(python.axes)}, the "
+        f"Python generator ({busy(python)} busy{flag(python)}) drove {_number(RPS, python.median(RPS))} RPC/s and "
+        f"ghz ({busy(ghz)} busy{flag(ghz)}) {_number(RPS, ghz.median(RPS))} RPC/s, "
+        f"{_times(instance.ratio) if instance.ratio else '-'} as many: {_which_limited(python, ghz)}; the server "
+        f"spent {_number(CPU, python.median(CPU))} and {_number(CPU, ghz.median(CPU))} us of CPU per RPC"
+    )
+    evidence, reasons = _spread_judgement(python, ghz, RPS)
+    reasons += _calibration_reasons(run, named, RPS, _or_nan(instance.ratio))
+    # which generator was saturated is the sentence itself; only failed repetitions are worth adding
+    reasons += [r for r in _limit_reasons(named, rps_quoted=False) if r.code == FAILED_REPETITIONS]
+    others = []
+    for a, b in found[1:]:
+        inst = _instance([("Python generator", a), ("ghz", b)], RPS)
+        inside = ", inside the spread" if _inside(a, b, RPS) else ""
+        words = (
+            f"{_difference(python.axes, a.axes, omit=['loadgen'])}: {_which_limited(a, b)} "
+            f"(ghz {_times(inst.ratio) if inst.ratio else '-'} the RPC/s{inside})"
+        )
+        others.append((inst, words))
+    tail = ""
+    if others:
+        listed = [w for _, w in others[:MAX_LISTED]]
+        more = f"; and {len(others) - MAX_LISTED} more pairs" if len(others) > MAX_LISTED else ""
+        tail = _capital("; ".join(listed)) + more + "."
+    return [
+        Finding(
+            study="load_generator",
+            subject="Python generator vs ghz",
+            sentence=_sentence(main, evidence, reasons, tail),
+            metric=RPS,
+            ratio=instance.ratio,
+            confidence=_label(reasons),
+            reasons=tuple(reasons),
+            instances=(instance, *(inst for inst, _ in others)),
+        )
+    ]
+
+
+STUDY_FUNCTIONS: tuple[Callable[[Run], list[Finding]], ...] = (
+    server_model,
+    thread_pool,
+    processes,
+    payload_size,
+    compression,
+    tls,
+    open_loop_knee,
+    load_generator,
+    go_reference,
+)
+
+
+def compute(df: pd.DataFrame, manifest: dict) -> tuple[Finding, ...]:
+    """Every finding the run's cells support, in STUDIES order. ``df`` is results.load's table (or any table with its
+    columns); ``manifest`` the run's manifest (settings.slo_p99_ms, spec_source, calibration are read)."""
+    run = _run(df, manifest)
+    if not run.cells:
+        return ()
+    return tuple(finding for study in STUDY_FUNCTIONS for finding in study(run))
+
+
+# -- JSON ----------------------------------------------------------------------------------------------------------
+
+
+def _clean(value: object) -> object:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, np.generic):
+        return _clean(value.item())
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _finding_dict(finding: Finding) -> dict:
+    return {
+        "study": finding.study,
+        "subject": finding.subject,
+        "sentence": finding.sentence,
+        "metric": finding.metric,
+        "ratio": _clean(finding.ratio),
+        "confidence": finding.confidence,
+        "reasons": [{"code": r.code, "text": r.text} for r in finding.reasons],
+        "cells": list(finding.cells),
+        "instances": [
+            {
+                "cells": inst.cells,
+                "values": _clean(inst.values),
+                "spread": _clean(inst.spread),
+                "repetitions": inst.repetitions,
+                "metric": inst.metric,
+                "ratio": _clean(inst.ratio),
+                "derived": _clean(inst.derived),
+            }
+            for inst in finding.instances
+        ],
+    }
+
+
+def to_json(findings: Sequence[Finding], run_id: str) -> str:
+    """The versioned findings document (FORMAT), as indented JSON text."""
+    doc = {"format": FORMAT, "run_id": run_id, "findings": [_finding_dict(f) for f in findings]}
+    return json.dumps(doc, indent=2, allow_nan=False) + "\n"
+
+
+def _float_or_none(value: object, where: str) -> float | None:
+    if value is None:
+        return None
+    number = _finite(value)
+    if number is None:
+        raise FindingsError(f"{where}: expected a number or null, got {value!r}")
+    return number
+
+
+def _instance_from(raw: object, where: str) -> Instance:
+    if not isinstance(raw, dict):
+        raise FindingsError(f"{where}: expected an object")
+    try:
+        return Instance(
+            cells={str(k): str(v) for k, v in raw["cells"].items()},
+            values={str(s): {str(m): float(v) for m, v in ms.items()} for s, ms in raw["values"].items()},
+            spread={
+                str(s): {str(m): [float(x) for x in lh] for m, lh in ms.items()} for s, ms in raw["spread"].items()
+            },
+            repetitions={str(k): int(v) for k, v in raw["repetitions"].items()},
+            metric=str(raw["metric"]),
+            ratio=_float_or_none(raw.get("ratio"), f"{where}.ratio"),
+            derived={str(k): float(v) for k, v in raw["derived"].items()},
+        )
+    except (KeyError, AttributeError, TypeError, ValueError) as exc:
+        raise FindingsError(f"{where}: malformed instance ({type(exc).__name__}: {exc})") from None
+
+
+def from_json(text: str) -> Document:
+    """Read a findings document written by to_json; FindingsError names what is wrong."""
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise FindingsError(f"not JSON ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        found = doc.get("format") if isinstance(doc, dict) else None
+        raise FindingsError(f"not a findings document (format {found!r}, expected {FORMAT!r})")
+    raw_findings = doc.get("findings")
+    if not isinstance(raw_findings, list):
+        raise FindingsError("findings: expected a list")
+    out = []
+    for i, raw in enumerate(raw_findings):
+        where = f"findings[{i}]"
+        if not isinstance(raw, dict):
+            raise FindingsError(f"{where}: expected an object")
+        missing = [
+            k for k in ("study", "subject", "sentence", "metric", "confidence", "reasons", "instances") if k not in raw
+        ]
+        if missing:
+            raise FindingsError(f"{where}: missing {', '.join(missing)}")
+        if raw["confidence"] not in CONFIDENCES:
+            raise FindingsError(f"{where}.confidence: {raw['confidence']!r}; expected one of {', '.join(CONFIDENCES)}")
+        reasons = raw["reasons"]
+        if not isinstance(reasons, list) or not all(
+            isinstance(r, dict) and {"code", "text"} <= r.keys() for r in reasons
+        ):
+            raise FindingsError(f"{where}.reasons: expected a list of {{code, text}} objects")
+        instances = raw["instances"]
+        if not isinstance(instances, list) or not instances:
+            raise FindingsError(f"{where}.instances: expected a non-empty list")
+        out.append(
+            Finding(
+                study=str(raw["study"]),
+                subject=str(raw["subject"]),
+                sentence=str(raw["sentence"]),
+                metric=str(raw["metric"]),
+                ratio=_float_or_none(raw.get("ratio"), f"{where}.ratio"),
+                confidence=raw["confidence"],
+                reasons=tuple(Reason(str(r["code"]), str(r["text"])) for r in reasons),
+                instances=tuple(_instance_from(inst, f"{where}.instances[{j}]") for j, inst in enumerate(instances)),
+            )
+        )
+    return Document(run_id=str(doc.get("run_id", "")), findings=tuple(out))
+
+
+def write(path: str | Path, findings: Sequence[Finding], run_id: str) -> Path:
+    path = Path(path)
+    path.write_text(to_json(findings, run_id), encoding="utf-8")
+    return path
+
+
+def read(path: str | Path) -> Document:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise FindingsError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        return from_json(text)
+    except FindingsError as exc:
+        raise FindingsError(f"{path}: {exc}") from None
+
+
+# -- renderers --------------------------------------------------------------------------------------------------------
+
+_TITLES = {
+    "server_model": "Server model",
+    "thread_pool": "Thread pool",
+    "processes": "Server processes",
+    "payload_size": "Payload size",
+    "compression": "Compression",
+    "tls": "TLS",
+    "open_loop_knee": "Open-loop knee",
+    "load_generator": "Load generator",
+    "go_reference": "Go reference",
+}
+_STYLES = {CLEAR: "green", WEAK: "yellow", INCONCLUSIVE: "dim"}
+_LEGEND = (
+    "Medians over successful repetitions. clear: outside the repetitions' spread; weak: one repetition, within the "
+    "machine's noise or near its floor; inconclusive: inside the spread."
+)
+
+
+def legend(findings: Sequence[Finding]) -> str:
+    """The labels explained, and, when a leading comparison rests on 2-3 repetitions a side, how little 'apart'
+    proves there: two cells that do not differ give ranges apart with probability 2 / C(n + m, n)."""
+    few = [
+        min(inst.repetitions.values())
+        for f in findings
+        for inst in f.instances[:1]
+        if inst.repetitions and 2 <= min(inst.repetitions.values()) < TEST_REPETITIONS
+    ]
+    if not few:
+        return _LEGEND
+    n = min(few)
+    chance = 2 / math.comb(2 * n, n)
+    return (
+        f"{_LEGEND} With {n} repetitions a side, 'apart' is the only evidence and weak on its own: two cells that "
+        f"do not differ give ranges apart {chance:.0%} of the time (run {TEST_REPETITIONS} or more for a test)."
+    )
+
+
+def title(finding: Finding) -> str:
+    return f"{_TITLES.get(finding.study, finding.study)}: {finding.subject}"
+
+
+def to_text(findings: Sequence[Finding], markup: bool = False) -> str:
+    """One paragraph per finding. With ``markup``, rich console markup (labels coloured, text escaped)."""
+    if not findings:
+        return "Findings: none (the run has no pair of cells that differ in one studied axis).\n"
+    if markup:
+        from rich.markup import escape
+    else:
+        escape = str  # noqa: N806 - the same name as rich's, so both branches read alike
+    lines = [f"Findings ({len(findings)})", escape(legend(findings)), ""]
+    for finding in findings:
+        label = f"[{finding.confidence}]"
+        if markup:
+            style = _STYLES[finding.confidence]
+            label = f"[{style}]{escape(label)}[/{style}]"
+        lines.append(f"- {label} {escape(title(finding))}. {escape(finding.sentence)}")
+    return "\n".join(lines) + "\n"
+
+
+def to_markdown(findings: Sequence[Finding]) -> str:
+    lines = ["## Findings", ""]
+    if not findings:
+        return "\n".join([*lines, "None: the run has no pair of cells that differ in one studied axis.", ""])
+    lines += [legend(findings), ""]
+    for finding in findings:
+        lines.append(f"- **{title(finding)}** ({finding.confidence}). {finding.sentence}")
+    return "\n".join(lines) + "\n"
+
+
+def to_html(findings: Sequence[Finding]) -> str:
+    """A <section> for a report page: one item per finding with its confidence as a class, the cells in a
+    <details>."""
+    e = lambda value: html.escape(str(value), quote=True)  # noqa: E731
+    if not findings:
+        return (
+            '<section class="findings"><h2>Findings</h2><p class="note">None: the run has no pair of cells that '
+            "differ in one studied axis.</p></section>"
+        )
+    items = []
+    for finding in findings:
+        cells = "".join(f"<li><code>{e(key)}</code></li>" for key in finding.cells)
+        items.append(
+            f'<li class="finding finding-{e(finding.confidence)}" data-study="{e(finding.study)}">'
+            f'<span class="confidence">{e(finding.confidence)}</span> <strong>{e(title(finding))}.</strong> '
+            f"{e(finding.sentence)}<details><summary>{len(finding.cells)} cells</summary><ul>{cells}</ul>"
+            "</details></li>"
+        )
+    return (
+        f'<section class="findings"><h2>Findings</h2><p class="note">{e(legend(findings))}</p>'
+        f'<ul class="findings">{"".join(items)}</ul></section>'
+    )
+
+
+# -- command line ---------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.analysis.findings", description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    parser.add_argument("--format", choices=("text", "markdown", "html", "json"), default="text")
+    args = parser.parse_args(argv)
+    try:
+        manifest = results.read_manifest(args.run_dir)
+        df = results.load(args.run_dir)
+    except results.ResultsError as exc:
+        print(f"findings: {exc}", file=sys.stderr)
+        return 2
+    found = compute(df, manifest)
+    run_id = str(df["run_id"].iloc[0]) if len(df) else args.run_dir.name
+    render = {"text": to_text, "markdown": to_markdown, "html": to_html}
+    sys.stdout.write(to_json(found, run_id) if args.format == "json" else render[args.format](found))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
