@@ -10,9 +10,9 @@ says. The runs:
 
 from __future__ import annotations
 
-import copy
 import json
 import math
+from dataclasses import dataclass, fields, replace
 from math import comb
 from pathlib import Path
 
@@ -20,9 +20,9 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from bench import results, schema
-from bench.analysis import findings
-from bench.spec import DEFAULTS, Cell
+from bench.analysis import findings, results, schema
+from bench.run.manifest import Manifest
+from bench.spec import DEFAULTS, Cell, Settings
 
 REPO = Path(__file__).resolve().parent.parent
 QUICK = REPO / "tests" / "data" / "quick-run"
@@ -41,7 +41,7 @@ GZIP6_64K = "sync/unary/w4/p1/65536B/text/app-gzip-6/tls-off/c8/n1/m1/closed/pyt
 
 
 @pytest.fixture(scope="module")
-def quick() -> tuple[pd.DataFrame, dict]:
+def quick() -> tuple[pd.DataFrame, Manifest]:
     return results.load(QUICK), results.read_manifest(QUICK)
 
 
@@ -207,7 +207,7 @@ def test_thread_pool_and_load_generator(quick, quick_findings):
 def test_open_loop_knee_of_the_quick_run(quick, quick_findings):
     df, manifest = quick
     knee = only(quick_findings, "open_loop_knee")
-    slo = manifest["settings"]["slo_p99_ms"]
+    slo = manifest.settings.slo_p99_ms
     sync_poisson = df[(df["impl"] == "sync") & (df["mode"] == "open") & (df["arrival"] == "poisson")]
     p99 = sync_poisson.groupby("rate")["lat_p99_ms"].median()
     assert (p99 <= slo).all()  # every rate met the SLO: the knee is above the sweep
@@ -244,8 +244,8 @@ def test_a_run_without_a_study_prints_nothing_for_it(quick, quick_findings, stud
 
 def test_no_slo_no_knee_and_an_empty_table_no_findings(quick):
     df, manifest = quick
-    without_slo = copy.deepcopy(manifest)
-    del without_slo["settings"]["slo_p99_ms"]
+    # A manifest always has an SLO (settings default it); one that is not a finite number > 0 cannot place a knee.
+    without_slo = replace(manifest, settings=replace(manifest.settings, slo_p99_ms=math.nan))
     assert "open_loop_knee" not in {f.study for f in findings.compute(df, without_slo)}
     assert findings.compute(df.iloc[0:0], manifest) == ()
     every_row_failed = df.assign(failed=True)
@@ -282,8 +282,15 @@ def test_five_repetitions_use_the_exact_test(monkeypatch):
 # -- calibration: noise and floor make a comparison weak ------------------------------------------------------------
 
 
-def with_calibration(manifest: dict, calibration: object) -> dict:
-    return copy.deepcopy(manifest) | {"calibration": calibration}
+@dataclass(frozen=True)
+class CalibratedManifest(Manifest):
+    """A manifest with the optional calibration field issue 11 part B adds (as a new field: defaulting to None)."""
+
+    calibration: object = None
+
+
+def with_calibration(manifest: Manifest, calibration: object) -> CalibratedManifest:
+    return CalibratedManifest(**{f.name: getattr(manifest, f.name) for f in fields(Manifest)}, calibration=calibration)
 
 
 def test_an_effect_within_the_machines_noise_is_weak(quick, quick_findings):
@@ -306,6 +313,20 @@ def test_latencies_near_the_machines_floor_are_weak(quick):
     assert weak.confidence == findings.WEAK and findings.NEAR_FLOOR in {r.code for r in weak.reasons}
     assert "machine's floor" in weak.sentence
     assert findings.NEAR_FLOOR not in {r.code for r in only(findings.compute(df, far), "server_model").reasons}
+
+
+@dataclass(frozen=True)
+class TypedCalibration:
+    floor: dict[str, dict[str, float]]
+    noise: dict[str, dict[str, float]]
+
+
+def test_a_typed_calibration_is_read_through_its_json_form(quick):
+    _, manifest = quick
+    typed = TypedCalibration(floor={"python": {"p50_ms": 0.3}}, noise={"cv": {CPU: 0.04}})
+    expected = findings.Calibration({"python": 0.3}, {CPU: 0.04})
+    assert findings.read_calibration(with_calibration(manifest, typed)) == expected
+    assert findings.read_calibration(manifest) == findings.Calibration({}, {})  # no calibration field yet
 
 
 @pytest.mark.parametrize(
@@ -340,7 +361,8 @@ def reps(cpu: list[float], rps: list[float], **flags: bool) -> list[dict]:
     return [{"server_cpu_us_per_rpc": c, "rps": r, "lat_p50_ms": 1.0} | flags for c, r in zip(cpu, rps, strict=True)]
 
 
-MANIFEST = {"settings": {"slo_p99_ms": 50.0, "server_cpus": [0]}}
+# A manifest without a spec (the baseline comes from the table), an SLO of 50 ms and one server CPU.
+MANIFEST = replace(results.read_manifest(QUICK), spec_source={}, settings=Settings(slo_p99_ms=50.0, server_cpus=(0,)))
 
 
 def test_go_reference_ratio_on_a_synthetic_table():

@@ -38,9 +38,9 @@ Studies and their rules:
   ``break_even_bit_per_s``).
 - ``tls``: one finding each for TLS and mTLS against plaintext: server and client CPU and wire bytes added per RPC.
 - ``open_loop_knee``: open-loop cells that differ in ``rate``: the knee is the highest offered rate whose median p99,
-  and every lower rate's, stays within the spec's ``settings.slo_p99_ms`` (bench.figures.knee, as in the report's
-  figure), and whether the server kept up there (served >= 95 % of the offered rate, not saturated). No SLO in the
-  manifest: no finding.
+  and every lower rate's, stays within the spec's ``settings.slo_p99_ms`` (bench.analysis.figures.knee, as in the
+  report's figure), and whether the server kept up there (served >= 95 % of the offered rate, not saturated). No
+  usable SLO in the manifest (a finite number > 0): no finding.
 - ``load_generator``: the Python generator vs ghz on the same cell: in each cell, what limited (the generator when
   flagged saturated in any repetition, else the server when saturated in every one, else neither), and ghz's RPC/s
   over Python's.
@@ -58,7 +58,7 @@ Confidence
 A finding has a ``confidence`` label and the ``reasons`` for it, each also said in its sentence:
 
 - ``inconclusive``: the difference is inside the repetitions' spread: with fewer than 4 repetitions on a side, the
-  two cells' min..max ranges overlap; with 4 or more per side, bench.compare's exact Mann-Whitney test gives
+  two cells' min..max ranges overlap; with 4 or more per side, bench.gate.stats's exact Mann-Whitney test gives
   p >= 0.05 (its interval includes no change).
 - ``weak``: outside the spread, but with one repetition only (no spread to judge by), or an effect within the
   machine's noise (|ratio - 1| <= 2 x the calibration's coefficient of variation of that metric), or latencies within
@@ -71,7 +71,8 @@ instead: ``loadgen = "ghz"`` for the Python generator, more load-generator CPUs 
 saturated where RPC/s is quoted (then RPC/s is not the server's capacity), failed repetitions left out, and a knee
 above the highest rate measured.
 
-The machine's calibration (issue 11) is read from ``manifest["calibration"]`` when it is there:
+The machine's calibration (issue 11) is read from the manifest's ``calibration`` field when it has one (the typed
+Manifest gets it with issue 11 part B; a typed calibration is read through its JSON form, which is this):
 ``{"floor": {"python": {"p50_ms": 0.34}, "ghz": {"p50_ms": 0.23}}, "noise": {"cv": {"rps": 0.05,
 "server_cpu_us_per_rpc": 0.04, "lat_p50_ms": 0.06}}}``. Only ``floor.<generator>.p50_ms`` (no-op unary p50 with one
 RPC in flight, per generator) and ``noise.cv.<metric>`` (coefficient of variation of short windows of one cell, as a
@@ -86,14 +87,17 @@ import json
 import math
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from bench import compare, figures, results, schema
-from bench.spec import ALLOWED, AXES, SpecError, parse_spec
+from ..gate import stats
+from ..run.manifest import Manifest
+from ..spec import ALLOWED, AXES, SpecError, parse_spec
+from . import figures, results, schema
+from .table import fmt_size
 
 FORMAT = "grpclab.findings/1"
 FILE_NAME = "findings.json"
@@ -309,9 +313,14 @@ def _finite(value: object) -> float | None:
     return float(value)
 
 
-def read_calibration(manifest: dict) -> Calibration:
-    """The floor and noise of ``manifest["calibration"]``; missing or malformed parts are left out."""
-    calibration = manifest.get("calibration")
+def read_calibration(manifest: Manifest) -> Calibration:
+    """The floor and noise of the manifest's calibration; missing or malformed parts are left out.
+
+    Manifests get a ``calibration`` field with issue 11 part B: until then (and in runs made before) there is none.
+    """
+    calibration = getattr(manifest, "calibration", None)
+    if is_dataclass(calibration) and not isinstance(calibration, type):
+        calibration = asdict(calibration)
     if not isinstance(calibration, dict):
         return Calibration({}, {})
     floor: dict[str, float] = {}
@@ -326,8 +335,8 @@ def read_calibration(manifest: dict) -> Calibration:
     return Calibration(floor, {m: v for m, v in cv.items() if v >= 0})
 
 
-def _baseline(manifest: dict, cells: Iterable[CellStats]) -> dict[str, object]:
-    source = manifest.get("spec_source")
+def _baseline(manifest: Manifest, cells: Iterable[CellStats]) -> dict[str, object]:
+    source = manifest.spec_source
     if isinstance(source, dict):
         try:
             return parse_spec(source).cells[0].to_dict()
@@ -340,18 +349,17 @@ def _baseline(manifest: dict, cells: Iterable[CellStats]) -> dict[str, object]:
     return {axis: max(seen, key=seen.get) for axis, seen in counts.items() if seen}
 
 
-def _run(df: pd.DataFrame, manifest: dict) -> Run:
+def _run(df: pd.DataFrame, manifest: Manifest) -> Run:
     cells = cell_stats(df)
-    settings = manifest.get("settings") if isinstance(manifest.get("settings"), dict) else {}
-    slo = _finite(settings.get("slo_p99_ms"))
-    server_cpus = settings.get("server_cpus")
+    slo = _finite(manifest.settings.slo_p99_ms)
+    server_cpus = manifest.settings.server_cpus
     return Run(
         cells=cells,
         baseline=_baseline(manifest, cells.values()),
         varying=frozenset(a for a in AXES if len({c.axes[a] for c in cells.values()}) > 1),
         calibration=read_calibration(manifest),
         slo_p99_ms=slo if slo and slo > 0 else None,
-        server_cpus=len(server_cpus) if isinstance(server_cpus, list) and server_cpus else None,
+        server_cpus=len(server_cpus) or None,
     )
 
 
@@ -502,7 +510,7 @@ def _context(run: Run, axes: dict[str, object], omit: Iterable[str] = ()) -> str
     parts = []
     head = []
     if "payload_size" not in omit:
-        head.append(figures.fmt_size(int(axes["payload_size"])))
+        head.append(fmt_size(int(axes["payload_size"])))
     if "payload_kind" not in omit and ("payload_kind" in run.varying or axes["payload_kind"] != "text"):
         head.append(f"of {axes['payload_kind']}," if head else f"{axes['payload_kind']},")
     if "rpc" not in omit:
@@ -547,7 +555,7 @@ def _difference(reference: dict[str, object], axes: dict[str, object], omit: Ite
             rate_omitted = "rate" in omit and axes["mode"] == reference["mode"] == "open"
             words.append(f"{axes['arrival']} arrivals" if rate_omitted else _mode_phrase(axes))
         elif axis == "payload_size":
-            words.append(figures.fmt_size(int(value)))
+            words.append(fmt_size(int(value)))
         elif axis == "concurrency":
             words.append(f"{value} in flight")
         elif axis == "connections":
@@ -591,7 +599,7 @@ def _spread_judgement(a: CellStats, b: CellStats, metric: str) -> tuple[str, lis
         text = "one repetition only: there is no spread to judge the difference by"
         return f"{counts}: no spread to judge by", [Reason(ONE_REPETITION, text)]
     if min(len(xa), len(xb)) >= TEST_REPETITIONS:
-        est = compare.estimate(xa, xb)
+        est = stats.estimate(xa, xb)
         if est.significant:
             return f"{counts}; Mann-Whitney p = {est.p_value:.3f}", []
         text = f"the difference is inside the repetitions' spread (Mann-Whitney p = {est.p_value:.2f})"
@@ -970,7 +978,7 @@ def payload_size(run: Run) -> list[Finding]:
     family = found[0]
     small, large, prev = family[0], family[-1], family[-2]
     growth, per_kib = scaling(family)
-    size = lambda c: figures.fmt_size(int(c.axes["payload_size"]))  # noqa: E731
+    size = lambda c: fmt_size(int(c.axes["payload_size"]))  # noqa: E731
     named = [(size(c), c) for c in family]
     main = (
         f"{_capital(_server_name(small.axes))}, {_context(run, small.axes, omit=['payload_size'])}: "
@@ -1102,7 +1110,7 @@ def compression(run: Run) -> list[Finding]:
             else " (the client's gzip is not measured: ghz sends a pre-compressed payload)"
         )
         main = (
-            f"On {figures.fmt_size(int(plain.axes['payload_size']))} of {kind}, {ctx}, with "
+            f"On {fmt_size(int(plain.axes['payload_size']))} of {kind}, {ctx}, with "
             f"{_server_name(plain.axes)}, {setting} cost {_signed(CPU, numbers['server_cpu_added_us'])} us "
             "of server CPU per RPC "
             f"({_number(CPU, plain.median(CPU))} to {_number(CPU, packed.median(CPU))} us){client} and saved "
@@ -1401,7 +1409,7 @@ STUDY_FUNCTIONS: tuple[Callable[[Run], list[Finding]], ...] = (
 )
 
 
-def compute(df: pd.DataFrame, manifest: dict) -> tuple[Finding, ...]:
+def compute(df: pd.DataFrame, manifest: Manifest) -> tuple[Finding, ...]:
     """Every finding the run's cells support, in STUDIES order. ``df`` is results.load's table (or any table with its
     columns); ``manifest`` the run's manifest (settings.slo_p99_ms, spec_source, calibration are read)."""
     run = _run(df, manifest)
