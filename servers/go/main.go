@@ -209,9 +209,9 @@ func run(args []string) error {
 	address := net.JoinHostPort(c.host, fmt.Sprint(c.port))
 	listener, err := net.Listen("tcp", address)
 	if err != nil {
-		var opErr *net.OpError
-		if errors.As(err, &opErr) && opErr.Err != nil {
-			err = opErr.Err
+		var errno syscall.Errno // "address already in use" rather than "listen tcp ...: bind: ..."
+		if errors.As(err, &errno) {
+			err = errno
 		}
 		return usagef("cannot bind %s: %v", address, err)
 	}
