@@ -591,6 +591,31 @@ def test_deadline_shorter_than_a_slow_stream(plain: ServerProcess) -> None:
         assert say_hello(channel, name="after", timeout=1).message == "Hello, after!"
 
 
+def test_cancelled_and_expired_rpcs_are_counted(plain: ServerProcess) -> None:
+    every = COUNTS_EVERY_SERVICE[plain.ready["impl"]]
+    with open_channel(plain.target) as channel:
+        lab_pb2_grpc.ControlStub(channel).Reset(lab_pb2.ResetRequest(), timeout=T)
+        expired = number_stream_pb2_grpc.NumberServiceStub(channel).GetNumbers(
+            number_stream_pb2.NumberRequest(limit=INT32_MAX), timeout=0.2
+        )
+        assert code_of(lambda: list(expired)) == grpc.StatusCode.DEADLINE_EXCEEDED
+        requests = Requests()
+        cancelled = chat_pb2_grpc.ChatServiceStub(channel).Chat(iter(requests), timeout=T)
+        requests.put("then cancelled")
+        assert next(cancelled).message == "You said: then cancelled"
+        cancelled.cancel()
+        requests.close()
+        # The server ends both on its own time: poll, knowing that with `every` each earlier poll counts too.
+        for polls in range(200):
+            want = 2 + every * (1 + polls)  # the two RPCs (+ the Reset and the earlier Stats calls)
+            served = stats(channel).rpcs_served
+            if served == want:
+                break
+            assert served < want, (served, want)
+            time.sleep(0.02)
+        assert served == want, (served, want)
+
+
 def test_calculate_sum_overflowing_int32_is_out_of_range(plain: ServerProcess) -> None:
     with open_channel(plain.target) as channel:
         for numbers in ([INT32_MAX, 1], [INT32_MIN, -1], [INT32_MAX, INT32_MAX, INT32_MAX], [1] * 10 + [INT32_MAX]):
