@@ -157,6 +157,7 @@ func encodePayload(raw []byte, level uint32) []byte {
 	w.Reset(&out)
 	_, _ = w.Write(raw) // writes to a bytes.Buffer cannot fail
 	_ = w.Close()
+	w.Reset(io.Discard) // a pooled writer must not keep this reply's buffer alive
 	gzipWriters[level].Put(w)
 	return out.Bytes()
 }
