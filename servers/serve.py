@@ -197,11 +197,17 @@ def _serve_many(config: ServerConfig, faults: Faults) -> int:
     os.close(write_fd)
 
     stopping = False
+    signalled: set[int] = set()
 
     def forward(*_: object) -> None:
         nonlocal stopping
         stopping = True
+        # Once per child: a second SIGTERM can reach a child after asyncio.run() restored SIG_DFL on its way
+        # out, and would kill it (exit -15) instead of letting it finish its graceful stop.
         for child in pids:
+            if child in signalled:
+                continue
+            signalled.add(child)
             try:
                 os.kill(child, signal.SIGTERM)
             except ProcessLookupError:

@@ -570,6 +570,16 @@ def plain(request, server_pool) -> Iterator[ServerProcess]:
         yield servers("--impl", request.param)
 
 
+def assert_deadline_exceeded(error: grpc.RpcError, impl: str) -> None:
+    if impl == "go" and error.code() == grpc.StatusCode.CANCELLED:
+        # grpc-go ends an RPC at its deadline with RST_STREAM(CANCEL); when that frame reaches gRPC core's client
+        # before the client's own deadline timer fires, core reports CANCELLED ("deadline exceeded is best
+        # effort over HTTP/2"). grpc-go's own client re-checks its deadline there; core's does not.
+        assert "RST_STREAM with error code 8" in error.debug_error_string(), error
+    else:
+        assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED, error
+
+
 def test_deadline_shorter_than_a_slow_stream(plain: ServerProcess) -> None:
     with open_channel(plain.target) as channel:
         stub = number_stream_pb2_grpc.NumberServiceStub(channel)
@@ -580,7 +590,7 @@ def test_deadline_shorter_than_a_slow_stream(plain: ServerProcess) -> None:
                 assert response.number == received
                 received += 1
         elapsed = time.monotonic() - started
-        assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert_deadline_exceeded(info.value, plain.ready["impl"])
         assert received > 0 and 0.15 < elapsed < 2.0
         # The server stops producing the abandoned stream: its CPU time stays flat.
         before = stats(channel)
@@ -598,7 +608,9 @@ def test_cancelled_and_expired_rpcs_are_counted(plain: ServerProcess) -> None:
         expired = number_stream_pb2_grpc.NumberServiceStub(channel).GetNumbers(
             number_stream_pb2.NumberRequest(limit=INT32_MAX), timeout=0.2
         )
-        assert code_of(lambda: list(expired)) == grpc.StatusCode.DEADLINE_EXCEEDED
+        with pytest.raises(grpc.RpcError) as info:
+            list(expired)
+        assert_deadline_exceeded(info.value, plain.ready["impl"])
         requests = Requests()
         cancelled = chat_pb2_grpc.ChatServiceStub(channel).Chat(iter(requests), timeout=T)
         requests.put("then cancelled")
