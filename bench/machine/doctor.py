@@ -6,6 +6,8 @@ import os
 import shutil
 import subprocess
 
+from servers import go_server
+
 from . import environment
 
 
@@ -38,7 +40,8 @@ def checks() -> list[tuple[str, str | None, str]]:
             _tool_version([ghz, "--version"]) if ghz else None,
             "make setup (needs Go); the Python load generator works without it",
         ),
-        ("go", _tool_version([go, "version"]) if go else None, "install Go >= 1.23 (only needed to build ghz)"),
+        ("go-server", go_server.version(), "make setup (needs Go >= 1.26); only --impl go needs it"),
+        ("go", _tool_version([go, "version"]) if go else None, "install Go (>= 1.23: ghz; >= 1.26: the Go server)"),
         (
             "taskset",
             shutil.which("taskset"),
