@@ -150,14 +150,19 @@ func (*ResetRequest) Descriptor() ([]byte, []int) {
 // Counters of the one server process that answered (with --processes N each
 // process has its own; the harness reads every process's CPU from /proc instead).
 type StatsReply struct {
-	state             protoimpl.MessageState `protogen:"open.v1"`
-	Pid               uint32                 `protobuf:"varint,1,opt,name=pid,proto3" json:"pid,omitempty"`
-	Impl              string                 `protobuf:"bytes,2,opt,name=impl,proto3" json:"impl,omitempty"`                                               // "sync" or "aio"
-	CpuUserSeconds    float64                `protobuf:"fixed64,3,opt,name=cpu_user_seconds,json=cpuUserSeconds,proto3" json:"cpu_user_seconds,omitempty"` // process CPU time since start
-	CpuSystemSeconds  float64                `protobuf:"fixed64,4,opt,name=cpu_system_seconds,json=cpuSystemSeconds,proto3" json:"cpu_system_seconds,omitempty"`
-	RssBytes          uint64                 `protobuf:"varint,5,opt,name=rss_bytes,json=rssBytes,proto3" json:"rss_bytes,omitempty"`                               // resident set size now
-	RpcsServed        uint64                 `protobuf:"varint,6,opt,name=rpcs_served,json=rpcsServed,proto3" json:"rpcs_served,omitempty"`                         // tutorial-service RPCs finished since start or Reset
-	SecondsSinceReset float64                `protobuf:"fixed64,7,opt,name=seconds_since_reset,json=secondsSinceReset,proto3" json:"seconds_since_reset,omitempty"` // wall time since start or Reset
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Pid              uint32                 `protobuf:"varint,1,opt,name=pid,proto3" json:"pid,omitempty"`
+	Impl             string                 `protobuf:"bytes,2,opt,name=impl,proto3" json:"impl,omitempty"`                                               // "sync", "aio" or "go"
+	CpuUserSeconds   float64                `protobuf:"fixed64,3,opt,name=cpu_user_seconds,json=cpuUserSeconds,proto3" json:"cpu_user_seconds,omitempty"` // process CPU time since start
+	CpuSystemSeconds float64                `protobuf:"fixed64,4,opt,name=cpu_system_seconds,json=cpuSystemSeconds,proto3" json:"cpu_system_seconds,omitempty"`
+	RssBytes         uint64                 `protobuf:"varint,5,opt,name=rss_bytes,json=rssBytes,proto3" json:"rss_bytes,omitempty"` // resident set size now
+	// RPCs the server finished since start or Reset: any service (health, reflection and Control included)
+	// and any status (cancelled and deadline-exceeded included), counted by gRPC core (channelz calls
+	// succeeded + failed) in the Python servers and by a handler wrapper in the Go server (which does not see
+	// calls refused before any handler, e.g. to an unknown method). The running Stats call itself is not
+	// included; a Reset call counts once it ended.
+	RpcsServed        uint64  `protobuf:"varint,6,opt,name=rpcs_served,json=rpcsServed,proto3" json:"rpcs_served,omitempty"`
+	SecondsSinceReset float64 `protobuf:"fixed64,7,opt,name=seconds_since_reset,json=secondsSinceReset,proto3" json:"seconds_since_reset,omitempty"` // wall time since start or Reset
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }

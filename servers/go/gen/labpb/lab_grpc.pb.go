@@ -32,7 +32,7 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 type ControlClient interface {
 	Stats(ctx context.Context, in *StatsRequest, opts ...grpc.CallOption) (*StatsReply, error)
-	// Zeroes rpcs_served and the reset clock; returns the counters as they were.
+	// Restarts rpcs_served and the reset clock from now; returns the counters as they were.
 	Reset(ctx context.Context, in *ResetRequest, opts ...grpc.CallOption) (*StatsReply, error)
 }
 
@@ -69,7 +69,7 @@ func (c *controlClient) Reset(ctx context.Context, in *ResetRequest, opts ...grp
 // for forward compatibility.
 type ControlServer interface {
 	Stats(context.Context, *StatsRequest) (*StatsReply, error)
-	// Zeroes rpcs_served and the reset clock; returns the counters as they were.
+	// Restarts rpcs_served and the reset clock from now; returns the counters as they were.
 	Reset(context.Context, *ResetRequest) (*StatsReply, error)
 	mustEmbedUnimplementedControlServer()
 }
