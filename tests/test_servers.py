@@ -876,7 +876,7 @@ def test_sigkill_of_the_parent_stops_the_server(impl: str) -> None:
     # A stand-in harness starts the server as the runner does (--exit-with-parent), then is SIGKILLed.
     harness_code = (
         "import sys, time\n"
-        "from bench import server_process\n"
+        "from bench.run import server_process\n"
         f"srv = server_process.start(['--impl', '{impl}', '--port', '0', '--grace', '0.5', '--exit-with-parent'])\n"
         "print(srv.proc.pid, srv.port, flush=True)\n"
         "time.sleep(60)\n"

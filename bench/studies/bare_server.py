@@ -6,7 +6,7 @@ lab's request fields it honours only what the benchmark's load needs: the reply 
 tutorial's) and, when the request asks for one (`response_size`, `response_kind`), the payload, raw. It never
 checks request payloads nor app-gzip levels: the overhead benchmark sends neither.
 
-It prints the same kind of ready line as `grpclab serve`, so bench.server_process starts it the same way:
+It prints the same kind of ready line as `grpclab serve`, so bench.run.server_process starts it the same way:
 
     python -m bench.studies.bare_server --impl sync|aio --port 0 [--tls DIR] [--exit-with-parent]
 
