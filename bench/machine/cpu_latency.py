@@ -144,9 +144,10 @@ def tune(us: int = 0, seconds: float | None = None) -> int:
                 return 1
             idle = next(c for c in collect(steal_interval_s=0).checks if c.name == "cpuidle")
             until = f"for {seconds:g} s" if seconds is not None else "until Ctrl-C or SIGTERM"
-            print(f"{state.describe()}; {until}")
-            print(f"cpuidle: {idle.value}" + (f"\n  -> {idle.effect}" if idle.effect else ""), flush=True)
+            # The wait begins with these lines: whoever reads them may stop it at once, before the next bytecode.
             try:
+                print(f"{state.describe()}; {until}")
+                print(f"cpuidle: {idle.value}" + (f"\n  -> {idle.effect}" if idle.effect else ""), flush=True)
                 if seconds is None:
                     while True:
                         time.sleep(3600)
