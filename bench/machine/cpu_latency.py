@@ -133,6 +133,8 @@ def tune(us: int = 0, seconds: float | None = None) -> int:
 
     from .system import collect
 
+    # SIGTERM ends the hold like Ctrl-C, as bench.run.executor.sigterm_interrupts does for runs; not imported from
+    # there: bench.machine sits below bench.run, and this command would load the whole harness (grpc, pyarrow).
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 

@@ -43,11 +43,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import random
-import signal
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -62,10 +59,11 @@ from bench.load.job import LoadError, LoadJob  # what a generator is asked to do
 from bench.load.python_load import PythonLoad  # Python load generator (when ghz is missing)
 from bench.machine import cpu_latency, environment  # idle CPUs kept polling; what the run was measured on
 from bench.run import sampling, server_process  # /proc CPU, the launcher
+from bench.run.executor import certificates, sigterm_interrupts  # what every run has: its certs, SIGTERM
 from bench.run.placement import LocalLoadgenHost  # generators pinned as the harness pins them
 from bench.spec import DEFAULTS, Cell  # a load job is a harness cell's
 from bench.spec import Settings as RunSettings
-from servers import certs
+from bench.studies import UsageError, check_cpus, new_out_dir
 
 IMPLS = ("sync", "aio")
 RPCS = ("unary", "server_stream", "client_stream", "bidi")
@@ -76,10 +74,6 @@ LAB_ENTRY = server_process.LAB_SERVE
 BARE_ENTRY = ("bench.studies.bare_server",)
 GOAL = 0.97
 RPC_TIMEOUT_S = 10.0
-
-
-class UsageError(Exception):
-    """A bad option (one line, naming it): exit 2."""
 
 
 @dataclass(frozen=True)
@@ -396,10 +390,7 @@ def check(settings: Settings) -> None:
         raise UsageError("--warmup, --payload-size must be >= 0; --stream-messages, --connections >= 1")
     if not 0 < settings.goal <= 2:
         raise UsageError(f"--goal: a ratio in (0, 2], got {settings.goal}")
-    available = os.sched_getaffinity(0)
-    for flag, cpu in (("--server-cpu", settings.server_cpu), ("--loadgen-cpu", settings.loadgen_cpu)):
-        if cpu not in available:
-            raise UsageError(f"{flag}: CPU {cpu} is not available here ({sorted(available)})")
+    check_cpus(settings.server_cpu, settings.loadgen_cpu)
     if settings.server_cpu == settings.loadgen_cpu:
         raise UsageError("--server-cpu and --loadgen-cpu must differ")
     if settings.loadgen == "ghz" and find_ghz() is None:
@@ -414,12 +405,7 @@ def run(
 ) -> tuple[dict, list[CellResult]]:
     """Measure every window of the plan into ``out_dir``; returns (meta, results). Raises UsageError."""
     check(settings)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=False)
-    except FileExistsError:
-        raise UsageError(f"--out {out_dir}: already exists") from None
-    except OSError as exc:
-        raise UsageError(f"--out {out_dir}: {exc.strerror}") from None
+    new_out_dir(out_dir)
     windows = plan(settings)
     meta = {
         "study": "overhead",
@@ -430,10 +416,7 @@ def run(
         "lab_env": lab_env or {},
     }
     began = time.monotonic()
-    certs_dir = Path(tempfile.mkdtemp(prefix="grpclab-overhead-certs-"))
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        certs.generate(certs_dir)
+    with sigterm_interrupts(), certificates() as certs_dir:
         with ExitStack() as held, open(out_dir / "windows.jsonl", "w") as log:
             meta["cpu_latency_hold"] = _hold_cpu_latency(held) if settings.cpu_latency_hold else "off"
             for k, window in enumerate(windows):
@@ -445,11 +428,6 @@ def run(
                     f"[{k + 1}/{len(windows)}] round {window.round + 1} "
                     f"{Cell3(window.impl, window.rpc, window.tls).name} {window.arm}: {what}"
                 )
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        for path in certs_dir.iterdir():
-            path.unlink()
-        certs_dir.rmdir()
     meta["ended_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     meta["elapsed_s"] = time.monotonic() - began
     results = summarize(windows, settings)
@@ -461,10 +439,6 @@ def _hold_cpu_latency(stack: ExitStack) -> str:
     """Hold /dev/cpu_dma_latency at 0 until ``stack`` closes; what the run records: "on" or "unavailable: why"."""
     state = stack.enter_context(cpu_latency.hold(0))
     return "on" if state.held else f"unavailable: {state.reason}"
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def write(out_dir: Path, meta: dict, results: Sequence[CellResult], windows: Sequence[Window]) -> None:

@@ -47,7 +47,6 @@ import asyncio
 import json
 import math
 import os
-import signal
 import statistics
 import sys
 import threading
@@ -67,7 +66,9 @@ from bench.load.channels import open_channel  # the load generator's channels
 from bench.load.workload import Workload  # the load generator's calls, with reply checks
 from bench.machine import environment  # machine description
 from bench.run import server_process  # the launcher
+from bench.run.executor import sigterm_interrupts  # SIGTERM ends a run like Ctrl-C
 from bench.spec.compression import Compression
+from bench.studies import UsageError, check_cpus, new_out_dir
 from protos import chat_pb2, chat_pb2_grpc, greet_pb2, greet_pb2_grpc, number_stream_pb2, number_stream_pb2_grpc
 from servers.config import IMPLS
 
@@ -97,10 +98,6 @@ ALLOWED = {
     "cancel_server_stream": {"CANCELLED"},
     **{rpc: {"OK"} for rpc in NORMAL},
 }
-
-
-class UsageError(Exception):
-    """A bad option (one line, naming it): exit 2."""
 
 
 @dataclass(frozen=True)
@@ -550,45 +547,30 @@ def check(settings: Settings) -> None:
     ):
         if value <= 0:
             raise UsageError(f"{flag}: must be > 0, got {value}")
-    available = os.sched_getaffinity(0)
-    for flag, cpu in (("--server-cpu", settings.server_cpu), ("--loadgen-cpu", settings.loadgen_cpu)):
-        if cpu not in available:
-            raise UsageError(f"{flag}: CPU {cpu} is not available here ({sorted(available)})")
+    check_cpus(settings.server_cpu, settings.loadgen_cpu)
 
 
 def run(
     settings: Settings, out_dir: Path, env: dict[str, str] | None = None, progress=print
 ) -> tuple[dict, list[ModelResult]]:
     check(settings)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=False)
-    except FileExistsError:
-        raise UsageError(f"--out {out_dir}: already exists") from None
-    except OSError as exc:
-        raise UsageError(f"--out {out_dir}: {exc.strerror}") from None
+    new_out_dir(out_dir)
     meta = {
         "study": "soak",
         "settings": asdict(settings),
         "environment": environment.describe(),
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    previous = signal.signal(signal.SIGTERM, _interrupt)
     results = []
-    try:
+    with sigterm_interrupts():
         for impl in settings.impls:
             result = soak_one(impl, settings, env, progress)
             results.append(result)
             doc = {**meta, "result": asdict(result), "passed": result.passed}
             (out_dir / f"soak-{impl}.json").write_text(json.dumps(doc, indent=1) + "\n")
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     meta["ended_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     (out_dir / "soak.md").write_text(render_markdown(meta, results))
     return meta, results
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def parse_settings(argv: Sequence[str] | None) -> tuple[Settings, Path | None]:
