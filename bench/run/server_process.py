@@ -97,19 +97,21 @@ def start(
     timeout: float = READY_TIMEOUT_S,
     code_dir: str | os.PathLike | None = None,
     python: str | None = None,
+    prefix: Sequence[str] = (),
 ) -> ServerProcess:
     """Start ``grpclab serve ARGS`` and wait for its ready line; raises ServerStartError.
 
     ``code_dir``: serve the code of this source tree (e.g. a base commit's git worktree) instead of the
     installed one: it is the server's working directory and comes first on its PYTHONPATH.
     ``python``: the interpreter (and so the packages) to serve with; default this one.
+    ``prefix``: a command that execs the server (e.g. ``nsenter --net=...``: the same pid, placed elsewhere).
     """
     stderr = tempfile.NamedTemporaryFile(prefix="grpclab-serve-", suffix=".log", delete=False)  # noqa: SIM115
     child_env = {**os.environ, **(env or {})}
     if code_dir is not None:
         child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(code_dir), child_env.get("PYTHONPATH")]))
     proc = popen_pinned(
-        serve_command(args, python),
+        [*prefix, *serve_command(args, python)],
         cpus,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
