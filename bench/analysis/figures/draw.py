@@ -28,6 +28,7 @@ TITLES = {
     "open_loop": "Latency against throughput (open-loop rate sweep)",
     "latency_percentiles": "Latency percentiles of the baseline cells (HDR histograms)",
     "streaming": "Per-message latency of streaming RPCs",
+    "links": "Throughput and latency against link rate, per compression",
 }
 BARS = "Points: median over repetitions; error bars: min..max across repetitions"
 
