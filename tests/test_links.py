@@ -360,6 +360,7 @@ def test_without_capabilities_link_cells_fail_with_one_line_and_loopback_cells_r
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert "Traceback" not in out.stdout + out.stderr
+    assert "warning: 1 cells with link != loopback will fail (network namespaces need root" in out.stdout
     df = results.load(tmp_path / "run").set_index("link")
     assert not df.loc["loopback", "failed"] and df.loc["loopback", "rps"] > 0
     assert df.loc["veth-100mbit", "failed"]

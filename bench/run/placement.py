@@ -316,6 +316,15 @@ def _link_notes(net: netns.CellNetwork) -> list[str]:
     return []
 
 
+def link_warning(where: Placement, cells: Sequence[Cell]) -> str | None:
+    """One line for the start of a run whose link cells will fail here (they fail in their rows; the rest run)."""
+    keys = sorted({cell.key() for cell in cells if Link.parse(cell.link).namespaced})
+    problem = where.problem() if keys and isinstance(where, LinkPlacement) else None
+    if problem is None:
+        return None
+    return f"{len(keys)} cells with link != loopback will fail ({problem}); the loopback cells run"
+
+
 def for_settings(settings: Settings, run_id: str | None = None) -> Placement:
     """The placement a run's settings ask for (the one place that chooses)."""
     return LinkPlacement(LocalPlacement.from_settings(settings), netns.run_tag(run_id or "run"))
