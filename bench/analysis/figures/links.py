@@ -40,6 +40,10 @@ def _x_of_rate(rate: float, pos: dict[str, float]) -> float:
     return float("nan")
 
 
+def _messages(rows: pd.DataFrame) -> str:
+    return "/".join(str(m) for m in sorted(rows["stream_messages"].unique()))
+
+
 def links(df: pd.DataFrame, manifest: Manifest, out_dir: Path) -> Drawn:
     title = TITLES["links"]
     ok = ok_rows(df)
@@ -51,7 +55,7 @@ def links(df: pd.DataFrame, manifest: Manifest, out_dir: Path) -> Drawn:
     comps = order("compression", sub["compression"])
     pos, labels = _positions(list(dict.fromkeys(sub["link"].astype(str))))
     colors = {c: COMPRESSION_COLORS[i % len(COMPRESSION_COLORS)] for i, c in enumerate(comps)}
-    fig, axes = new_figure(manifest, 2 * len(kinds), width=4.8, height=4.4)
+    fig, axes = new_figure(manifest, 2, width=5.6, height=3.9, nrows=len(kinds))
     all_stats, marks = [], []
     for k, kind in enumerate(kinds):
         rows = sub[sub["rpc"] == kind]
@@ -71,9 +75,11 @@ def links(df: pd.DataFrame, manifest: Manifest, out_dir: Path) -> Drawn:
                 x = _x_of_rate(found.rate_bps, pos)
                 ax.axvline(x, color="tab:green", ls=":", lw=1.5, label=f"break-even {OTHER} vs {BASE}")
             ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
-            ax.set_xlabel("link (tbf rate, both directions)")
+            if k == len(kinds) - 1:
+                ax.set_xlabel("link (tbf rate, both directions)")
             ax.set_ylabel(label)
-            ax.set_title(f"{kind}", fontsize=10)
+            suffix = f" ({_messages(rows)} messages per call)" if kind != "unary" else ""
+            ax.set_title(f"{kind}{suffix}", fontsize=10)
             log_if_wide(ax, pd.concat([s["med"] for s in all_stats[-len(comps) :]]), ratio=10)
         marks.append(f"{kind}: {found.verdict}")
     caption = (
