@@ -206,6 +206,15 @@ def test_measured_break_even_interpolates_where_the_ratio_crosses_one() -> None:
     # ratio 4 at 100 Mbit/s, 1/4 at 1 Gbit/s: the log ratio crosses zero half way on the log rate axis
     assert found.rate_bps == pytest.approx(10**8.5)
     assert breakeven.measured(_rows({("veth-1gbit", "none"): 1.0, ("veth-1gbit", "app-gzip-1"): 2.0})).rate_bps is None
+    # a 1 % "win" on a slow link is noise, not a crossing (random payloads: gzip saves nothing)
+    noise = _rows(
+        {
+            ("veth-200mbit", "none"): 100.0, ("veth-200mbit", "app-gzip-1"): 101.0,
+            ("veth-1gbit", "none"): 500.0, ("veth-1gbit", "app-gzip-1"): 200.0,
+        }
+    )  # fmt: skip
+    found = breakeven.measured(noise)
+    assert found.rate_bps is None and "never beats none by more than 5%" in found.verdict
 
 
 def test_predicted_break_even_from_loopback_cpu_and_bytes() -> None:
@@ -222,6 +231,8 @@ def test_predicted_break_even_from_loopback_cpu_and_bytes() -> None:
     # none's link limit reaches 2000 RPC/s when the payload rate carries 2000 x 65,600 B/s
     assert got.rate_bps == pytest.approx(2000 * 65_600 * 8 / payload_rate_bps(1.0))
     assert breakeven.serial_mbit(100_000, 500) == pytest.approx(1600)
+    incompressible = pd.DataFrame([row("none", 200, 150, 655_900, 500), row("app-gzip-1", 450, 500, 655_200, 500)])
+    assert breakeven.predicted(incompressible).rate_bps is None  # 0.1 % fewer bytes: never pays
 
 
 # -- slow: the real thing (root) ----------------------------------------------------------------------

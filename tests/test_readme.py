@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.analysis import crosscheck, results, schema
+from bench.analysis import breakeven, crosscheck, results, schema
 
 REPO = Path(__file__).resolve().parent.parent
 README = (REPO / "README.md").read_text()
@@ -18,3 +18,8 @@ def test_crosscheck_table_is_what_the_committed_run_gives():
     shown = README.split("<!-- crosscheck:begin -->\n", 1)[1].split("<!-- crosscheck:end -->", 1)[0]
     run = REPO / "results" / "crosscheck-2026-11-25"
     assert shown == crosscheck.to_markdown(crosscheck.pairs(results.load(run)))
+
+
+def test_links_table_is_what_the_committed_run_gives():
+    shown = README.split("<!-- links:begin -->\n", 1)[1].split("<!-- links:end -->", 1)[0]
+    assert shown == breakeven.to_markdown(results.load(REPO / "results" / "links-2026-12-01"))
