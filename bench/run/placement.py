@@ -129,15 +129,17 @@ class Placement(Protocol):
 @dataclass(frozen=True)
 class LocalServer:
     process: server_process.ServerProcess
+    counters: TcpCounters = field(default_factory=TcpCounters)  # its TCP counters, in this namespace
 
     @property
     def target(self) -> str:
         return self.process.target
 
     def sample(self) -> Sample:
-        return sampling.take(self.process.pids, self.process.port)
+        return sampling.take(self.process.pids, self.process.port, self.counters)
 
     def stop(self) -> int:
+        self.counters.close()
         return self.process.stop()
 
 
