@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.analysis import crosscheck, results, schema
+from bench.analysis import breakeven, crosscheck, results, schema
 from bench.studies import overhead, soak
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,3 +36,8 @@ def test_overhead_unary_table_is_what_the_committed_run_gives():
     shown = README.split("<!-- overhead-unary:begin -->\n", 1)[1].split("<!-- overhead-unary:end -->", 1)[0]
     meta, cells = overhead.load_run(REPO / "results" / "overhead-unary-2026-12-01")
     assert shown.strip() == overhead.render_table(cells, meta["settings"]["goal"], meta["settings"]["alpha"])
+
+
+def test_links_table_is_what_the_committed_run_gives():
+    shown = README.split("<!-- links:begin -->\n", 1)[1].split("<!-- links:end -->", 1)[0]
+    assert shown == breakeven.to_markdown(results.load(REPO / "results" / "links-2026-12-01"))

@@ -47,8 +47,25 @@ def checks() -> list[tuple[str, str | None, str]]:
             shutil.which("taskset"),
             "util-linux (CPU pinning; without it the runner pins via sched_setaffinity)",
         ),
-        ("ss", shutil.which("ss"), "iproute2 (wire bytes per RPC; without it those columns stay empty)"),
+        ("pyroute2", versions.get("pyroute2") or _version("pyroute2"), "make setup (netlink: wire bytes, link cells)"),
+        ("nsenter", shutil.which("nsenter"), "util-linux (starts server and generators inside link cells' namespaces)"),
+        ("link cells", _link_privilege(), "run as root: network namespaces need CAP_SYS_ADMIN and CAP_NET_ADMIN"),
     ]
+
+
+def _version(package: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _link_privilege() -> str | None:
+    from ..run.netns import privilege_problem
+
+    return "can create network namespaces" if privilege_problem() is None else None
 
 
 def main() -> int:

@@ -53,6 +53,9 @@ def run(
         run_id = f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{spec.name}"
         manifest = Manifest.new(spec, plan, filter_expr, where.describe())
         store = RunStore.create(out or RESULTS_ROOT / run_id, manifest)
+    warning = placement.link_warning(placement.for_settings(spec.settings), [cell for cell, _ in plan.steps])
+    if warning:
+        console.print(f"warning: {warning}", soft_wrap=True, markup=False)
     console.print(
         f"run {store.dir}: {len(plan.steps)} repetitions of {store.manifest.cells} cells, "
         f"server on CPU {_cpus(spec.settings.server_cpus)}, load generator on CPU "

@@ -79,7 +79,7 @@ def execute(
     placement: Placement | None = None,
 ) -> int:
     """Measure every step of ``plan`` not yet in each side's store; returns the number of steps measured."""
-    placement = placement or placements.for_settings(settings)
+    placement = placement or placements.for_settings(settings, sides[0].store.dir.name if sides else None)
     placement.check()
     todo = schedule(sides, plan, settings.seed)
     with sigterm_interrupts(), certificates() as certs_dir:

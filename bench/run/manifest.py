@@ -66,6 +66,21 @@ class PlacementInfo:
 
 
 @dataclass(frozen=True)
+class LinkInfo:
+    """How one value of the ``link`` axis was built (bench.run.netns): namespaces, addresses, qdisc."""
+
+    link: str  # the axis value, e.g. "veth-100mbit"
+    namespaces: str  # how the per-cell namespaces are named
+    server_address: str  # in the server's namespace, e.g. "198.18.0.1/30"
+    loadgen_address: str  # in the generators' namespace
+    mtu: int
+    qdisc: str  # what shapes it, e.g. "tbf on both veth ends"
+    rate_bps: int | None = None  # tbf rate, bit/s of Ethernet frames (None: not shaped)
+    burst_bytes: int | None = None  # tbf bucket
+    limit_bytes: int | None = None  # tbf queue
+
+
+@dataclass(frozen=True)
 class RegressInfo:
     """One side of a `grpclab regress` run."""
 
@@ -109,6 +124,7 @@ class Manifest:
     status: str = "running"  # "running" | "complete" | "interrupted" | "failed"
     regress: RegressInfo | None = None
     gate_study: GateStudyInfo | None = None
+    links: tuple[LinkInfo, ...] | None = None  # the run's non-loopback links, as built (None: loopback only)
 
     @property
     def steps(self) -> int:
@@ -125,7 +141,10 @@ class Manifest:
         from servers import certs
 
         from ..machine import environment
+        from ..spec.link import Link
+        from . import netns
 
+        link_values = sorted({cell.link for cell, _ in plan.steps} - {"loopback"})
         return cls(
             spec_name=spec.name,
             spec_path=spec.path,
@@ -137,6 +156,7 @@ class Manifest:
             tls_key_type=certs.KEY_TYPE,
             environment=_environment(environment.describe(), "environment"),
             started_at=now(),
+            links=tuple(netns.link_info(Link.parse(value)) for value in link_values) or None,
         )
 
     def finished(self, status: str) -> Manifest:
@@ -145,7 +165,7 @@ class Manifest:
     def to_json(self) -> dict:
         data = asdict(self)
         data["plan"] = self.plan.to_json()
-        for optional in ("regress", "gate_study"):
+        for optional in ("regress", "gate_study", "links"):
             if data[optional] is None:
                 del data[optional]
         return {"schema": FORMAT, **data}
@@ -176,6 +196,7 @@ class Manifest:
                 status=data["status"],
                 regress=_typed(RegressInfo, data["regress"], f"{where}: regress") if data.get("regress") else None,
                 gate_study=_gate_study(data["gate_study"], where) if data.get("gate_study") else None,
+                links=_links(data["links"], where) if data.get("links") else None,
             )
         except KeyError as exc:
             raise ResultsError(f"{where}: missing {exc.args[0]}") from None
@@ -244,6 +265,12 @@ def _environment(data: object, where: str) -> Environment:
     values["versions"] = dict(data.get("versions") or {})
     values["cpus_available"] = tuple(data.get("cpus_available") or ())
     return Environment(**values)
+
+
+def _links(data: object, where: str) -> tuple[LinkInfo, ...]:
+    if not isinstance(data, list):
+        raise ResultsError(f"{where}: links: expected a list")
+    return tuple(_typed(LinkInfo, item, f"{where}: links[{i}]") for i, item in enumerate(data))
 
 
 def _gate_study(data: object, where: str) -> GateStudyInfo:

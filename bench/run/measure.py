@@ -23,6 +23,7 @@ from ..load.python_load import PythonLoad
 from ..spec import Cell, Settings
 from ..spec.compression import Compression
 from . import sampling
+from .netns import NetnsError
 from .placement import LoadgenHost, Placement, ServerLaunch
 from .server_process import ServerStartError
 
@@ -115,11 +116,12 @@ def measure(cell: Cell, repetition: int, order: int, ctx: Context) -> dict:
                     _sleep_until(hi)
                     after = server.sample()
                     result = load.result()
+                    notes += site.notes()
                 finally:
                     load.close()
             finally:
                 server_exit = server.stop()
-    except (ServerStartError, LoadError) as exc:
+    except (ServerStartError, LoadError, NetnsError) as exc:
         row.update(failed=True, error=str(exc), notes="; ".join(notes))
         return row
     except Exception as exc:  # noqa: BLE001 - one broken repetition must not end the run; its row says why
@@ -167,9 +169,9 @@ def fill_metrics(
     row.update(
         msg_p50_ms=msg["p50"], msg_p99_ms=msg["p99"], first_msg_p50_ms=first["p50"], first_msg_p99_ms=first["p99"]
     )
-    # Counters are read a little after each edge of the window, and not equally late (ss is
-    # a subprocess): rescale each difference from the interval between its two readings to
-    # the window, so per-RPC values divide the traffic and CPU of the window by its RPCs.
+    # Counters are read a little after each edge of the window, and not equally late: rescale each
+    # difference from the interval between its two readings to the window, so per-RPC values divide
+    # the traffic and CPU of the window by its RPCs.
     cpu_scale = _scale(duration, before.cpu_at, after.cpu_at)
     wire_scale = _scale(duration, before.wire_at, after.wire_at)
     server_cpu = (after.cpu_s - before.cpu_s) * cpu_scale
@@ -183,7 +185,7 @@ def fill_metrics(
         server_rss_mb=after.rss_bytes / 2**20,
     )
     if before.tx_bytes is None or after.tx_bytes is None:
-        notes.append("wire bytes unavailable (no ss)")
+        notes.append("wire bytes unavailable (sock_diag could not read the server's TCP counters)")
     else:
         tx = (after.tx_bytes - before.tx_bytes) * wire_scale
         rx = (after.rx_bytes - before.rx_bytes) * wire_scale

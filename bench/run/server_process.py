@@ -101,6 +101,7 @@ def start(
     code_dir: str | os.PathLike | None = None,
     python: str | None = None,
     entry: Sequence[str] = LAB_SERVE,
+    prefix: Sequence[str] = (),
 ) -> ServerProcess:
     """Start ``grpclab serve ARGS`` and wait for its ready line; raises ServerStartError.
 
@@ -108,13 +109,14 @@ def start(
     installed one: it is the server's working directory and comes first on its PYTHONPATH.
     ``python``: the interpreter (and so the packages) to serve with; default this one.
     ``entry``: the module (and its arguments before ARGS) run with ``python -m``; default `grpclab serve`.
+    ``prefix``: a command that execs the server (e.g. ``nsenter --net=...``: the same pid, placed elsewhere).
     """
     stderr = tempfile.NamedTemporaryFile(prefix="grpclab-serve-", suffix=".log", delete=False)  # noqa: SIM115
     child_env = {**os.environ, **(env or {})}
     if code_dir is not None:
         child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(code_dir), child_env.get("PYTHONPATH")]))
     proc = popen_pinned(
-        serve_command(args, python, entry),
+        [*prefix, *serve_command(args, python, entry)],
         cpus,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
