@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -382,8 +383,25 @@ def test_pins_are_read_from_constraints_and_pyproject():
     assert pins == {"grpcio": "1.85.3", "foo-bar": "2.0", "rich": "15.0.0"}
 
 
-def _worktrees() -> str:
-    return subprocess.run(["git", "-C", str(REPO), "worktree", "list"], capture_output=True, text=True).stdout
+def _worktrees() -> list[str]:
+    """This test's worktrees of the repository: those under its own TMPDIR (see ``own_tmpdir``).
+
+    The repository's whole list is shared with every other checkout of it (other worktrees, other
+    regress runs), so comparing all of it would see their changes as this test's.
+    """
+    command = ["git", "-C", str(REPO), "worktree", "list", "--porcelain"]
+    listing = subprocess.run(command, capture_output=True, text=True)
+    root = os.environ["TMPDIR"]
+    paths = [line.removeprefix("worktree ") for line in listing.stdout.splitlines() if line.startswith("worktree ")]
+    return [path for path in paths if path.startswith(root)]
+
+
+@pytest.fixture(autouse=True)
+def own_tmpdir(tmp_path, monkeypatch) -> None:
+    """regress makes its worktree with tempfile.mkdtemp: under this directory, for this test's processes."""
+    tmpdir = tmp_path / "tmpdir"
+    tmpdir.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmpdir))
 
 
 @pytest.fixture
@@ -429,7 +447,7 @@ def test_regress_ctrl_c_removes_the_worktree(tiny_spec_file, tmp_path):
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not list(out.glob("*/cells/*.json")):
         time.sleep(0.05)
-    assert _worktrees() != before  # the base worktree exists while measuring
+    assert _worktrees() != before == []  # the base worktree exists while measuring, under this test's TMPDIR
     proc.send_signal(signal.SIGINT)
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, output
