@@ -10,8 +10,10 @@ says. The runs:
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import shutil
 import statistics
 from dataclasses import dataclass, fields, replace
 from fractions import Fraction
@@ -23,6 +25,7 @@ import pytest
 from rich.console import Console
 
 from bench.analysis import findings, results, schema
+from bench.run import command
 from bench.run.manifest import Manifest
 from bench.spec import DEFAULTS, Cell, Settings
 
@@ -670,6 +673,33 @@ def test_a_calibrated_run_reads_its_calibration_from_the_manifest_json_shape(qui
     assert only(found, "server_model").confidence == findings.CLEAR
     assert only(found, "tls", "TLS vs plaintext").confidence == findings.CLEAR
     assert only(found, "tls", "mTLS vs plaintext").confidence == findings.INCONCLUSIVE  # ranges overlap
+
+
+# -- wired in: the end of `grpclab run` ----------------------------------------------------------------------------
+
+
+def test_the_run_summary_ends_with_the_findings_and_writes_them_beside_the_run(quick, quick_findings, tmp_path):
+    run_dir = Path(shutil.copytree(QUICK, tmp_path / "quick-run"))
+    out = io.StringIO()
+    document = command.finish(run_dir, Console(file=out, width=160))
+    text = out.getvalue()
+    df, manifest = quick
+    note = findings.machine_note(manifest, quick_findings)
+    assert document == findings.Document(str(df["run_id"].iloc[0]), quick_findings, note)
+    # findings.json in the run directory reads back as what the cells give
+    assert findings.read(run_dir / findings.FILE_NAME) == document
+    assert f"results: {run_dir}/cells.parquet, cells.csv, manifest.json, findings.json" in text
+    # the table and its warnings first, the findings last: every one with its label and study, then the legend and
+    # the machine's line
+    tail = text[text.index(f"Findings ({len(quick_findings)})") :]
+    assert text.index("┃") < text.index("results: ") < text.index("Findings (")
+    flat = " ".join(tail.split())
+    for finding in quick_findings:
+        assert " ".join(f"{finding.confidence} {findings._TITLES[finding.study]}".split()) in flat
+        assert " ".join(finding.headline.split()) in flat
+    assert flat.endswith(" ".join(note.split()))
+    assert " ".join(findings.legend(quick_findings).split()) in flat
+    assert "(few repetitions; the Python generator saturated in the sync cell)" in flat  # qualifiers, compact
 
 
 # -- as data: JSON round trip, renderers ------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 from bench import cli
-from bench.analysis import figures, report, results
+from bench.analysis import figures, findings, report, results
 from bench.run import sample as sample_run
 from bench.spec import AXES
 
@@ -109,6 +109,33 @@ def page(run_dir: Path) -> tuple[Path, Page]:
 
 
 # -- the report ------------------------------------------------------------------
+
+
+def test_the_report_opens_with_the_findings(run_dir: Path, page: tuple[Path, Page]) -> None:
+    index, _ = page
+    text = index.read_text()
+    df, manifest = results.load(run_dir), results.read_manifest(run_dir)
+    found = findings.compute(df, manifest)
+    assert found, "the sample run supports findings"
+    # the first section after the lead and the warnings: before the figures, the table and the manifest
+    body = text[text.index("<body>") :]
+    sections = [
+        body.index(marker)
+        for marker in ('<section class="findings"', "<h2>Figures</h2>", "<h2>Summary", "<h2>Manifest")
+    ]
+    assert sections == sorted(sections)
+    assert "<h2>" not in body[: sections[0]] and "<figure" not in body[: sections[0]]
+    section = body[sections[0] : body.index("</section>") + len("</section>")]
+    note = findings.machine_note(manifest, found)
+    assert section == findings.to_html(found, note)
+    assert section.count('<li class="finding ') == len(found)
+    assert note and note in section  # the sample run has no calibration: its line says what that means
+    # beside the page: findings.json, which reads back as what the run's cells give; summary.md opens with them
+    document = findings.read(index.parent / findings.FILE_NAME)
+    assert document == findings.Document(str(df["run_id"].iloc[0]), found, note)
+    markdown = (index.parent / report.SUMMARY).read_text()
+    assert markdown.index("## Findings") < markdown.index("## Cells") < markdown.index("| ")
+    assert findings.to_markdown(found, note) in markdown
 
 
 def test_every_image_is_a_png_beside_the_page(page: tuple[Path, Page]) -> None:
