@@ -326,7 +326,22 @@ def test_notebook_runs_top_to_bottom(
     else:
         monkeypatch.delenv("GRPCLAB_RUN_DIR_B", raising=False)
     out = "\n".join(_execute(name, cwd))
+    flat = " ".join(out.split())
+    found = findings.compute(results.load(run_dir), results.read_manifest(run_dir))
+    # each notebook starts from the run's findings, and its sections from theirs
+    if name == "compare_configs":
+        model = next(f for f in found if f.study == "server_model")
+        assert " ".join(model.headline.split()) in flat
+        assert flat.index(" ".join(model.headline.split())) < flat.index("held fixed:")  # before its tables
+        for f in found:
+            if f.study in ("server_model", "thread_pool", "tls"):
+                assert " ".join(f.sentence.split()) in flat, f.study
+        assert "no finding: the run has no cells that compare processes" in flat
     if name == "compression":
+        (gzip,) = [f for f in found if f.study == "compression"]
+        assert " ".join(gzip.sentence.split()) in flat
+        assert flat.index(" ".join(gzip.sentence.split())) < flat.index("held fixed:")
+        assert "break-even Mbit/s" in out and "min..max Mbit/s" in out
         assert "pays on links slower than" in out
     if name == "compare_runs":
         assert ("against itself" in out) != second
@@ -335,4 +350,13 @@ def test_notebook_runs_top_to_bottom(
             thin.loc[~thin["failed"], "cell_key"].nunique() if second else results.load(run_dir)["cell_key"].nunique()
         )
         assert f"{common} cells in both runs" in out
+        df_a = results.load(run_dir)
+        if second:
+            in_a, in_b = len(found), len(findings.compute(results.load(thin_run), results.read_manifest(thin_run)))
+        else:  # one repetition each: A is every cell's first, B its second
+            first, last = sorted(df_a["repetition"].unique())[:2]
+            manifest = results.read_manifest(run_dir)
+            in_a = len(findings.compute(df_a[df_a["repetition"] == first], manifest))
+            in_b = len(findings.compute(df_a[df_a["repetition"] == last], manifest))
+        assert f"findings: {in_a} in A, {in_b} in B;" in out
     assert os.environ["GRPCLAB_RUN_DIR"] == str(run_dir)
