@@ -1957,7 +1957,6 @@ _SHORT = {
     RANKING_INSIDE_SPREAD: "ranking inside the spread",
     SERVER_NOT_LIMIT: "server not saturated",
     FAILED_REPETITIONS: "failed repetitions left out",
-    KNEE_NOT_REACHED: "knee above the rates measured",
 }
 
 
@@ -1991,8 +1990,8 @@ def tags(finding: Finding) -> list[str]:
     for reason in finding.reasons:
         if reason.code == GENERATOR_SATURATED:
             out.append(reason.text.split(":")[0].replace(" was saturated", " saturated"))
-        else:
-            out.append(_SHORT.get(reason.code, reason.code))
+        elif reason.code in _SHORT:  # the others (a knee above the sweep) are in the headline itself
+            out.append(_SHORT[reason.code])
     return list(dict.fromkeys(out))
 
 
@@ -2038,10 +2037,24 @@ def to_rich(findings: Sequence[Finding], note: str | None = None) -> RenderableT
         qualified = tags(finding)
         claim = escape(finding.headline) + (f" [dim]({escape('; '.join(qualified))})[/dim]" if qualified else "")
         grid.add_row(f"[{style}]{finding.confidence}[/{style}]", _TITLES.get(finding.study, finding.study), claim)
-    parts: list[RenderableType] = [Text(f"Findings ({len(findings)})", style="bold"), grid, Text(legend(findings))]
+    head = Text(f"Findings ({len(findings)})", style="bold")
+    head.append(": each in full, with its evidence, in findings.json and the report", style="default")
+    parts: list[RenderableType] = [head, grid, Text(legend(findings))]
     if note:
         parts.append(Text(note, style="yellow"))
     return Group(*parts)
+
+
+def to_compact_text(findings: Sequence[Finding], note: str | None = None, width: int = 110) -> str:
+    """The compact form as plain text at ``width`` columns: what `grpclab run` prints on a terminal that wide
+    (without its colours and trailing blanks)."""
+    import io
+
+    from rich.console import Console
+
+    console = Console(width=width, file=io.StringIO(), record=True, color_system=None, force_terminal=False)
+    console.print(to_rich(findings, note))
+    return "\n".join(line.rstrip() for line in console.export_text().splitlines()) + "\n"
 
 
 def to_markdown(findings: Sequence[Finding], note: str | None = None) -> str:
