@@ -676,16 +676,19 @@ def _spread_judgement(run: Run, a: CellStats, b: CellStats, metric: str) -> tupl
         text = "the difference is inside the repetitions' spread (their min..max ranges overlap)"
         return f"{counts}; {ranges}: overlapping, so the difference is inside the spread", [Reason(INSIDE_SPREAD, text)]
     chance = _odds(chance_apart(len(xa), len(xb)))
-    effect = abs(_or_nan(_ratio(a.median(metric), b.median(metric))) - 1)
+    ratio = _or_nan(_ratio(a.median(metric), b.median(metric)))
+    effect = abs(ratio - 1)
+    # a factor reads better than a percentage once one side is twice the other: '11.5x', not '1054%'
+    size = _times(max(ratio, 1 / ratio)) if ratio > 0 and max(ratio, 1 / ratio) >= 2 else f"{effect:.0%}"
     cv = run.calibration.noise_cv.get(metric)
     noise = f"this machine's noise ({cv:.1%} CV of {_METRIC_WORDS.get(metric, metric)})" if cv is not None else ""
     if cv is not None and math.isfinite(effect) and effect > NOISE_FACTOR * cv:
-        return f"{counts}; {ranges}: apart, and the {effect:.0%} difference is over {NOISE_FACTOR:g}x {noise}", []
+        return f"{counts}; {ranges}: apart, and the {size} difference is over {NOISE_FACTOR:g}x {noise}", []
     by_chance = f"as two identical cells' ranges are {chance}"
     if cv is not None:
-        text = f"the {effect:.0%} difference is within {NOISE_FACTOR:g}x {noise}"
+        text = f"the {size} difference is within {NOISE_FACTOR:g}x {noise}"
         return f"{counts}; {ranges}: apart, {by_chance}, but {text}", [Reason(WITHIN_NOISE, text)]
-    text = f"apart {by_chance}, with no calibrated noise to weigh the {effect:.0%} difference against"
+    text = f"apart {by_chance}, with no calibrated noise to weigh the {size} difference against"
     return f"{counts}; {ranges}: {text}", [Reason(FEW_REPETITIONS, text)]
 
 
@@ -1273,14 +1276,15 @@ def _grpc_words(numbers: dict[str, dict[str, float]], cells: dict[str, CellStats
     parts = []
     for setting in (s for s in numbers if not s.startswith(APP_GZIP)):
         cell, first = cells[setting], not parts
-        cpu = _number(CPU, cell.median(CPU))
+        cpu = _signed(CPU, numbers[setting]["server_cpu_added_us"])
         words = f"gRPC's own {setting} cost {cpu} us of server CPU per RPC" if first and long else f"{setting} {cpu} us"
         if same is not None:
-            ratio = _ratio(same.median(CPU), cell.median(CPU))
-            times = _times(ratio) if ratio else "-"
+            ratio = _ratio(numbers[SAME_ZLIB_LEVEL]["server_cpu_added_us"], numbers[setting]["server_cpu_added_us"])
+            times = _times(ratio) if ratio and ratio > 0 else "-"
             inside = ", inside the spread" if _inside(same, cell, CPU) else ""
             level = ", the same zlib level" if long else ""
-            of = f" {SAME_ZLIB_LEVEL}'s {_number(CPU, same.median(CPU))} us{level}" if first else ""
+            added = _signed(CPU, numbers[SAME_ZLIB_LEVEL]["server_cpu_added_us"])
+            of = f" {SAME_ZLIB_LEVEL}'s {added} us{level}" if first else ""
             words += f" ({times}{of}{inside})"
         words += f" for {_number(WIRE, cell.median(WIRE))} B: {_pays_below(numbers[setting])}"
         parts.append(words)
@@ -1396,9 +1400,11 @@ def compression(run: Run) -> list[Finding]:
     same = cells.get(SAME_ZLIB_LEVEL)
     grpc = [s for s in cells if not s.startswith(APP_GZIP)]
     if grpc and same is not None:
-        times = [_times(r) if (r := _ratio(same.median(CPU), cells[s].median(CPU))) else "-" for s in grpc]
-        verb = "costs" if len(grpc) == 1 else "cost"
-        headline += f"; {_join(grpc)} {verb} {_join(times)} {SAME_ZLIB_LEVEL}'s server CPU"
+        same_added = numbers[SAME_ZLIB_LEVEL]["server_cpu_added_us"]
+        ratios = [_ratio(same_added, numbers[s]["server_cpu_added_us"]) for s in grpc]
+        times = [_times(r) if r and r > 0 else "-" for r in ratios]
+        verb = "adds" if len(grpc) == 1 else "add"
+        headline += f"; {_join(grpc)} {verb} {_join(times)} the server CPU {SAME_ZLIB_LEVEL} adds"
     settings = [s for s in ALLOWED["compression"] if any(s in g for g in groups.values())]
     return [
         Finding(
