@@ -1880,23 +1880,6 @@ def _plain(value: object) -> object:
     return asdict(value) if is_dataclass(value) and not isinstance(value, type) else value
 
 
-def _system_warnings(system: object) -> list[str]:
-    """The names of the system facts' warnings: SystemFacts.warnings() (bench.machine.system), or the checks of its
-    JSON form ({"checks": [{"name", "status", "value"}, ...]})."""
-    if system is None:
-        return []
-    warnings = getattr(system, "warnings", None)
-    if callable(warnings):
-        return [str(getattr(check, "name", check)) for check in warnings()]
-    data = _plain(system)
-    checks = data.get("checks") if isinstance(data, dict) else None
-    return [
-        str(check.get("name", "?"))
-        for check in (checks if isinstance(checks, list) else [])
-        if isinstance(check, dict) and check.get("status") == "warning"
-    ]
-
-
 def machine_note(manifest: Manifest, findings: Sequence[Finding] = ()) -> str | None:
     """One line under the findings about what of the machine weakens them, or None: a run without a noise
     calibration where a leading comparison rests on 2-3 repetitions a side, a CPU-latency request that was not
@@ -1926,7 +1909,16 @@ def machine_note(manifest: Manifest, findings: Sequence[Finding] = ()) -> str | 
             + (f" ({reason})" if reason else "")
             + ": idle CPUs could sleep between RPCs, so low-load latencies include wake-ups"
         )
-    warned = _system_warnings(getattr(manifest, "system", None))
+    system = getattr(manifest, "system", None)
+    if callable(getattr(system, "warnings", None)):  # bench.machine.system.SystemFacts
+        warned = [str(getattr(check, "name", check)) for check in system.warnings()]
+    else:
+        checks = _plain(system).get("checks") if isinstance(_plain(system), dict) else None
+        warned = [
+            str(check.get("name", "?"))
+            for check in (checks if isinstance(checks, list) else [])
+            if isinstance(check, dict) and check.get("status") == "warning"
+        ]
     if warned:
         parts.append(f"grpclab system warned about {_join(warned)} (see the manifest)")
     return f"Machine: {'; '.join(parts)}." if parts else None
