@@ -33,7 +33,7 @@ import pandas as pd
 import psutil
 import pytest
 
-from bench.analysis import results, schema
+from bench.analysis import findings, results, schema
 from bench.machine import environment
 from bench.run.manifest import MANIFEST, Manifest, PlacementInfo
 from bench.run.placement import LocalPlacement
@@ -242,8 +242,11 @@ def test_run_leaves_manifest_and_one_typed_row_per_cell_and_repetition(cli, tmp_
     )
     heads.add(git_head())  # others may commit while the run runs
     assert done.returncode == 0, done.stderr
-    assert f"results: {out}/cells.parquet, cells.csv, manifest.json" in done.stdout
+    assert f"results: {out}/cells.parquet, cells.csv, manifest.json, findings.json" in done.stdout
     assert done.stderr == ""
+    # three RPC kinds of one server: no study, so no finding, and the summary ends saying so
+    assert findings.read(out / findings.FILE_NAME).findings == ()
+    assert done.stdout.rstrip().splitlines()[-1].startswith("Findings: none")
 
     # the manifest: spec, settings as run, code and machine, pinning, the plan
     manifest = results.read_manifest(out)

@@ -1,11 +1,12 @@
-"""The terminal summary of a run: the per-cell table (bench.analysis.table), then what needs saying."""
+"""The terminal summary of a run: the per-cell table (bench.analysis.table), then what needs saying, and last the
+run's findings (bench.analysis.findings) in their compact form."""
 
 from __future__ import annotations
 
 import pandas as pd
 from rich.console import Console
 
-from . import table
+from . import findings, table
 
 
 def saturation_warning(saturated: int, cells: int) -> str:
@@ -31,3 +32,10 @@ def render(df: pd.DataFrame, console: Console | None = None, title: str = "") ->
         console.print(
             f"[red]{cells.failed_cells} cells had failed repetitions: see the `error` column of cells.csv.[/red]"
         )
+
+
+def render_findings(document: findings.Document, console: Console | None = None) -> None:
+    """The findings, compact: label, study and headline per finding, the legend, the machine's line."""
+    console = console or Console()
+    console.print()
+    console.print(findings.to_rich(document.findings, document.note))

@@ -6,7 +6,9 @@ from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 
-from ..analysis import results, summary
+from rich.console import Console
+
+from ..analysis import findings, results, summary
 from ..spec import SpecError, filter_cells, load_spec, parse_spec, with_settings
 from . import placement, progress
 from .executor import Side, execute
@@ -66,10 +68,19 @@ def run(
     except KeyboardInterrupt:
         console.print(f"\ninterrupted: finished repetitions are kept; continue with: grpclab run --resume {store.dir}")
         return 130
-    df = results.load(store.dir)
-    summary.render(df, console, title=f"{store.dir} (medians over repetitions)")
-    console.print(f"results: {store.dir}/cells.parquet, cells.csv, manifest.json")
+    finish(store.dir, console)
     return 0
+
+
+def finish(run_dir: Path, console: Console) -> findings.Document:
+    """The end of a run: its summary table and warnings, its findings written to RUN_DIR/findings.json, and those
+    findings, compact, last."""
+    summary.render(results.load(run_dir), console, title=f"{run_dir} (medians over repetitions)")
+    document = findings.analyse(run_dir)
+    findings.write(run_dir / findings.FILE_NAME, document.findings, document.run_id, document.note)
+    console.print(f"results: {run_dir}/cells.parquet, cells.csv, manifest.json, {findings.FILE_NAME}")
+    summary.render_findings(document, console)
+    return document
 
 
 def _cpus(cpus: tuple[int, ...]) -> str:
