@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, fields, replace
+from dataclasses import replace
 from math import comb
 from pathlib import Path
 
@@ -21,6 +21,7 @@ import pytest
 from rich.console import Console
 
 from bench.analysis import findings, results, schema
+from bench.run.calibration import Calibration, Floor, Noise
 from bench.run.manifest import Manifest
 from bench.spec import DEFAULTS, Cell, Settings
 
@@ -282,15 +283,9 @@ def test_five_repetitions_use_the_exact_test(monkeypatch):
 # -- calibration: noise and floor make a comparison weak ------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class CalibratedManifest(Manifest):
-    """A manifest with the optional calibration field issue 11 part B adds (as a new field: defaulting to None)."""
-
-    calibration: object = None
-
-
-def with_calibration(manifest: Manifest, calibration: object) -> CalibratedManifest:
-    return CalibratedManifest(**{f.name: getattr(manifest, f.name) for f in fields(Manifest)}, calibration=calibration)
+def with_calibration(manifest: Manifest, calibration: object) -> Manifest:
+    """The manifest with a calibration: its JSON form (partial ones too: findings reads what is there) or typed."""
+    return replace(manifest, calibration=calibration)
 
 
 def test_an_effect_within_the_machines_noise_is_weak(quick, quick_findings):
@@ -315,18 +310,16 @@ def test_latencies_near_the_machines_floor_are_weak(quick):
     assert findings.NEAR_FLOOR not in {r.code for r in only(findings.compute(df, far), "server_model").reasons}
 
 
-@dataclass(frozen=True)
-class TypedCalibration:
-    floor: dict[str, dict[str, float]]
-    noise: dict[str, dict[str, float]]
-
-
 def test_a_typed_calibration_is_read_through_its_json_form(quick):
     _, manifest = quick
-    typed = TypedCalibration(floor={"python": {"p50_ms": 0.3}}, noise={"cv": {CPU: 0.04}})
+    floor = Floor(
+        "sync/unary/...", p50_ms=0.3, p99_ms=0.5, rps=3000.0, server_cpu_us_per_rpc=100.0, loadgen_cpu_us_per_rpc=90.0
+    )
+    noise = Noise("sync/unary/...", cv={CPU: 0.04}, windows={CPU: (100.0, 104.0)})
+    typed = Calibration(floor={"python": floor}, noise=noise, window_s=2.0, warmup_s=0.5, seconds=20.0)
     expected = findings.Calibration({"python": 0.3}, {CPU: 0.04})
     assert findings.read_calibration(with_calibration(manifest, typed)) == expected
-    assert findings.read_calibration(manifest) == findings.Calibration({}, {})  # no calibration field yet
+    assert findings.read_calibration(manifest) == findings.Calibration({}, {})  # a run without a calibration
 
 
 @pytest.mark.parametrize(
