@@ -27,6 +27,8 @@ def run(
     repetitions: int | None,
     server_cpus: tuple[int, ...] | None,
     loadgen_cpus: tuple[int, ...] | None,
+    cpu_latency_hold: bool | None = None,
+    calibrate: bool | None = None,
 ) -> int:
     console = progress.console()
     overrides = {
@@ -34,12 +36,15 @@ def run(
         "repetitions": repetitions,
         "server_cpus": server_cpus,
         "loadgen_cpus": loadgen_cpus,
+        "cpu_latency_hold": cpu_latency_hold,
+        "calibrate": calibrate,
     }
     if resume is not None:
         store = RunStore.open(resume)
         manifest = store.manifest
         spec = parse_spec(manifest.spec_source, manifest.spec_path)
-        spec = with_settings(spec, **{**asdict(manifest.settings), **{k: v for k, v in overrides.items() if v}})
+        given = {k: v for k, v in overrides.items() if v is not None}
+        spec = with_settings(spec, **{**asdict(manifest.settings), **given})
         plan = manifest.plan
         store.write_tables()  # a harness killed between a cell file and the tables left them stale
     else:
@@ -62,12 +67,18 @@ def run(
         f"{_cpus(spec.settings.loadgen_cpus)}"
     )
     try:
-        execute([Side(store)], plan, spec.settings, progress.Reporter(console))
+        execute(
+            [Side(store)],
+            plan,
+            spec.settings,
+            progress.Reporter(console),
+            notice=lambda text: console.print(text, soft_wrap=True, markup=False, highlight=False),
+        )
     except KeyboardInterrupt:
         console.print(f"\ninterrupted: finished repetitions are kept; continue with: grpclab run --resume {store.dir}")
         return 130
     df = results.load(store.dir)
-    summary.render(df, console, title=f"{store.dir} (medians over repetitions)")
+    summary.render(df, console, title=f"{store.dir} (medians over repetitions)", manifest=store.manifest)
     console.print(f"results: {store.dir}/cells.parquet, cells.csv, manifest.json")
     return 0
 
