@@ -221,7 +221,7 @@ def calibrate(
     began = time.monotonic()
     warmup, duration = settings_window
     floors: dict[str, Floor] = {}
-    with_hold: dict[str, Floor] = {}
+    held_floors: dict[str, Floor] = {}
     failures: dict[str, str] = {}
     for generator in sorted(set(generators)):
         cell = floor_cell(generator)
@@ -242,8 +242,8 @@ def calibrate(
             if why:
                 failures[f"floor_with_hold.{generator}"] = why
             else:
-                with_hold[generator] = Floor.from_row(row)
-                notice(f"calibration: floor with the hold, {with_hold[generator].text(generator)}")
+                held_floors[generator] = Floor.from_row(row)
+                notice(f"calibration: floor with the hold, {held_floors[generator].text(generator)}")
     cell = noise_cell()
     rows = [measure_one(cell, rep) for rep in range(NOISE_WINDOWS)]
     good = [row for row in rows if _usable(row) is None]
@@ -261,7 +261,7 @@ def calibrate(
         warmup_s=warmup,
         seconds=time.monotonic() - began,
         hold_off=hold_off,
-        floor_with_hold=with_hold or None,
+        floor_with_hold=held_floors or None,
         failures=failures,
     )
     if noise is not None:
