@@ -241,6 +241,7 @@ TINY = {
         "cell_timeout": 20.0,
         "server_cpus": [0],
         "loadgen_cpus": [1],
+        "calibrate": False,
     },
     "axes": {"impl": ["sync"], "rpc": ["unary"], "payload_size": ["1KiB"], "concurrency": [1]},
 }
@@ -409,6 +410,7 @@ def tiny_spec_file(tmp_path) -> Path:
     path = tmp_path / "gate-tiny.toml"
     path.write_text(
         'name = "gate-tiny"\n[settings]\nduration = 0.3\nwarmup = 0.1\nrepetitions = 2\ncell_timeout = 20.0\n'
+        "calibrate = false\n"
         'loadgen_processes = 1\n[axes]\nimpl = ["sync"]\nrpc = ["unary"]\nconcurrency = [1]\n'
     )
     return path

@@ -15,7 +15,7 @@ import json
 import math
 import shutil
 import statistics
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from math import comb
 from pathlib import Path
@@ -26,6 +26,7 @@ from rich.console import Console
 
 from bench.analysis import findings, results, schema
 from bench.run import command
+from bench.run.calibration import Calibration, Floor, Noise
 from bench.run.manifest import Manifest
 from bench.spec import DEFAULTS, Cell, Settings
 
@@ -372,15 +373,9 @@ def test_five_repetitions_use_the_exact_test(monkeypatch):
 # -- calibration: noise and floor make a comparison weak ------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class CalibratedManifest(Manifest):
-    """A manifest with the optional calibration field issue 11 part B adds (as a new field: defaulting to None)."""
-
-    calibration: object = None
-
-
-def with_calibration(manifest: Manifest, calibration: object) -> CalibratedManifest:
-    return CalibratedManifest(**{f.name: getattr(manifest, f.name) for f in fields(Manifest)}, calibration=calibration)
+def with_calibration(manifest: Manifest, calibration: object) -> Manifest:
+    """The manifest with a calibration: its JSON form (partial ones too: findings reads what is there) or typed."""
+    return replace(manifest, calibration=calibration)
 
 
 def test_apart_on_two_repetitions_is_clear_only_beyond_three_times_the_noise(quick, quick_findings):
@@ -410,18 +405,16 @@ def test_latencies_near_the_machines_floor_are_indicative(quick):
     assert only(findings.compute(df, far), "server_model").confidence == findings.CLEAR
 
 
-@dataclass(frozen=True)
-class TypedCalibration:
-    floor: dict[str, dict[str, float]]
-    noise: dict[str, dict[str, float]]
-
-
 def test_a_typed_calibration_is_read_through_its_json_form(quick):
     _, manifest = quick
-    typed = TypedCalibration(floor={"python": {"p50_ms": 0.3}}, noise={"cv": {CPU: 0.04}})
+    floor = Floor(
+        "sync/unary/...", p50_ms=0.3, p99_ms=0.5, rps=3000.0, server_cpu_us_per_rpc=100.0, loadgen_cpu_us_per_rpc=90.0
+    )
+    noise = Noise("sync/unary/...", cv={CPU: 0.04}, windows={CPU: (100.0, 104.0)})
+    typed = Calibration(floor={"python": floor}, noise=noise, window_s=2.0, warmup_s=0.5, seconds=20.0)
     expected = findings.Calibration({"python": 0.3}, {CPU: 0.04})
     assert findings.read_calibration(with_calibration(manifest, typed)) == expected
-    assert findings.read_calibration(manifest) == findings.Calibration({}, {})  # no calibration field yet
+    assert findings.read_calibration(manifest) == findings.Calibration({}, {})  # a run without a calibration
 
 
 @pytest.mark.parametrize(
@@ -621,17 +614,9 @@ def test_two_and_three_repetitions_say_their_own_chance():
 # -- the machine's line: no calibration, the CPU-latency hold, the system facts' warnings --------------------------
 
 
-@dataclass(frozen=True)
-class MachineManifest(Manifest):
-    """A manifest with the optional fields issue 11 part B adds: calibration, cpu_latency_hold, system."""
-
-    calibration: object = None
-    cpu_latency_hold: object = None
-    system: object = None
-
-
-def with_machine(manifest: Manifest, **extra: object) -> MachineManifest:
-    return MachineManifest(**{f.name: getattr(manifest, f.name) for f in fields(Manifest)}, **extra)
+def with_machine(manifest: Manifest, **extra: object) -> Manifest:
+    """The manifest with machine fields, typed (as runs write them) or in the JSON forms machine_note also reads."""
+    return replace(manifest, **extra)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 from bench import cli
-from bench.analysis import figures, findings, report, results
+from bench.analysis import figures, findings, report, results, stability
 from bench.run import sample as sample_run
 from bench.spec import AXES
 
@@ -197,7 +197,13 @@ def test_missing_data_failed_and_saturated_cells(thin_run: Path, tmp_path: Path)
     assert len(failed) == 1 and len(saturated) == 1
     assert html.rows[failed[0]] == "failed" and "2 failed" in html.row_text[failed[0]]
     assert html.rows[saturated[0]] == "saturated" and "gen-saturated" in html.row_text[saturated[0]]
-    assert [k for k, css in html.rows.items() if css] == [k for k in html.rows if k in failed + saturated]
+    assert [k for k, css in html.rows.items() if css in ("failed", "saturated")] == [
+        k for k in html.rows if k in failed + saturated
+    ]
+    # every other flagged row is unstable, by the one rule (bench.analysis.stability), and says in what
+    unstable = set(stability.unstable_cells(results.load(thin_run))) - set(failed + saturated)
+    assert {k for k, css in html.rows.items() if css == "unstable"} == unstable
+    assert all("CV" in html.row_text[k] for k in unstable)
     assert "1 of 10 cells had failed repetitions" in text and "In 1 of 10 cells the load generator" in text
 
 

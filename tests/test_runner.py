@@ -61,6 +61,7 @@ duration = 5.0
 warmup = 0.1
 repetitions = 3
 cell_timeout = 20.0
+calibrate = false  # tests/test_machine_run.py runs the calibration; these tests are about the run's directory
 [axes]
 impl = ["sync"]
 rpc = ["unary", "server_stream", "bidi"]
@@ -76,6 +77,7 @@ duration = 0.3
 warmup = 0.1
 repetitions = 1
 cell_timeout = 20.0
+calibrate = false
 [axes]
 impl = ["sync", "aio"]
 concurrency = [1, 2, 4]

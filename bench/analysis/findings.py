@@ -1885,8 +1885,8 @@ def machine_note(manifest: Manifest, findings: Sequence[Finding] = ()) -> str | 
     calibration where a leading comparison rests on 2-3 repetitions a side, a CPU-latency request that was not
     held, and the system facts' warnings.
 
-    The manifest gets ``calibration``, ``cpu_latency_hold`` and ``system`` with issue 11 part B, so they are read
-    through getattr and their JSON forms: a hold as a bool or as {"held": bool, "reason": ...}; the system facts as
+    The manifest's ``calibration``, ``cpu_latency_hold`` and ``system`` are read typed or in their JSON forms
+    (older or hand-made manifests): a hold as a bool or as {"held": bool, "reason": ...}; the system facts as
     an object with ``warnings()`` or as {"checks": [{"name", "status"}, ...]}. Missing means "not recorded": nothing
     is said about it.
     """

@@ -1,12 +1,13 @@
 """`grpclab report RUN_DIR`: one self-contained HTML page about a run, with its figures beside it.
 
 RUN_DIR/report/index.html opens with the run's findings (bench.analysis.findings: one sentence per study, with
-its numbers and confidence; also written as findings.json and at the top of summary.md), then the figures (PNG
-files in the same directory, relative links, no script, no CDN), a note for each figure the run has no data for,
-the summary table (one row per cell: medians over repetitions, failed and saturated cells flagged;
-bench.analysis.table, also written as summary.md) and the run's manifest. Figures are drawn by
-bench.analysis.figures; everything is read through bench.analysis.results, so a bad run directory is one
-ResultsError line.
+its numbers and confidence; also written as findings.json and at the top of summary.md), then the machine the run
+measured on (its /dev/cpu_dma_latency hold, the warnings of its system facts, its calibration: floor and noise;
+bench.analysis.summary.machine_lines), the figures (PNG files in the same directory, relative links, no script, no
+CDN), a note for each figure the run has no data for, the summary table (one row per cell: medians over
+repetitions, failed, saturated and unstable cells flagged; bench.analysis.table, also written as summary.md) and the
+run's manifest (with every system check). Figures are drawn by bench.analysis.figures; everything is read through
+bench.analysis.results, so a bad run directory is one ResultsError line.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ figcaption { max-width: 70em; color: #333; font-size: .92em; }
 table { border-collapse: collapse; font-size: .85em; margin: .5em 0; }
 th, td { border: 1px solid #ddd; padding: .2em .5em; text-align: left; vertical-align: top; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
-tr.failed td { background: #fde2e2; } tr.saturated td { background: #fff4cc; }
+tr.failed td { background: #fde2e2; } tr.saturated td { background: #fff4cc; } tr.unstable td { background: #f3e8fb; }
 .flag { font-weight: bold; white-space: nowrap; } .flag-failed { color: #b00; } .flag-saturated { color: #8a6100; }
+.flag-unstable { color: #7a2a9a; }
 .scroll { overflow-x: auto; }
 ul.findings { padding-left: 1.2em; } li.finding { margin: .6em 0; max-width: 90em; }
 .confidence { font-weight: bold; padding: 0 .35em; border-radius: 3px; font-size: .85em; }
@@ -80,6 +82,7 @@ def manifest_section(manifest: Manifest) -> str:
         ),
         "<h3>Settings</h3>",
         _kv_table(asdict(m.settings)),
+        *_machine_details(m),
         "<h3>Spec (as written; the settings above are the ones the run used)</h3>",
         f"<pre>{_e(json.dumps(m.spec_source, indent=2, default=str))}</pre>",
     ]
@@ -102,7 +105,33 @@ def warnings(cells: table.CellTable, manifest: Manifest) -> str:
             f'<p class="warn">{html.escape(warning[:1].upper() + warning[1:])} '
             "(yellow rows; red rings or hatching in the figures).</p>"
         )
+    if cells.unstable_cells:
+        warning = summary.unstable_warning(cells.unstable_cells, len(cells.rows))
+        out.append(f'<p class="warn">{html.escape(warning[:1].upper() + warning[1:])} (purple rows).</p>')
     return "\n".join(out)
+
+
+def machine_section(manifest: Manifest) -> str:
+    """The machine the run measured on, next to the results: hold, warnings, calibration (empty if not recorded)."""
+    lines = summary.machine_lines(manifest)
+    if not lines:
+        return (
+            '<p class="note">This run recorded neither the machine\'s state, nor a /dev/cpu_dma_latency hold, '
+            "nor a calibration (written before grpclab recorded them).</p>"
+        )
+    items = [f'<p class="{"warn" if line.kind == "warning" else "note"}">{_e(line.text)}</p>' for line in lines]
+    return "\n".join(items)
+
+
+def _machine_details(m: Manifest) -> list[str]:
+    parts = []
+    if m.system is not None:
+        parts += ["<h3>Machine state (grpclab system, as the run began)</h3>", f"<pre>{_e(m.system.render())}</pre>"]
+    if m.cpu_latency_hold is not None:
+        parts += ["<h3>cpu_latency_hold</h3>", _kv_table(m.cpu_latency_hold.to_json())]
+    if m.calibration is not None:
+        parts += ["<h3>Calibration</h3>", f"<pre>{_e(json.dumps(m.calibration.to_json(), indent=2))}</pre>"]
+    return parts
 
 
 def render(
@@ -146,6 +175,8 @@ def render(
 <p>{lead}</p>
 {warnings(cells, manifest)}
 {findings.to_html(found.findings, found.note)}
+<h2>The machine</h2>
+{machine_section(manifest)}
 <h2>Figures</h2>
 {"".join(figs) or '<p class="note">No figure: the run has data for none of them.</p>'}
 {"".join(notes)}
@@ -168,7 +199,7 @@ def write(run_dir: str | Path, out: str | Path | None = None) -> Path:
     out_dir = Path(out) if out is not None else run_dir / REPORT_DIR
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        cells = table.build(df)
+        cells = table.build(df, summary.noise_cv(manifest))
         computed = findings.compute(df, manifest)
         found = findings.Document(str(df["run_id"].iloc[0]), computed, findings.machine_note(manifest, computed))
         page = render(df, manifest, out_dir, run_dir.resolve().name, cells, found)
