@@ -88,15 +88,9 @@ def test_format_request():
 # --- the real device ----------------------------------------------------------------------------------------
 
 
-def _may_hold() -> bool:
-    try:
-        os.close(os.open(cpu_latency.DEVICE, os.O_RDWR))
-    except OSError:
-        return False
-    return True
-
-
-real_device = pytest.mark.skipif(not _may_hold(), reason="/dev/cpu_dma_latency cannot be opened here (needs root)")
+real_device = pytest.mark.skipif(
+    not cpu_latency.may_hold(), reason="/dev/cpu_dma_latency cannot be opened here (needs root)"
+)
 
 
 @real_device

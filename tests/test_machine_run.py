@@ -29,20 +29,12 @@ TOKEN = "GRPCLAB_TEST_MACHINE_RUN_TOKEN"
 NO_REQUEST = cpu_latency.NO_REQUEST_US
 
 
-def _may_hold() -> bool:
-    try:
-        os.close(os.open(cpu_latency.DEVICE, os.O_RDWR))
-    except OSError:
-        return False
-    return True
-
-
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
         not {0, 1} <= os.sched_getaffinity(0), reason="runs pin the server to CPU 0 and the load generator to CPU 1"
     ),
-    pytest.mark.skipif(not _may_hold(), reason="/dev/cpu_dma_latency cannot be opened here (needs root)"),
+    pytest.mark.skipif(not cpu_latency.may_hold(), reason="/dev/cpu_dma_latency cannot be opened here (needs root)"),
 ]
 
 SPEC = """

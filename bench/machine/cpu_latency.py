@@ -100,6 +100,15 @@ def format_request(value: int | None) -> str:
     return "none" if value >= NO_REQUEST_US else f"{value} us"
 
 
+def may_hold(device: Path | None = None) -> bool:
+    """Whether this process may open the device for writing (a hold needs it; usually only root may)."""
+    try:
+        os.close(os.open(device or DEVICE, os.O_RDWR))
+    except OSError:
+        return False
+    return True
+
+
 def read_request_us(device: Path | None = None) -> int | None:
     """The machine's effective PM QoS CPU latency request in us (NO_REQUEST_US: none); None if unreadable.
 
