@@ -11,16 +11,16 @@
 
 Which studies a run supports
 ----------------------------
-A study compares cells that differ in exactly one axis, with every other axis of bench.spec.AXES equal. Axes that a
-cell ignores follow the spec's normalisation: ``workers`` applies to the sync server only (aio cells carry 0, and so
-will the Go reference), ``stream_messages`` to streaming RPCs only (unary cells carry 1), ``rate`` and ``arrival`` to
-open loop only (closed-loop cells carry 0 and constant). So a sync cell with 4 threads and an aio cell differ in
-``impl`` alone. A cell that could pair with several others (an aio cell with sync cells of 1 and of 4 threads) is
-paired with the one nearest the run's **baseline** (the first cell of the spec's product: each [axes] list's first
-value; the most common value of each axis when the manifest has no usable spec), and every cell is used once per
-study. When a run has several instances of a study (sync vs aio at four RPC kinds, ...), they make ONE finding: the
-instance nearest the baseline leads the sentence, the others are summarised (their range, with the cells at its ends
-named, or each in a few words when there are at most three). A study the run has no cells for gives no finding.
+A study compares cells that differ in exactly one axis, with every other axis of bench.spec.AXES equal. Axes that a cell
+ignores follow the spec's normalisation (bench.spec.cell.INAPPLICABLE, the one rule): ``workers`` applies to the sync
+server only (aio and go cells carry 0), ``stream_messages`` to streaming RPCs only (unary cells carry 1), ``rate`` and
+``arrival`` to open loop only (closed-loop cells carry 0 and constant). So a sync cell with 4 threads and an aio cell
+differ in ``impl`` alone. A cell that could pair with several others (an aio cell with sync cells of 1 and of 4 threads)
+is paired with the one nearest the run's **baseline** (the first cell of the spec's product: each [axes] list's first
+value; the most common value of each axis when the manifest has no usable spec), and every cell is used once per study.
+When a run has several instances of a study (sync vs aio at four RPC kinds, ...), they make ONE finding: the instance
+nearest the baseline leads the sentence, the others are summarised (their range, with the cells at its ends named, or
+each in a few words when there are at most three). A study the run has no cells for gives no finding.
 
 Every number is a median over a cell's successful repetitions (failed rows are left out); spreads are min..max.
 
@@ -96,6 +96,7 @@ import pandas as pd
 from ..gate import stats
 from ..run.manifest import Manifest
 from ..spec import ALLOWED, AXES, SpecError, parse_spec
+from ..spec.cell import applies, deciders
 from . import figures, results, schema
 from .table import fmt_size
 
@@ -365,18 +366,12 @@ def _run(df: pd.DataFrame, manifest: Manifest) -> Run:
 
 # -- matching like with like ------------------------------------------------------------------------------------
 
-_DECIDED_BY = {"workers": "impl", "stream_messages": "rpc", "rate": "mode", "arrival": "mode"}
+_DECIDED_BY = deciders()  # workers -> impl, stream_messages -> rpc, rate and arrival -> mode
 
 
 def _applies(axis: str, axes: dict[str, object]) -> bool:
-    """Whether a cell's value of ``axis`` means anything (the spec normalises the others to a fixed value)."""
-    if axis == "workers":
-        return axes["impl"] == "sync"
-    if axis == "stream_messages":
-        return axes["rpc"] != "unary"
-    if axis in ("rate", "arrival"):
-        return axes["mode"] == "open"
-    return True
+    """Whether a cell's value of ``axis`` means anything (bench.spec.cell.applies: the spec's one rule)."""
+    return applies(axis, axes)
 
 
 def _linked(axis: str) -> set[str]:
