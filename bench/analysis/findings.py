@@ -350,6 +350,11 @@ def _baseline(manifest: Manifest, cells: Iterable[CellStats]) -> dict[str, objec
     return {axis: max(seen, key=seen.get) for axis, seen in counts.items() if seen}
 
 
+def run_of(df: pd.DataFrame, manifest: Manifest) -> Run:
+    """A run's cells, baseline and calibration, as the studies (and ``pairs``) read them."""
+    return _run(df, manifest)
+
+
 def _run(df: pd.DataFrame, manifest: Manifest) -> Run:
     cells = cell_stats(df)
     slo = _finite(manifest.settings.slo_p99_ms)
@@ -379,9 +384,12 @@ def _linked(axis: str) -> set[str]:
     return {other for other, decider in _DECIDED_BY.items() if decider == axis}
 
 
-def pairs(run: Run, axis: str, first: object, second: object) -> list[tuple[CellStats, CellStats]]:
+def pairs(
+    run: Run, axis: str, first: object, second: object, one_to_one: bool = True
+) -> list[tuple[CellStats, CellStats]]:
     """(cell with ``axis`` = first, cell with ``axis`` = second) pairs equal in every other axis that applies to
-    both; each cell used once, pairs nearest the baseline first (so they win a cell wanted by two pairs)."""
+    both, pairs nearest the baseline first. ``one_to_one``: each cell used once (the nearer pairs win a cell wanted
+    by two); otherwise every matching pair (a Go cell with each sync cell whose thread count differs, ...)."""
     loose = _linked(axis)
     groups: dict[tuple, list[CellStats]] = {}
     for cell in run.cells.values():
@@ -400,6 +408,8 @@ def pairs(run: Run, axis: str, first: object, second: object) -> list[tuple[Cell
         )
     ]
     candidates.sort(key=lambda pair: run.distance(pair[0]) + run.distance(pair[1]))
+    if not one_to_one:
+        return candidates
     used: set[str] = set()
     out = []
     for a, b in candidates:

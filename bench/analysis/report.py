@@ -1,9 +1,10 @@
 """`grpclab report RUN_DIR`: one self-contained HTML page about a run, with its figures beside it.
 
 RUN_DIR/report/index.html holds the figures (PNG files in the same directory, relative links, no script, no
-CDN), a note for each figure the run has no data for, the summary table (one row per cell: medians over
-repetitions, failed and saturated cells flagged; bench.analysis.table, also written as summary.md) and the
-run's manifest. Figures are drawn by bench.analysis.figures; everything is read through
+CDN), a note for each figure the run has no data for, for a run with go cells what Python costs against them
+(bench.analysis.reference: the answer in words and one row per Python cell), the summary table (one row per cell:
+medians over repetitions, failed and saturated cells flagged; bench.analysis.table; both tables also go into
+summary.md) and the run's manifest. Figures are drawn by bench.analysis.figures; everything is read through
 bench.analysis.results, so a bad run directory is one ResultsError line.
 """
 
@@ -18,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..run.manifest import Manifest
-from . import figures, results, summary, table
+from . import figures, reference, results, summary, table
 
 REPORT_DIR = "report"
 INDEX = "index.html"
@@ -98,8 +99,22 @@ def warnings(cells: table.CellTable, manifest: Manifest) -> str:
     return "\n".join(out)
 
 
-def render(df: pd.DataFrame, manifest: Manifest, out_dir: Path, title: str, cells: table.CellTable) -> str:
-    """The page's HTML; draws the figures into ``out_dir`` on the way."""
+def reference_section(found: list[reference.Ratio]) -> str:
+    """What Python costs against the grpc-go reference; empty for a run without a Python and a Go cell to pair."""
+    if not found:
+        return ""
+    return f'<h2 id="python-cost">{_e(reference.TITLE)}</h2>\n{reference.to_html(found)}'
+
+
+def render(
+    df: pd.DataFrame,
+    manifest: Manifest,
+    out_dir: Path,
+    title: str,
+    cells: table.CellTable,
+    found: list[reference.Ratio] | None = None,
+) -> str:
+    """The page's HTML; draws the figures into ``out_dir`` on the way. ``found``: the run's Python/Go pairs."""
     drawn = figures.draw_all(df, manifest, out_dir)
     figs, notes = [], []
     for item in drawn:
@@ -130,6 +145,7 @@ def render(df: pd.DataFrame, manifest: Manifest, out_dir: Path, title: str, cell
 <h2>Figures</h2>
 {"".join(figs) or '<p class="note">No figure: the run has data for none of them.</p>'}
 {"".join(notes)}
+{reference_section(found or [])}
 <h2>Summary (one row per cell, medians over successful repetitions)</h2>
 {table.to_html(cells)}
 <h2>Manifest</h2>
@@ -150,13 +166,14 @@ def write(run_dir: str | Path, out: str | Path | None = None) -> Path:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         cells = table.build(df)
-        page = render(df, manifest, out_dir, run_dir.resolve().name, cells)
+        found = reference.ratios(df, manifest)
+        page = render(df, manifest, out_dir, run_dir.resolve().name, cells, found)
         index = out_dir / INDEX
         index.write_text(page, encoding="utf-8")
-        (out_dir / SUMMARY).write_text(
-            f"# {run_dir.resolve().name}: medians over successful repetitions\n\n{table.to_markdown(cells)}",
-            encoding="utf-8",
-        )
+        text = f"# {run_dir.resolve().name}: medians over successful repetitions\n\n{table.to_markdown(cells)}"
+        if found:
+            text += f"\n## {reference.TITLE}\n\n{reference.to_markdown(found)}"
+        (out_dir / SUMMARY).write_text(text, encoding="utf-8")
     except OSError as exc:
         raise results.ResultsError(f"{out_dir}: cannot write the report ({exc.strerror or exc})") from None
     except results.ResultsError as exc:  # a damaged value inside the table (a histogram, ...)
