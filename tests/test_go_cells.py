@@ -5,9 +5,17 @@ generators gives go rows and the report's Python-against-Go section (slow).
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+from server_impls import GO_BUILT, GO_MISSING
+
+from bench.analysis import reference, report, results
 from bench.run import measure
 from bench.run.placement import LocalPlacement
 from bench.spec import Cell, Settings, parse_spec
@@ -67,3 +75,72 @@ def test_another_sides_code_finds_its_own_go_server(monkeypatch):
     assert measure.missing_server(go, base) is None
     assert measure.missing_server(go, measure.ServerCode()) is not None
     assert measure.missing_server(go, measure.ServerCode(env={go_server.ENV_BINARY: "/elsewhere"})) is None
+
+
+# -- real runs (slow) -------------------------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+SPEC = """
+name = "go-cells"
+[settings]
+duration = 1.0
+warmup = 0.3
+repetitions = 1
+[axes]
+impl = {impls}
+loadgen = ["python", "ghz"]
+concurrency = [4]
+"""
+
+
+def grpclab_run(tmp_path: Path, impls: list[str], env: dict[str, str] | None = None) -> tuple[Path, str]:
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SPEC.format(impls=json.dumps(impls)))
+    out = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.cli", "run", str(spec), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+    )
+    assert done.returncode == 0, done.stderr
+    return out, done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not GO_BUILT, reason=GO_MISSING)
+def test_a_run_with_go_cells_gives_go_rows_under_both_generators_and_the_ratio_section(tmp_path):
+    out, _ = grpclab_run(tmp_path, ["sync", "aio", "go"])
+    df = results.load(out)
+    go = df[df["impl"] == "go"]
+    assert sorted(go["loadgen"].astype(str)) == ["ghz", "python"]
+    assert not go["failed"].any(), go["error"].tolist()
+    assert (go["workers"] == 0).all() and (go["rpcs_ok"] > 0).all() and (go["errors"] == 0).all()
+    assert all(measure.GO_NOTE in notes for notes in go["notes"])
+    assert (go["server_cpu_us_per_rpc"] > 0).all()
+    index = report.write(out)
+    page = index.read_text()
+    assert 'id="python-cost"' in page and (index.parent / "python_cost.png").is_file()
+    # the section's ratios are the medians' (one repetition each: the rows' own values)
+    found = reference.ratios(df, results.read_manifest(out))
+    assert {(r.impl, r.python.generator) for r in found} == {(i, g) for i in ("sync", "aio") for g in ("python", "ghz")}
+    for r in found:
+        py = df[df["cell_key"] == r.python.key].iloc[0]
+        ref = df[df["cell_key"] == r.go.key].iloc[0]
+        expected = py["server_cpu_us_per_rpc"] / ref["server_cpu_us_per_rpc"]
+        assert r.cpu_ratio == pytest.approx(expected)
+        assert f"{expected:.2f}x" in page
+    assert "## What Python costs per RPC" in (index.parent / "summary.md").read_text()
+
+
+@pytest.mark.slow
+def test_a_run_without_the_go_server_fails_its_go_cells_in_their_rows_and_runs_the_rest(tmp_path):
+    out, stdout = grpclab_run(tmp_path, ["sync", "go"], env={go_server.ENV_BINARY: MISSING_BINARY})
+    assert "warning: 2 go cells will fail (impl go: GRPCLAB_GO_SERVER=" in stdout
+    df = results.load(out)
+    go, sync = df[df["impl"] == "go"], df[df["impl"] == "sync"]
+    assert go["failed"].all() and len(go) == 2
+    assert set(go["error"]) == {f"impl go: {go_server.ENV_BINARY}={MISSING_BINARY} is not an executable file"}
+    assert not sync["failed"].any() and (sync["rpcs_ok"] > 0).all()
