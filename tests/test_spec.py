@@ -617,12 +617,36 @@ def test_with_settings_overrides_and_validates():
 # -- the shipped specs ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["quick", "full", "ci"])
+@pytest.mark.parametrize("name", sorted(p.stem for p in SPECS.glob("*.toml")))
 def test_shipped_specs_load(name):
     s = load_spec(SPECS / f"{name}.toml")
     assert s.name == name
     assert s.description
-    assert len(s.cells) >= 6
+    assert len(s.cells) >= 4
+
+
+def test_go_reference_spec_pairs_every_python_cell_with_a_go_cell():
+    s = load_spec(SPECS / "go_reference.toml")
+    go = {replace(c, workers=0) for c in s.cells if c.impl == "go"}
+    python = [c for c in s.cells if c.impl != "go"]
+    assert len(python) == 8 and {c.loadgen for c in s.cells} == {"ghz"}
+    assert all(replace(c, impl="go", workers=0) in go for c in python)
+    assert {(c.rpc, c.payload_size) for c in python} == {(r, n) for r in ("unary", "server_stream") for n in (0, 65536)}
+
+
+def test_grpc_bench_spec_is_its_published_setup():
+    s = load_spec(SPECS / "grpc_bench.toml")
+    assert {(c.impl, c.workers) for c in s.cells} == {("sync", 1), ("sync", 16), ("aio", 0), ("go", 0)}
+    for c in s.cells:  # ghz, 50 connections, 1,000 in flight, closed loop, a ~100 B unary request
+        assert (c.loadgen, c.connections, c.concurrency, c.mode, c.rpc, c.payload_size) == (
+            "ghz",
+            50,
+            1000,
+            "closed",
+            "unary",
+            100,
+        )
+    assert (s.settings.warmup, s.settings.duration, s.settings.server_cpus) == (5.0, 20.0, (0,))
 
 
 @pytest.mark.parametrize("name", ["quick", "full", "ci"])
