@@ -157,7 +157,7 @@ def test_the_figure_and_the_report_section_draw_from_the_same_pairs(df, tmp_path
     assert "Held fixed" in drawn.caption and "workers=16" in drawn.caption  # one sync thread count per bar
     assert "far from saturated" in drawn.caption
     cells = table.build(df)
-    page = report.render(df, MANIFEST, tmp_path, "synthetic", cells, reference.ratios(df, MANIFEST))
+    page = report.render(df, MANIFEST, tmp_path, "synthetic", cells, costs=reference.ratios(df, MANIFEST))
     assert '<h2 id="python-cost">' in page and "sync (16 threads)" in page
     assert page.count('<tr class="cell') == len(cells.rows) + 4  # the summary's rows and the 4 pairs
 
