@@ -18,8 +18,10 @@ The ratios are of medians over each cell's successful repetitions:
 - **RPC/s**, Python / Go: only when no load generator was saturated in either cell (``loadgen_saturated`` in no
   repetition); otherwise the faster server's RPC/s is the client's limit, and the row says so instead.
 
-The Go server's CPU busy is shown too: far from saturated (below ``FAR_FROM_SATURATED``), its RPC/s is what the load
-generator drove, not what Go can serve, and only CPU per RPC compares fairly; the answer says so in words.
+The Go server's CPU busy is shown too. Where the Go server was not the limit (not ``server_saturated``, >= 90 % of its
+CPUs busy, in every repetition: findings.CellStats.server_limited, the rule findings' headline follows), its RPC/s is
+what the load generator drove, not what Go can serve: an RPC/s ratio there is an upper bound of Python over Go (Go
+could serve more), and only CPU per RPC compares fairly; the answer says so in words, with Go's busy.
 """
 
 from __future__ import annotations
@@ -41,7 +43,6 @@ from . import findings, results, table
 
 PYTHON_IMPLS = ("sync", "aio")
 REFERENCE = "go"
-FAR_FROM_SATURATED = 0.5  # Go's server CPU busy below this: its RPC/s is not its capacity
 CPU = findings.CPU
 RPS = findings.RPS
 BUSY = findings.SERVER_UTIL
@@ -89,9 +90,9 @@ class Ratio:
         return math.nan if self.generator_saturated else _over(self.python.median(RPS), self.go.median(RPS))
 
     @property
-    def go_far_from_saturated(self) -> bool:
-        busy = self.go.median(BUSY)
-        return math.isfinite(busy) and busy < FAR_FROM_SATURATED
+    def go_not_the_limit(self) -> bool:
+        """The Go server was not saturated in every repetition: its RPC/s is not its capacity."""
+        return not self.go.server_limited
 
 
 def _over(a: float, b: float) -> float:
@@ -253,14 +254,15 @@ def answer(found: Sequence[Ratio]) -> Answer | None:
             f"RPC/s is not compared in {left_out} of {len(usable)} pairs: a load generator was saturated there, so "
             "the faster server's RPC/s is the client's limit."
         )
-    idle = sorted({r.go.key: r.go.median(BUSY) for r in usable if r.go_far_from_saturated}.values())
+    idle = sorted({r.go.key: r.go.median(BUSY) for r in usable if r.go_not_the_limit}.values())
     if idle:
         go_cells = len({r.go.key for r in usable})
         span = f"{idle[0]:.0%}" if idle[0] == idle[-1] else f"{idle[0]:.0%}-{idle[-1]:.0%}"
+        where = f"all {go_cells} of its cells" if len(idle) == go_cells else f"{len(idle)} of its {go_cells} cells"
         notes.append(
-            f"The Go server was far from saturated in {len(idle)} of its {go_cells} cells ({span} of its CPU "
-            "busy): there its RPC/s is what the load generator drove, not what Go can serve, and only CPU per RPC "
-            "compares fairly."
+            f"The Go server was not the limit in {where} ({span} of its CPU busy, median): "
+            "there its RPC/s is what the load generator drove, not what Go can serve, so RPC/s Python/Go is an "
+            "upper bound (Go could serve more), and only CPU per RPC compares fairly."
         )
     return Answer(lead, tuple(items), tuple(notes))
 

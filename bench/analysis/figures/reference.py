@@ -82,7 +82,7 @@ def python_cost(df: pd.DataFrame, manifest: Manifest, out_dir: Path) -> Drawn:
     handles, names = bar_legend({s: IMPL_COLOR.get(s, "0.5") for s in servers}, False)
     fig.legend(handles, names, loc="outside lower center", ncol=len(names), fontsize=8, frameon=False)
     fig.suptitle(title)
-    idle = sorted({r.go.key for r in drawn if r.go_far_from_saturated})
+    idle = sorted({r.go.key for r in drawn if r.go_not_the_limit})
     caption = (
         "Left: each Python server's server CPU per RPC divided by the grpc-go server's in the cell with the same "
         "other axes (medians; error bars: Python's min..max over Go's max..min). Right: the server CPU per RPC "
@@ -91,8 +91,8 @@ def python_cost(df: pd.DataFrame, manifest: Manifest, out_dir: Path) -> Drawn:
     )
     if idle:
         caption += (
-            f" The Go server was far from saturated (under {reference.FAR_FROM_SATURATED:.0%} busy) in {len(idle)} "
-            "of these cells: there only CPU per RPC compares fairly."
+            f" The Go server was not the limit (not saturated in every repetition) in {len(idle)} of these cells: "
+            "there only CPU per RPC compares fairly."
         )
     return Drawn(save(fig, out_dir, "python_cost"), title, caption)
 
