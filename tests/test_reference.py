@@ -111,6 +111,16 @@ def test_a_saturated_generator_in_either_cell_leaves_the_rps_ratio_out(df):
     assert "RPC/s is not compared in 3 of 4 pairs" in " ".join(said.notes)
 
 
+def test_an_unstable_cell_is_flagged_by_the_summary_table_s_rule(df):
+    df.loc[df["cell_key"] == key(impl="aio"), CPU] = [100, 165, 230]  # CV 39 %: beyond the 10 % floor
+    rows = {row.key: row for row in reference.to_table(reference.ratios(df, MANIFEST)).rows}
+    (flag,) = rows[key(impl="aio")].flags
+    summary_flag = next(f for r in table.build(df).rows if r.key == key(impl="aio") for f in r.flags)
+    assert flag.kind == "unstable" and flag.detail == summary_flag.detail == "server_cpu_us_per_rpc CV 39% > 10%"
+    assert flag.text == "unstable (Python cell: server_cpu_us_per_rpc CV 39% > 10%)"
+    assert not rows[key(impl="sync", workers=16)].flags  # the same Go cell, a steady Python cell: no flag
+
+
 def test_the_table_is_the_cell_table_model_with_its_own_columns(df):
     found = reference.ratios(df, MANIFEST)
     cells = reference.to_table(found)

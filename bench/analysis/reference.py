@@ -31,7 +31,7 @@ import html
 import math
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -39,7 +39,7 @@ import pandas as pd
 from ..run.manifest import Manifest
 from ..spec import ALLOWED, AXES
 from ..spec.cell import applies
-from . import findings, results, table
+from . import findings, results, stability, table
 
 PYTHON_IMPLS = ("sync", "aio")
 REFERENCE = "go"
@@ -65,6 +65,7 @@ class Ratio:
 
     python: findings.CellStats
     go: findings.CellStats
+    noise_cv: dict[str, float] = field(default_factory=dict, compare=False)  # the run's calibrated noise, if any
 
     @property
     def impl(self) -> str:
@@ -111,8 +112,9 @@ def _spec_order(axes: dict[str, object]) -> tuple:
 def ratios(df: pd.DataFrame, manifest: Manifest) -> list[Ratio]:
     """Every Python cell that has a Go cell with the same other axes, in spec order (sync before aio per setting)."""
     run = findings.run_of(df, manifest)
+    noise = dict(run.calibration.noise_cv)
     found = [
-        Ratio(python=py, go=go)
+        Ratio(python=py, go=go, noise_cv=noise)
         for impl in PYTHON_IMPLS
         for go, py in findings.pairs(run, "impl", REFERENCE, impl, one_to_one=False)
     ]
@@ -136,7 +138,8 @@ def _label(ratio: Ratio, axis: str) -> str:
 
 
 def to_table(found: Sequence[Ratio]) -> table.CellTable:
-    """One row per Python cell: its axes that vary, then SHOWN; flags say why an RPC/s ratio is left out."""
+    """One row per Python cell: its axes that vary, then SHOWN; flags say why an RPC/s ratio is left out, and which
+    of the two cells failed repetitions or varied beyond the summary table's unstable rule."""
     axes = _varying(found)
     rows = []
     for r in found:
@@ -159,6 +162,11 @@ def to_table(found: Sequence[Ratio]) -> table.CellTable:
         failed = py.failed + go.failed
         if failed:
             flags.append(table.Flag("failed", f"{failed} failed", "failed repetitions are left out of the medians"))
+        for name, cell in (("Python", py), ("Go", go)):  # the summary table's rule (bench.analysis.stability)
+            spread = stability.unstable(cell.samples, r.noise_cv)
+            if spread:
+                why = "; ".join(s.text() for s in spread)
+                flags.append(table.Flag("unstable", f"unstable ({name} cell: {why})", why))
         labels = tuple(_label(r, a) for a in axes)
         reps = min(py.repetitions, go.repetitions)
         rows.append(table.CellRow(py.key, labels, reps, values, tuple(flags)))
