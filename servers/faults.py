@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 ENV_DELAY_US = "GRPCLAB_INJECT_DELAY_US"  # sleep this long at the start of every RPC
 ENV_CPU_US = "GRPCLAB_INJECT_CPU_US"  # burn this much thread CPU time at the start of every RPC
 ENV_STALL = "GRPCLAB_INJECT_STALL"  # "AFTER_RPCS:MILLISECONDS": once, stall every RPC start for that long
-ENV_LEAK_BYTES = "GRPCLAB_INJECT_LEAK_BYTES"  # keep this many bytes per RPC forever (the soak test's leak)
+# keep this many bytes per RPC forever (the soak test's leak); the Python servers' only: the Go server ignores it
+ENV_LEAK_BYTES = "GRPCLAB_INJECT_LEAK_BYTES"
 
 
 class FaultConfigError(ValueError):

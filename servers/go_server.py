@@ -38,6 +38,14 @@ def find_binary() -> Path | None:
     return path if path.is_file() and os.access(path, os.X_OK) else None
 
 
+def missing_text() -> str:
+    """Why there is no Go server to run, in one line (what ``--impl go`` and a go cell's row say)."""
+    configured = os.environ.get(ENV_BINARY)
+    if configured:
+        return f"impl go: {ENV_BINARY}={configured} is not an executable file"
+    return f"impl go: {MISSING}"
+
+
 def version(binary: Path | None = None) -> str | None:
     """The binary's own version line, e.g. 'grpclab-go-server (grpc-go 1.85.0, go1.26.8)'; None if missing."""
     binary = binary or find_binary()
@@ -109,10 +117,7 @@ def exec_server(config: ServerConfig) -> NoReturn:
     """Replace this process with the Go server; raises ConfigError when it cannot start."""
     binary = find_binary()
     if binary is None:
-        configured = os.environ.get(ENV_BINARY)
-        if configured:
-            raise ConfigError(f"--impl go: {ENV_BINARY}={configured} is not an executable file")
-        raise ConfigError(f"--impl go: {MISSING}")
+        raise ConfigError(f"--{missing_text()}")
     argv = command(config, binary, text_corpus())
     sys.stdout.flush()
     sys.stderr.flush()

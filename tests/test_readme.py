@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from pathlib import Path
 
-from bench.analysis import breakeven, crosscheck, findings, results, schema
+import pandas as pd
+
+from bench.analysis import breakeven, crosscheck, findings, reference, results, schema
 from bench.studies import overhead, soak
 
 REPO = Path(__file__).resolve().parent.parent
@@ -63,3 +67,90 @@ def test_findings_example_is_what_the_committed_run_gives():
     assert manifest.environment.cpu_model == "AMD EPYC" and manifest.environment.cores == 2
     assert manifest.started_at.startswith("2026-12-01T11:19") and manifest.settings.repetitions == 2
     assert f"commit `{manifest.environment.git.commit[:7]}`" in README
+
+
+def test_go_reference_block_and_the_numbers_around_it_are_what_the_committed_run_gives():
+    run = REPO / "results" / "go-reference-2026-12-01"
+    df, manifest = results.load(run), results.read_manifest(run)
+    found = reference.ratios(df, manifest)
+    shown = README.split("<!-- go-reference:begin -->\n", 1)[1].split("<!-- go-reference:end -->", 1)[0]
+    assert shown == reference.to_markdown(found)
+    # issue 13's question: server CPU per RPC Python/Go for unary and streaming at 0 B and 64 KiB, both models
+    assert {(r.impl, r.python.axes["rpc"], r.python.axes["payload_size"]) for r in found} == {
+        (impl, rpc, size) for impl in ("sync", "aio") for rpc in ("unary", "server_stream") for size in (0, 65536)
+    }
+    # the findings.json `grpclab run` wrote beside it is what its cells give with this code
+    assert findings.read(run / findings.FILE_NAME) == findings.analyse(run)
+
+    text = README.split("### Measured: what Python costs per RPC, against grpc-go\n", 1)[1].split("\n## ", 1)[0]
+    words = " ".join(text.split())  # the prose is wrapped: compare with single spaces
+    # the machine, the date and the settings it names
+    env, settings, system = manifest.environment, manifest.settings, manifest.system.render()
+    assert env.cpu_model == "AMD EPYC" and env.cores == 2 and "2-vCPU AMD EPYC KVM guest" in words
+    assert "virtual machine (kvm)" in system and "driver haltpoll" in system and "cpuidle haltpoll" in words
+    assert manifest.cpu_latency_hold.held and manifest.cpu_latency_hold.effective_us == 0
+    assert f"{env.memory_gib} GiB, Linux {env.kernel.split('-')[0]}" in words
+    assert f"Python {env.versions['python']}, grpcio {env.versions['grpcio']}" in words
+    assert f"ghz {env.ghz}, commit `{env.git.commit[:7]}`" in words and env.git.dirty
+    start, end = (datetime.fromisoformat(t) for t in (manifest.started_at, manifest.ended_at))
+    minutes = (end - start).total_seconds() / 60
+    assert f"{start:%Y-%m-%d %H:%M}-{end:%H:%M} UTC ({minutes:.1f} min" in words
+    assert f"its {manifest.calibration.seconds:.0f} s calibration included" in words
+    load = next(line for line in system.splitlines() if line.split()[1:2] == ["load"])
+    assert f"1-minute load of {load.split()[2]}" in words and float(load.split()[2]) < 0.5
+    pressure = next(line for line in system.splitlines() if "cpu pressure" in line)
+    avg = {name: float(value) for name, value in re.findall(r"(avg\d+) ([\d.]+) %", pressure)}
+    assert pressure.startswith("WARN") and "warned of CPU pressure" in words
+    assert f"(avg300 {avg['avg300']:.1f} %; avg10 {avg['avg10']:.2f} % at its start)" in words
+    assert (settings.server_cpus, settings.loadgen_cpus) == ((0,), (1,))
+    assert f"{settings.repetitions} repetitions of {settings.duration:.0f} s after {settings.warmup:.0f} s" in words
+    assert {(r.python.axes["concurrency"], r.python.axes["connections"]) for r in found} == {(16, 1)}
+    assert {r.python.axes["workers"] for r in found if r.impl == "sync"} == {16}
+    cv = sorted(manifest.calibration.noise_cv.values())
+    assert f"was {cv[0] * 100:.1f}-{cv[-1] * 100:.1f} %" in words
+
+    # the numbers the bullets quote
+    ok = df[~df["failed"]]
+    busy = ok.groupby("cell_key", observed=True)[["server_cpu_util", "loadgen_cpu_util", "impl"]].agg(
+        {"server_cpu_util": "median", "loadgen_cpu_util": "median", "impl": "first"}
+    )
+    python, go = busy[busy["impl"] != "go"], busy[busy["impl"] == "go"]
+
+    def span(values: pd.Series) -> str:
+        return f"{values.min():.0%}-{values.max():.0%}".replace("%", "")
+
+    assert f"limit in every cell ({span(python['server_cpu_util'])} % of their CPU busy)" in words
+    generator = f"{span(go['loadgen_cpu_util'])} % busy in the Go cells (against {span(python['loadgen_cpu_util'])} %"
+    assert generator in words
+    assert (go["server_cpu_util"] < 0.9).all() and all(r.go_not_the_limit for r in found)
+    assert [r.go.axes["rpc"] for r in found if r.go.generator_limited] == ["server_stream"] * 2  # 0 B, both models
+    assert {r.go.axes["payload_size"] for r in found if r.go.generator_limited} == {0}
+    by = {(r.impl, r.python.axes["rpc"], r.python.axes["payload_size"]): r for r in found}
+
+    def ratios(rpc: str, size: int) -> str:
+        return f"{min(by[i, rpc, size].cpu_ratio for i in ('sync', 'aio')):.1f}-" + (
+            f"{max(by[i, rpc, size].cpu_ratio for i in ('sync', 'aio')):.1f}x"
+        )
+
+    assert f"{ratios('unary', 0)} per unary RPC, {ratios('server_stream', 0)} per 10-message stream" in words
+    at_64k = [r.cpu_ratio for r in found if r.python.axes["payload_size"] == 65536]
+    assert f"the ratio falls to {min(at_64k):.1f}-{max(at_64k):.1f}x" in words
+
+    def added(rpc: str, impl: str, side: str) -> str:
+        cells = [getattr(by[impl, rpc, size], side) for size in (0, 65536)]
+        return f"{cells[1].median(reference.CPU) - cells[0].median(reference.CPU):.0f} us"
+
+    unary = f"added {added('unary', 'sync', 'go')} per unary RPC to Go against {added('unary', 'sync', 'python')} "
+    unary += f"(sync) and {added('unary', 'aio', 'python')} (aio)"
+    stream = f"and {added('server_stream', 'sync', 'go')} per 10-message stream against "
+    stream += f"{added('server_stream', 'sync', 'python')} and {added('server_stream', 'aio', 'python')}."
+    assert unary in words and stream in words
+    assert all(by["sync", k[1], k[2]].python.median(reference.CPU) < by[k].python.median(reference.CPU) for k in by
+               if k[0] == "aio")  # fmt: skip
+    flagged = [(r, f.text) for r in found for f in reference.to_table([r]).rows[0].flags if f.kind == "unstable"]
+    unstable = {r.go.key if "(Go cell" in text else r.python.key for r, text in flagged}
+    assert sorted(unstable) == sorted(
+        [by["sync", "unary", 0].go.key, by["sync", "server_stream", 65536].go.key,
+         by["aio", "server_stream", 65536].python.key]
+    )  # fmt: skip
+    assert "Three cells varied beyond the unstable rule" in words

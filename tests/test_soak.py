@@ -8,8 +8,10 @@ import json
 from dataclasses import replace
 
 import pytest
+from server_impls import impls
 
 from bench.studies import soak
+from servers import go_server
 
 SETTINGS = soak.Settings()
 SHORT = soak.Settings(rpcs=18_000, cycle_rpcs=2_000, max_seconds=120.0, concurrency=32, connections=4)
@@ -78,8 +80,16 @@ def test_bad_options_are_one_line_and_exit_2(capsys) -> None:
 # --- real servers ---------------------------------------------------------------------------------------
 
 
+def test_soaking_go_without_its_binary_is_one_line_and_exit_2(capsys, monkeypatch) -> None:
+    monkeypatch.setenv(go_server.ENV_BINARY, "/nonexistent/grpclab-go-server")
+    assert soak.main(["--impl", "sync,go"]) == 2
+    err = capsys.readouterr().err
+    assert "--impl go: GRPCLAB_GO_SERVER=/nonexistent/grpclab-go-server is not an executable file" in err
+    assert len(err.strip().splitlines()) == 1
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("impl", ["sync", "aio"])
+@pytest.mark.parametrize("impl", impls("sync", "aio", "go"))
 def test_short_soak_passes(tmp_path, impl: str) -> None:
     _, results = soak.run(replace(SHORT, impls=(impl,)), tmp_path / "out", progress=lambda _: None)
     (result,) = results

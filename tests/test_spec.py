@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import pytest
@@ -86,7 +86,7 @@ def test_axes_match_cell_fields_in_order():
 
 
 def test_allowed_values():
-    assert ALLOWED["impl"] == ("sync", "aio")
+    assert ALLOWED["impl"] == ("sync", "aio", "go")
     assert ALLOWED["rpc"] == ("unary", "server_stream", "client_stream", "bidi")
     assert len(ALLOWED["compression"]) == 12
     assert ALLOWED["compression"][-1] == "app-gzip-9"
@@ -252,6 +252,37 @@ def test_aio_workers_normalized_and_deduplicated():
     assert [(c.impl, c.workers) for c in s.cells] == [("sync", 1), ("sync", 2), ("sync", 8), ("aio", 0)]
 
 
+def test_go_workers_normalized_like_aio():
+    s = spec('[axes]\nimpl = ["sync", "aio", "go"]\nworkers = [1, 16]')
+    assert [(c.impl, c.workers) for c in s.cells] == [("sync", 1), ("sync", 16), ("aio", 0), ("go", 0)]
+    go = s.cells[-1]
+    assert go.key() == "go/unary/w0/p1/0B/text/none/tls-off/c8/n1/m1/closed/python"
+    assert Cell.from_dict(go.to_dict()) == go  # a go row reads back (workers 0 is already normalized)
+
+
+def test_go_with_more_than_one_process_is_an_error_naming_the_key():
+    both = '[axes]\nimpl = ["sync", "go"]\nprocesses = [1, 2]'
+    assert error(both) == (
+        "axes.processes: 2 with impl 'go': the Go server runs one process (GOMAXPROCS follows the server CPUs); "
+        "exclude these cells or use processes = 1"
+    )
+    # an exclude that removes the impossible cells makes the spec valid
+    s = spec(both + '\n[[exclude]]\nimpl = "go"\nprocesses = 2')
+    assert [(c.impl, c.processes) for c in s.cells] == [("sync", 1), ("sync", 2), ("go", 1)]
+    assert error('[axes]\nimpl = ["sync"]\n[[include]]\nimpl = "go"\nprocesses = 3').startswith(
+        "include[0].processes: 3 with impl 'go'"
+    )
+    with pytest.raises(SpecError, match=r"^cell\.processes: 2 with impl 'go'"):
+        Cell.from_dict(
+            Cell("go", "unary", 0, 2, 0, "text", "none", "off", 8, 1, 1, "closed", 0.0, "constant", "python").to_dict()
+        )
+
+
+def test_go_cells_run_with_either_load_generator():
+    s = spec('[axes]\nimpl = ["go"]\nloadgen = ["python", "ghz"]\nrpc = ["unary", "bidi"]')
+    assert {(c.loadgen, c.rpc) for c in s.cells} == {(g, r) for g in ("python", "ghz") for r in ("unary", "bidi")}
+
+
 def test_unary_stream_messages_normalized():
     s = spec('[axes]\nrpc = ["unary", "bidi"]\nstream_messages = [10, 100]')
     assert [(c.rpc, c.stream_messages) for c in s.cells] == [("unary", 1), ("bidi", 10), ("bidi", 100)]
@@ -334,7 +365,7 @@ def test_size_limit():
         ("[axes]\nprocesses = [-1]", "axes.processes[0]: expected a positive integer, got -1"),
         ("[axes]\nrate = [-5]", "axes.rate[0]: expected a number >= 0 (RPC/s), got -5"),
         ("[axes]\nrate = [nan]", "axes.rate[0]: expected a number >= 0 (RPC/s), got nan"),
-        ('[axes]\nimpl = ["sync", 3]', "axes.impl[1]: unknown value 3; allowed: sync, aio"),
+        ('[axes]\nimpl = ["sync", 3]', "axes.impl[1]: unknown value 3; allowed: sync, aio, go"),
         ("[axes]\nimpl = []", "axes.impl: expected a non-empty list"),
         ('[axes]\nimpl = "sync"', "axes.impl: expected a non-empty list, got 'sync'"),
         ("[settings]\nduration = -1", "settings.duration: expected a number > 0, got -1"),
@@ -356,7 +387,7 @@ def test_size_limit():
         ),
         (
             'exclude = [{impl = "sync"}, {impl = "asio"}]',
-            "exclude[1].impl: unknown value 'asio'; allowed: sync, aio",
+            "exclude[1].impl: unknown value 'asio'; allowed: sync, aio, go",
         ),
         (
             '[[exclude]]\ntls = ["on", "tls"]',
@@ -483,7 +514,7 @@ def test_load_spec_file_errors(tmp_path):
 def test_key_errors_are_not_prefixed_with_the_file(tmp_path):
     path = tmp_path / "s.toml"
     path.write_text('name = "s"\n[axes]\nimpl = ["asio"]\n')
-    with pytest.raises(SpecError, match=r"^axes\.impl\[0\]: unknown value 'asio'; allowed: sync, aio$"):
+    with pytest.raises(SpecError, match=r"^axes\.impl\[0\]: unknown value 'asio'; allowed: sync, aio, go$"):
         load_spec(str(path))
 
 
@@ -542,7 +573,7 @@ def test_filter_empty_result_is_fine(grid):
     ("expr", "expected"),
     [
         ("foo=1", "--filter: unknown axis 'foo'; axes: impl, rpc, workers"),
-        ("impl=asio", "--filter: impl: unknown value 'asio'; allowed: sync, aio"),
+        ("impl=asio", "--filter: impl: unknown value 'asio'; allowed: sync, aio, go"),
         ("compression=gzp", "--filter: compression: unknown value 'gzp'; allowed: none, grpc-gzip"),
         ("workers=four", "--filter: workers: expected a positive integer, got 'four'"),
         ("payload_size=1KB", "--filter: payload_size: expected a size in bytes"),
@@ -586,12 +617,36 @@ def test_with_settings_overrides_and_validates():
 # -- the shipped specs ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["quick", "full", "ci"])
+@pytest.mark.parametrize("name", sorted(p.stem for p in SPECS.glob("*.toml")))
 def test_shipped_specs_load(name):
     s = load_spec(SPECS / f"{name}.toml")
     assert s.name == name
     assert s.description
-    assert len(s.cells) >= 6
+    assert len(s.cells) >= 4
+
+
+def test_go_reference_spec_pairs_every_python_cell_with_a_go_cell():
+    s = load_spec(SPECS / "go_reference.toml")
+    go = {replace(c, workers=0) for c in s.cells if c.impl == "go"}
+    python = [c for c in s.cells if c.impl != "go"]
+    assert len(python) == 8 and {c.loadgen for c in s.cells} == {"ghz"}
+    assert all(replace(c, impl="go", workers=0) in go for c in python)
+    assert {(c.rpc, c.payload_size) for c in python} == {(r, n) for r in ("unary", "server_stream") for n in (0, 65536)}
+
+
+def test_grpc_bench_spec_is_its_published_setup():
+    s = load_spec(SPECS / "grpc_bench.toml")
+    assert {(c.impl, c.workers) for c in s.cells} == {("sync", 1), ("sync", 16), ("aio", 0), ("go", 0)}
+    for c in s.cells:  # ghz, 50 connections, 1,000 in flight, closed loop, a ~100 B unary request
+        assert (c.loadgen, c.connections, c.concurrency, c.mode, c.rpc, c.payload_size) == (
+            "ghz",
+            50,
+            1000,
+            "closed",
+            "unary",
+            100,
+        )
+    assert (s.settings.warmup, s.settings.duration, s.settings.server_cpus) == (5.0, 20.0, (0,))
 
 
 @pytest.mark.parametrize("name", ["quick", "full", "ci"])
@@ -602,7 +657,7 @@ def test_keys_are_unique(name):
 
 def test_quick_covers_every_value_in_few_cells():
     s = load_spec(SPECS / "quick.toml")
-    assert len(s.cells) == 54  # the count and time estimate in quick.toml's header
+    assert len(s.cells) == 59  # the count and time estimate in quick.toml's header
     assert len(s.cells) <= 60
     for axis, allowed in ALLOWED.items():
         seen = {getattr(c, axis) for c in s.cells}
@@ -615,6 +670,16 @@ def test_quick_covers_every_value_in_few_cells():
     assert {c.connections for c in s.cells} == {1, 4}
     assert len({c.stream_messages for c in s.cells if c.rpc != "unary"}) >= 2
     assert len({c.rate for c in s.cells if c.mode == "open"}) >= 2
+    # the Go reference: unary and server streaming with ghz, each with its sync and aio partner (the report's ratios)
+    go = [c for c in s.cells if c.impl == "go"]
+    assert {(c.rpc, c.payload_size, c.loadgen) for c in go} == {
+        ("unary", 1024, "ghz"),
+        ("server_stream", 1024, "ghz"),
+        ("unary", 64 * 1024, "ghz"),
+    }
+    for cell in go:
+        for impl, workers in (("sync", 4), ("aio", 0)):
+            assert replace(cell, impl=impl, workers=workers) in s.cells
     heavy = [c for c in s.cells if c.payload_size >= 1024 * 1024 and c.compression == "app-gzip-9"]
     assert len(heavy) == 1
     assert (s.settings.duration, s.settings.warmup, s.settings.repetitions) == (2.0, 0.5, 2)

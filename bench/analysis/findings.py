@@ -15,16 +15,16 @@ the notebooks.
 
 Which studies a run supports
 ----------------------------
-A study compares cells that differ in exactly one axis, with every other axis of bench.spec.AXES equal. Axes that a
-cell ignores follow the spec's normalisation: ``workers`` applies to the sync server only (aio cells carry 0, and so
-will the Go reference), ``stream_messages`` to streaming RPCs only (unary cells carry 1), ``rate`` and ``arrival`` to
-open loop only (closed-loop cells carry 0 and constant). So a sync cell with 4 threads and an aio cell differ in
-``impl`` alone. A cell that could pair with several others (an aio cell with sync cells of 1 and of 4 threads) is
-paired with the one nearest the run's **baseline** (the first cell of the spec's product: each [axes] list's first
-value; the most common value of each axis when the manifest has no usable spec), and every cell is used once per
-study. When a run has several instances of a study (sync vs aio at four RPC kinds, ...), they make ONE finding: the
-instance nearest the baseline leads the sentence, the others are summarised (their range, with the cells at its ends
-named, or each in a few words when there are at most three). A study the run has no cells for gives no finding.
+A study compares cells that differ in exactly one axis, with every other axis of bench.spec.AXES equal. Axes that a cell
+ignores follow the spec's normalisation (bench.spec.cell.INAPPLICABLE, the one rule): ``workers`` applies to the sync
+server only (aio and go cells carry 0), ``stream_messages`` to streaming RPCs only (unary cells carry 1), ``rate`` and
+``arrival`` to open loop only (closed-loop cells carry 0 and constant). So a sync cell with 4 threads and an aio cell
+differ in ``impl`` alone. A cell that could pair with several others (an aio cell with sync cells of 1 and of 4 threads)
+is paired with the one nearest the run's **baseline** (the first cell of the spec's product: each [axes] list's first
+value; the most common value of each axis when the manifest has no usable spec), and every cell is used once per study.
+When a run has several instances of a study (sync vs aio at four RPC kinds, ...), they make ONE finding: the instance
+nearest the baseline leads the sentence, the others are summarised (their range, with the cells at its ends named, or
+each in a few words when there are at most three). A study the run has no cells for gives no finding.
 
 Every number is a median over a cell's successful repetitions (failed rows are left out); spreads are min..max.
 
@@ -118,6 +118,7 @@ import pandas as pd
 from ..gate import stats
 from ..run.manifest import Manifest
 from ..spec import ALLOWED, AXES, SpecError, parse_spec
+from ..spec.cell import applies, deciders
 from . import figures, results, schema
 from .table import fmt_size
 
@@ -387,6 +388,11 @@ def _baseline(manifest: Manifest, cells: Iterable[CellStats]) -> dict[str, objec
     return {axis: max(seen, key=seen.get) for axis, seen in counts.items() if seen}
 
 
+def run_of(df: pd.DataFrame, manifest: Manifest) -> Run:
+    """A run's cells, baseline and calibration, as the studies (and ``pairs``) read them."""
+    return _run(df, manifest)
+
+
 def _run(df: pd.DataFrame, manifest: Manifest) -> Run:
     cells = cell_stats(df)
     slo = _finite(manifest.settings.slo_p99_ms)
@@ -403,18 +409,12 @@ def _run(df: pd.DataFrame, manifest: Manifest) -> Run:
 
 # -- matching like with like ------------------------------------------------------------------------------------
 
-_DECIDED_BY = {"workers": "impl", "stream_messages": "rpc", "rate": "mode", "arrival": "mode"}
+_DECIDED_BY = deciders()  # workers -> impl, stream_messages -> rpc, rate and arrival -> mode
 
 
 def _applies(axis: str, axes: dict[str, object]) -> bool:
-    """Whether a cell's value of ``axis`` means anything (the spec normalises the others to a fixed value)."""
-    if axis == "workers":
-        return axes["impl"] == "sync"
-    if axis == "stream_messages":
-        return axes["rpc"] != "unary"
-    if axis in ("rate", "arrival"):
-        return axes["mode"] == "open"
-    return True
+    """Whether a cell's value of ``axis`` means anything (bench.spec.cell.applies: the spec's one rule)."""
+    return applies(axis, axes)
 
 
 def _linked(axis: str) -> set[str]:
@@ -422,9 +422,12 @@ def _linked(axis: str) -> set[str]:
     return {other for other, decider in _DECIDED_BY.items() if decider == axis}
 
 
-def pairs(run: Run, axis: str, first: object, second: object) -> list[tuple[CellStats, CellStats]]:
+def pairs(
+    run: Run, axis: str, first: object, second: object, one_to_one: bool = True
+) -> list[tuple[CellStats, CellStats]]:
     """(cell with ``axis`` = first, cell with ``axis`` = second) pairs equal in every other axis that applies to
-    both; each cell used once, pairs nearest the baseline first (so they win a cell wanted by two pairs)."""
+    both, pairs nearest the baseline first. ``one_to_one``: each cell used once (the nearer pairs win a cell wanted
+    by two); otherwise every matching pair (a Go cell with each sync cell whose thread count differs, ...)."""
     loose = _linked(axis)
     groups: dict[tuple, list[CellStats]] = {}
     for cell in run.cells.values():
@@ -443,6 +446,8 @@ def pairs(run: Run, axis: str, first: object, second: object) -> list[tuple[Cell
         )
     ]
     candidates.sort(key=lambda pair: run.distance(pair[0]) + run.distance(pair[1]))
+    if not one_to_one:
+        return candidates
     used: set[str] = set()
     out = []
     for a, b in candidates:

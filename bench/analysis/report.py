@@ -4,10 +4,12 @@ RUN_DIR/report/index.html opens with the run's findings (bench.analysis.findings
 its numbers and confidence; also written as findings.json and at the top of summary.md), then the machine the run
 measured on (its /dev/cpu_dma_latency hold, the warnings of its system facts, its calibration: floor and noise;
 bench.analysis.summary.machine_lines), the figures (PNG files in the same directory, relative links, no script, no
-CDN), a note for each figure the run has no data for, the summary table (one row per cell: medians over
-repetitions, failed, saturated and unstable cells flagged; bench.analysis.table, also written as summary.md) and the
-run's manifest (with every system check). Figures are drawn by bench.analysis.figures; everything is read through
-bench.analysis.results, so a bad run directory is one ResultsError line.
+CDN), a note for each figure the run has no data for, for a run with go cells what Python costs against them
+(bench.analysis.reference: the answer in words and one row per Python cell; also in summary.md), the summary table
+(one row per cell: medians over repetitions, failed, saturated and unstable cells flagged; bench.analysis.table,
+also written as summary.md) and the run's manifest (with every system check). Figures are drawn by
+bench.analysis.figures; everything is read through bench.analysis.results, so a bad run directory is one
+ResultsError line.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..run.manifest import Manifest
-from . import figures, findings, results, summary, table
+from . import figures, findings, reference, results, summary, table
 
 REPORT_DIR = "report"
 INDEX = "index.html"
@@ -111,6 +113,13 @@ def warnings(cells: table.CellTable, manifest: Manifest) -> str:
     return "\n".join(out)
 
 
+def reference_section(found: list[reference.Ratio]) -> str:
+    """What Python costs against the grpc-go reference; empty for a run without a Python and a Go cell to pair."""
+    if not found:
+        return ""
+    return f'<h2 id="python-cost">{_e(reference.TITLE)}</h2>\n{reference.to_html(found)}'
+
+
 def machine_section(manifest: Manifest) -> str:
     """The machine the run measured on, next to the results: hold, warnings, calibration (empty if not recorded)."""
     lines = summary.machine_lines(manifest)
@@ -141,12 +150,15 @@ def render(
     title: str,
     cells: table.CellTable,
     found: findings.Document | None = None,
+    costs: list[reference.Ratio] | None = None,
 ) -> str:
     """The page's HTML, the findings first; draws the figures into ``out_dir`` on the way. ``found``: the run's
-    findings (computed here when not given)."""
+    findings, ``costs``: its Python/Go pairs (each computed here when not given)."""
     if found is None:
         computed = findings.compute(df, manifest)
         found = findings.Document(title, computed, findings.machine_note(manifest, computed))
+    if costs is None:
+        costs = reference.ratios(df, manifest)
     drawn = figures.draw_all(df, manifest, out_dir)
     figs, notes = [], []
     for item in drawn:
@@ -180,6 +192,7 @@ def render(
 <h2>Figures</h2>
 {"".join(figs) or '<p class="note">No figure: the run has data for none of them.</p>'}
 {"".join(notes)}
+{reference_section(costs)}
 <h2>Summary (one row per cell, medians over successful repetitions)</h2>
 {table.to_html(cells)}
 <h2>Manifest</h2>
@@ -202,14 +215,17 @@ def write(run_dir: str | Path, out: str | Path | None = None) -> Path:
         cells = table.build(df, summary.noise_cv(manifest))
         computed = findings.compute(df, manifest)
         found = findings.Document(str(df["run_id"].iloc[0]), computed, findings.machine_note(manifest, computed))
-        page = render(df, manifest, out_dir, run_dir.resolve().name, cells, found)
+        costs = reference.ratios(df, manifest)
+        page = render(df, manifest, out_dir, run_dir.resolve().name, cells, found, costs)
         index = out_dir / INDEX
         index.write_text(page, encoding="utf-8")
-        (out_dir / SUMMARY).write_text(
+        text = (
             f"# {run_dir.resolve().name}\n\n{findings.to_markdown(found.findings, found.note)}\n"
-            f"## Cells: medians over successful repetitions\n\n{table.to_markdown(cells)}",
-            encoding="utf-8",
+            f"## Cells: medians over successful repetitions\n\n{table.to_markdown(cells)}"
         )
+        if costs:
+            text += f"\n## {reference.TITLE}\n\n{reference.to_markdown(costs)}"
+        (out_dir / SUMMARY).write_text(text, encoding="utf-8")
         findings.write(out_dir / findings.FILE_NAME, found.findings, found.run_id, found.note)
     except OSError as exc:
         raise results.ResultsError(f"{out_dir}: cannot write the report ({exc.strerror or exc})") from None

@@ -20,8 +20,9 @@ from rich.table import Table
 from ..spec import AXES
 from . import stability
 
-# (column, header, format)
-SHOWN = (
+# (column, header, format): the metrics a table shows, in order
+Shown = tuple[tuple[str, str, str], ...]
+SHOWN: Shown = (
     ("rps", "RPC/s", "{:,.0f}"),
     ("lat_p50_ms", "p50 ms", "{:.2f}"),
     ("lat_p99_ms", "p99 ms", "{:.2f}"),
@@ -65,7 +66,7 @@ class CellRow:
     key: str
     labels: tuple[str, ...]  # the varying axes' values, as text
     reps: int
-    values: tuple[float, ...]  # medians, in SHOWN's order (NaN: none)
+    values: tuple[float, ...]  # medians, in the table's ``shown`` order (NaN: none)
     flags: tuple[Flag, ...]
 
     @property
@@ -80,6 +81,7 @@ class CellTable:
     axes: tuple[str, ...]  # the axes that vary between cells
     rows: tuple[CellRow, ...]
     fixed: tuple[tuple[str, str], ...]  # (axis, value) of the axes every cell shares
+    shown: Shown = SHOWN  # the value columns (another table of cells, e.g. bench.analysis.reference's, has its own)
 
     @property
     def compact(self) -> bool:
@@ -176,11 +178,11 @@ def to_rich(table: CellTable, title: str = "") -> Table:
     for header in table.axis_headers():
         out.add_column(header)
     out.add_column("reps", justify="right")
-    for _, header, _ in SHOWN:
+    for _, header, _ in table.shown:
         out.add_column(header, justify="right")
     out.add_column("flags")
     for row in table.rows:
-        values = [_number(v, fmt) for v, (_, _, fmt) in zip(row.values, SHOWN, strict=True)]
+        values = [_number(v, fmt) for v, (_, _, fmt) in zip(row.values, table.shown, strict=True)]
         flags = " ".join(f"[{_RICH_STYLE[f.kind]}]{f.text}[/{_RICH_STYLE[f.kind]}]" for f in row.flags)
         out.add_row(*table.axis_cells(row), str(row.reps), *values, flags)
     return out
@@ -193,13 +195,13 @@ def _e(value: object) -> str:
 def to_html(table: CellTable) -> str:
     """A <table> (rows carry data-cell and a failed/saturated class) and the fixed axes, for the report."""
     head = "".join(f"<th>{_e(h)}</th>" for h in table.axis_headers())
-    head += "<th>reps</th>" + "".join(f"<th>{_e(h)}</th>" for _, h, _ in SHOWN) + "<th>flags</th>"
+    head += "<th>reps</th>" + "".join(f"<th>{_e(h)}</th>" for _, h, _ in table.shown) + "<th>flags</th>"
     rows = []
     for row in table.rows:
         tds = "".join(f"<td>{_e(v)}</td>" for v in table.axis_cells(row))
         tds += f'<td class="num">{row.reps}</td>'
         tds += "".join(
-            f'<td class="num">{_number(v, fmt)}</td>' for v, (_, _, fmt) in zip(row.values, SHOWN, strict=True)
+            f'<td class="num">{_number(v, fmt)}</td>' for v, (_, _, fmt) in zip(row.values, table.shown, strict=True)
         )
         flags = []
         for f in row.flags:
@@ -218,11 +220,11 @@ def to_html(table: CellTable) -> str:
 
 def to_markdown(table: CellTable) -> str:
     """A GitHub markdown table, then the fixed axes."""
-    headers = [*table.axis_headers(), "reps", *(h for _, h, _ in SHOWN), "flags"]
-    align = ["---"] * len(table.axis_headers()) + ["---:"] * (1 + len(SHOWN)) + ["---"]
+    headers = [*table.axis_headers(), "reps", *(h for _, h, _ in table.shown), "flags"]
+    align = ["---"] * len(table.axis_headers()) + ["---:"] * (1 + len(table.shown)) + ["---"]
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(align) + "|"]
     for row in table.rows:
-        values = [_number(v, fmt) for v, (_, _, fmt) in zip(row.values, SHOWN, strict=True)]
+        values = [_number(v, fmt) for v, (_, _, fmt) in zip(row.values, table.shown, strict=True)]
         flags = ", ".join(f.text for f in row.flags)
         lines.append("| " + " | ".join([*table.axis_cells(row), str(row.reps), *values, flags]) + " |")
     if table.fixed:

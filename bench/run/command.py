@@ -10,7 +10,7 @@ from rich.console import Console
 
 from ..analysis import findings, results, summary
 from ..spec import SpecError, filter_cells, load_spec, parse_spec, with_settings
-from . import placement, progress
+from . import measure, placement, progress
 from .executor import Side, execute
 from .manifest import Manifest
 from .plan import Plan
@@ -60,9 +60,10 @@ def run(
         run_id = f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{spec.name}"
         manifest = Manifest.new(spec, plan, filter_expr, where.describe())
         store = RunStore.create(out or RESULTS_ROOT / run_id, manifest)
-    warning = placement.link_warning(placement.for_settings(spec.settings), [cell for cell, _ in plan.steps])
-    if warning:
-        console.print(f"warning: {warning}", soft_wrap=True, markup=False)
+    cells = [cell for cell, _ in plan.steps]
+    for warning in (placement.link_warning(placement.for_settings(spec.settings), cells), measure.go_warning(cells)):
+        if warning:
+            console.print(f"warning: {warning}", soft_wrap=True, markup=False)
     console.print(
         f"run {store.dir}: {len(plan.steps)} repetitions of {store.manifest.cells} cells, "
         f"server on CPU {_cpus(spec.settings.server_cpus)}, load generator on CPU "

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from servers import go_server
 
 from ..analysis import schema
 from ..load import histogram
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from .calibration import Calibration
 
 SATURATED = 0.9  # fraction of the pinned CPUs busy
+GO_NOTE = "go: workers axis does not apply; GOMAXPROCS follows the server CPUs"
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,35 @@ def server_args(cell: Cell, certs_dir: Path) -> list[str]:
     return args
 
 
+def impl_notes(cell: Cell) -> list[str]:
+    """What a row of this server model says about the axes it ignores."""
+    if cell.impl == "aio":
+        return ["aio: workers axis does not apply"]
+    if cell.impl == "go":
+        return [GO_NOTE]
+    return []
+
+
+def missing_server(cell: Cell, code: ServerCode) -> str | None:
+    """Why the cell's server cannot start here (the Go server not built), in one line; None when it can.
+
+    Only said for the harness's own interpreter and tree: another side's code (grpclab regress) finds its own.
+    """
+    if cell.impl != "go" or code.python is not None or code.code_dir is not None:
+        return None
+    if code.env.get(go_server.ENV_BINARY) is not None:
+        return None  # the server's environment names a build; the server itself says if it is missing
+    return None if go_server.find_binary() is not None else go_server.missing_text()
+
+
+def go_warning(cells: Iterable[Cell]) -> str | None:
+    """One line for the start of a run whose go cells will fail here (they fail in their rows; the rest run)."""
+    keys = {cell.key() for cell in cells if cell.impl == "go"}
+    if not keys or go_server.find_binary() is not None:
+        return None
+    return f"{len(keys)} go cells will fail ({go_server.missing_text()}); the other cells run"
+
+
 def _sleep_until(moment: float) -> None:
     delay = moment - time.monotonic()
     if delay > 0:
@@ -93,9 +125,11 @@ def measure(cell: Cell, repetition: int, order: int, ctx: Context) -> dict:
         server_cpus=",".join(map(str, where.server_cpus)),
         loadgen_cpus=",".join(map(str, where.loadgen_cpus)),
     )
-    notes: list[str] = []
-    if cell.impl == "aio":
-        notes.append("aio: workers axis does not apply")
+    notes = impl_notes(cell)
+    missing = missing_server(cell, ctx.server)
+    if missing:
+        row.update(failed=True, error=missing, notes="; ".join(notes))
+        return row
     began = time.monotonic()
     tls_dir = ctx.certs_dir if cell.tls != "off" else None
     launch = ServerLaunch(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 
 from . import compression
@@ -23,9 +23,9 @@ class SpecError(Exception):
 class Cell:
     """One benchmark configuration; field order = column order in results."""
 
-    impl: str  # "sync" | "aio"
+    impl: str  # "sync" | "aio" | "go" (the grpc-go reference server, servers/go)
     rpc: str  # "unary" | "server_stream" | "client_stream" | "bidi"
-    workers: int  # sync thread-pool size; 0 for aio (aio ignores it)
+    workers: int  # sync thread-pool size; 0 for aio and go (they have no pool to size)
     processes: int  # server processes sharing one port
     payload_size: int  # bytes of request and reply payload, uncompressed
     payload_kind: str  # "random" | "text" | "zeros"
@@ -82,12 +82,13 @@ class Cell:
             raise SpecError(f"cell: missing {', '.join(missing)}")
         values = {}
         for axis in AXES:
-            if axis == "workers" and data["impl"] == "aio" and is_int(data[axis]) and data[axis] == 0:
-                values[axis] = 0  # already normalized
+            if axis == "workers" and not applies(axis, data) and is_int(data[axis]) and data[axis] == 0:
+                values[axis] = 0  # already normalized (aio and go rows carry 0)
             else:
                 values[axis] = AXIS_PARSERS[axis](data[axis], f"cell.{axis}")
         if values["mode"] == "open" and values["rate"] <= 0:
             raise SpecError(f"cell.rate: open mode needs rate > 0, got {show(data['rate'])}")
+        check_combination(values, "cell")
         return normalize(values)
 
 
@@ -98,7 +99,7 @@ AXES: tuple[str, ...] = tuple(f.name for f in fields(Cell))
 LATER_AXES: tuple[str, ...] = ("link",)
 
 ALLOWED: dict[str, tuple[str, ...]] = {
-    "impl": ("sync", "aio"),
+    "impl": ("sync", "aio", "go"),
     "rpc": ("unary", "server_stream", "client_stream", "bidi"),
     "payload_kind": ("random", "text", "zeros"),
     "compression": compression.VALUES,
@@ -227,15 +228,45 @@ AXIS_PARSERS: dict[str, Callable[[object, str], object]] = {axis: _choice(axis) 
 }
 
 
+# Axes that mean something for some cells only: axis -> (the axis that decides, its values where it does not
+# apply, the value such cells carry). The one rule for "does this axis apply": normalize() gives those cells the
+# fixed value, and the analysis (bench.analysis.findings, bench.analysis.figures.select) matches like with like by it.
+INAPPLICABLE: dict[str, tuple[str, frozenset[str], object]] = {
+    "workers": ("impl", frozenset({"aio", "go"}), 0),  # aio and go have no thread pool to size
+    "stream_messages": ("rpc", frozenset({"unary"}), 1),
+    "rate": ("mode", frozenset({"closed"}), 0.0),
+    "arrival": ("mode", frozenset({"closed"}), "constant"),
+}
+# The Go server runs one process (a goroutine per RPC, GOMAXPROCS = the server CPUs); grpclab serve refuses more.
+GO_PROCESSES = 1
+
+
+def applies(axis: str, values: Mapping[str, object]) -> bool:
+    """Whether a cell's value of ``axis`` means anything (the workers of a sync cell, not of an aio or go cell)."""
+    if axis not in INAPPLICABLE:
+        return True
+    decider, where_not, _ = INAPPLICABLE[axis]
+    return str(values[decider]) not in where_not
+
+
+def deciders() -> dict[str, str]:
+    """axis -> the axis that decides whether it applies (workers -> impl, ...)."""
+    return {axis: decider for axis, (decider, _, _) in INAPPLICABLE.items()}
+
+
+def check_combination(values: Mapping[str, object], path: str) -> None:
+    """Values that are each allowed but cannot go together; ``path`` prefixes the key named ('axes', 'include[2]')."""
+    if values["impl"] == "go" and values["processes"] != GO_PROCESSES:
+        raise SpecError(
+            f"{path}.processes: {values['processes']} with impl 'go': the Go server runs one process "
+            f"(GOMAXPROCS follows the server CPUs); exclude these cells or use processes = 1"
+        )
+
+
 def normalize(values: dict[str, object]) -> Cell:
     """Fix fields a cell ignores, so cells that would measure the same thing compare equal."""
-    if values["impl"] == "aio":
-        values = values | {"workers": 0}
-    if values["rpc"] == "unary":
-        values = values | {"stream_messages": 1}
-    if values["mode"] == "closed":
-        values = values | {"rate": 0.0, "arrival": "constant"}
-    return Cell(**values)
+    fixed = {axis: value for axis, (_, _, value) in INAPPLICABLE.items() if not applies(axis, values)}
+    return Cell(**(values | fixed))
 
 
 def check_keys(table: dict, allowed: Iterable[str], prefix: str, what: str = "key") -> None:

@@ -36,6 +36,10 @@ The run also fails when the server stops serving: health not SERVING at a cycle 
 normal-load RPC or a final check call not OK, an unexpected status in a storm, or the server process gone.
 Exit code 0 (every model passed), 1 (a model failed: its verdict line says which rule), 2 (bad input).
 
+`--impl go` soaks the grpc-go reference server (servers/go) the same way. The test-only leak knob
+(GRPCLAB_INJECT_LEAK_BYTES, which proves the soak catches a leak) is the Python servers' only: the Go server does
+not read it, and the soak says so when it is set for a go run.
+
 Output, in the output directory: `soak.md` (per model: the checks, the RPC counts, the timeline at cycle
 ends) and `soak-<impl>.json` (settings, machine, checks, counts and every sample).
 """
@@ -70,7 +74,9 @@ from bench.run.executor import sigterm_interrupts  # SIGTERM ends a run like Ctr
 from bench.spec.compression import Compression
 from bench.studies import UsageError, check_cpus, new_out_dir
 from protos import chat_pb2, chat_pb2_grpc, greet_pb2, greet_pb2_grpc, number_stream_pb2, number_stream_pb2_grpc
+from servers import go_server
 from servers.config import IMPLS
+from servers.faults import ENV_LEAK_BYTES
 
 METRICS = ("rss_mib", "threads", "fds")
 RPC_TIMEOUT_S = 10.0  # normal load: far above any RPC's time; a stuck server fails it
@@ -535,6 +541,8 @@ def check(settings: Settings) -> None:
     bad = [i for i in settings.impls if i not in IMPLS]
     if bad or not settings.impls:
         raise UsageError(f"--impl: unknown server model {bad[0] if bad else ''!r}; allowed: {', '.join(IMPLS)}")
+    if "go" in settings.impls and go_server.find_binary() is None:
+        raise UsageError(f"--{go_server.missing_text()}")
     if settings.cycle_rpcs < len(MIX) * 10:
         raise UsageError(f"--cycle-rpcs: at least {len(MIX) * 10}, got {settings.cycle_rpcs}")
     if settings.rpcs < 3 * settings.cycle_rpcs:
@@ -564,6 +572,9 @@ def run(
     results = []
     with sigterm_interrupts():
         for impl in settings.impls:
+            if impl == "go" and {**os.environ, **(env or {})}.get(ENV_LEAK_BYTES):
+                # the leak knob exists to prove the soak catches a leak; only the Python servers have it
+                progress(f"soak go: {ENV_LEAK_BYTES} is read by the Python servers only; the Go server leaks nothing")
             result = soak_one(impl, settings, env, progress)
             results.append(result)
             doc = {**meta, "result": asdict(result), "passed": result.passed}

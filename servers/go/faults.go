@@ -2,6 +2,8 @@ package main
 
 // Test-only fault injection, read from the environment once at start: the Go twin of servers/faults.py
 // (same variables, same meaning). Off unless a variable is set, and then a handler pays one branch.
+// GRPCLAB_INJECT_LEAK_BYTES (the soak test's leak) has no twin here: the soak proves that it catches a
+// leak against a Python server, and the Go server ignores the variable.
 
 import (
 	"context"

@@ -9,7 +9,8 @@ drawn empty.
 Reads only what bench.analysis.results returns; draws with matplotlib's object API (Agg canvas, no pyplot state).
 
 The figures live in this package by kind: ``sweeps`` (payload size, compression, workers, processes,
-TLS), ``latency`` (open-loop rate sweep, percentile curves, streams) and ``links`` (link rate);
+TLS), ``latency`` (open-loop rate sweep, percentile curves, streams), ``links`` (link rate) and ``reference``
+(what Python costs against the grpc-go server);
 ``select`` picks like-for-like rows, ``draw`` holds what every figure shares.
 """
 
@@ -24,6 +25,7 @@ from ...run.manifest import Manifest
 from .draw import TITLES, Drawn, Skip, Skipped, footer_text
 from .latency import knee, latency_percentiles, open_loop, streaming
 from .links import links
+from .reference import python_cost
 from .select import held_text, hold_fixed, ok_rows
 from .sweeps import compression, payload, processes, tls, workers
 
@@ -51,6 +53,7 @@ FIGURES: tuple[tuple[str, Callable[[pd.DataFrame, Manifest, Path], Drawn]], ...]
     ("latency_percentiles", latency_percentiles),
     ("streaming", streaming),
     ("links", links),
+    ("python_cost", python_cost),
 )
 
 

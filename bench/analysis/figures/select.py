@@ -7,12 +7,8 @@ from collections.abc import Iterable
 import pandas as pd
 
 from ...spec import ALLOWED, AXES
+from ...spec.cell import INAPPLICABLE
 from ..table import value_text
-
-# An axis whose value only means something for some rows: (axis, deciding axis, value of it where it does not apply).
-# aio rows always carry workers=0, unary rows stream_messages=1, closed-loop rows rate=0 and constant arrival.
-_LINKED = {"workers": ("impl", "aio"), "stream_messages": ("rpc", "unary"), "rate": ("mode", "closed")}
-_LINKED["arrival"] = ("mode", "closed")
 
 
 def ok_rows(df: pd.DataFrame) -> pd.DataFrame:
@@ -20,11 +16,16 @@ def ok_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _inapplicable(rows: pd.DataFrame, axis: str, vary: list[str]) -> pd.Series:
-    """Rows where ``axis`` does not apply and whose deciding axis is varied (aio rows for workers, ...)."""
-    if axis in _LINKED and _LINKED[axis][0] in vary:
-        decider, value = _LINKED[axis]
-        return rows[decider].astype(str) == value
+    """Rows where ``axis`` does not apply and whose deciding axis is varied (aio and go rows for workers, ...)."""
+    if axis in INAPPLICABLE and INAPPLICABLE[axis][0] in vary:
+        return _not_applying(rows, axis)
     return pd.Series(False, index=rows.index)
+
+
+def _not_applying(rows: pd.DataFrame, axis: str) -> pd.Series:
+    """Rows where ``axis`` means nothing (bench.spec.cell.INAPPLICABLE: workers of aio and go rows, ...)."""
+    decider, where_not, _ = INAPPLICABLE[axis]
+    return rows[decider].astype(str).isin(where_not)
 
 
 def hold_fixed(
@@ -59,7 +60,7 @@ def hold_fixed(
     for axis in AXES:
         if axis in vary or base[axis].astype(str).nunique() < 2:
             continue
-        if axis in _LINKED and (sub[_LINKED[axis][0]].astype(str) == _LINKED[axis][1]).all():
+        if axis in INAPPLICABLE and _not_applying(sub, axis).all():
             continue  # e.g. rate in closed loop: nothing to say
         values = sub.loc[~_inapplicable(sub, axis, vary), axis].unique()
         if len(values) == 1:
