@@ -86,7 +86,7 @@ def test_axes_match_cell_fields_in_order():
 
 
 def test_allowed_values():
-    assert ALLOWED["impl"] == ("sync", "aio")
+    assert ALLOWED["impl"] == ("sync", "aio", "go")
     assert ALLOWED["rpc"] == ("unary", "server_stream", "client_stream", "bidi")
     assert len(ALLOWED["compression"]) == 12
     assert ALLOWED["compression"][-1] == "app-gzip-9"
@@ -334,7 +334,7 @@ def test_size_limit():
         ("[axes]\nprocesses = [-1]", "axes.processes[0]: expected a positive integer, got -1"),
         ("[axes]\nrate = [-5]", "axes.rate[0]: expected a number >= 0 (RPC/s), got -5"),
         ("[axes]\nrate = [nan]", "axes.rate[0]: expected a number >= 0 (RPC/s), got nan"),
-        ('[axes]\nimpl = ["sync", 3]', "axes.impl[1]: unknown value 3; allowed: sync, aio"),
+        ('[axes]\nimpl = ["sync", 3]', "axes.impl[1]: unknown value 3; allowed: sync, aio, go"),
         ("[axes]\nimpl = []", "axes.impl: expected a non-empty list"),
         ('[axes]\nimpl = "sync"', "axes.impl: expected a non-empty list, got 'sync'"),
         ("[settings]\nduration = -1", "settings.duration: expected a number > 0, got -1"),
@@ -356,7 +356,7 @@ def test_size_limit():
         ),
         (
             'exclude = [{impl = "sync"}, {impl = "asio"}]',
-            "exclude[1].impl: unknown value 'asio'; allowed: sync, aio",
+            "exclude[1].impl: unknown value 'asio'; allowed: sync, aio, go",
         ),
         (
             '[[exclude]]\ntls = ["on", "tls"]',
@@ -483,7 +483,7 @@ def test_load_spec_file_errors(tmp_path):
 def test_key_errors_are_not_prefixed_with_the_file(tmp_path):
     path = tmp_path / "s.toml"
     path.write_text('name = "s"\n[axes]\nimpl = ["asio"]\n')
-    with pytest.raises(SpecError, match=r"^axes\.impl\[0\]: unknown value 'asio'; allowed: sync, aio$"):
+    with pytest.raises(SpecError, match=r"^axes\.impl\[0\]: unknown value 'asio'; allowed: sync, aio, go$"):
         load_spec(str(path))
 
 
@@ -542,7 +542,7 @@ def test_filter_empty_result_is_fine(grid):
     ("expr", "expected"),
     [
         ("foo=1", "--filter: unknown axis 'foo'; axes: impl, rpc, workers"),
-        ("impl=asio", "--filter: impl: unknown value 'asio'; allowed: sync, aio"),
+        ("impl=asio", "--filter: impl: unknown value 'asio'; allowed: sync, aio, go"),
         ("compression=gzp", "--filter: compression: unknown value 'gzp'; allowed: none, grpc-gzip"),
         ("workers=four", "--filter: workers: expected a positive integer, got 'four'"),
         ("payload_size=1KB", "--filter: payload_size: expected a size in bytes"),

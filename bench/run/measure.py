@@ -92,8 +92,8 @@ def measure(cell: Cell, repetition: int, order: int, ctx: Context) -> dict:
         loadgen_cpus=",".join(map(str, where.loadgen_cpus)),
     )
     notes: list[str] = []
-    if cell.impl == "aio":
-        notes.append("aio: workers axis does not apply")
+    if cell.impl != "sync":
+        notes.append(f"{cell.impl}: workers axis does not apply")
     began = time.monotonic()
     tls_dir = ctx.certs_dir if cell.tls != "off" else None
     launch = ServerLaunch(
