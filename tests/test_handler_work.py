@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from bench.analysis import results, table
+from bench.analysis import figures, handlers, results, table
 from bench.load import ghz
 from bench.load.job import LoadJob
 from bench.load.workload import Workload
@@ -125,3 +126,54 @@ def test_table_shows_work_with_its_unit() -> None:
     assert table.value_text("handler_block_ms", 0.0) == "0"
     assert table.value_text("handler_cpu_us", 1000) == "1000 us"
     assert replace(Cell(**DEFAULTS), handler_cpu_us=7).key().endswith("/handler_cpu_us=7")
+
+
+# -- the knee: the report's figure and the README's table -------------------------------------------------------
+
+
+def knee_run() -> tuple[pd.DataFrame, object]:
+    """A run of the handler study's shape, numbers made up: sync at 1-8 threads, aio and go, under each work."""
+    base = results.load(DATA / "sample-run")
+    template = base[base["impl"] == "sync"].iloc[0].to_dict()
+    rows = []
+    works = {"none": {}, "wait": {"handler_wait_ms": 2.0}, "cpu": {"handler_cpu_us": 1000}}
+    for kind, axes in works.items():
+        for impl, workers in [("sync", 1), ("sync", 2), ("sync", 4), ("sync", 8), ("aio", 0), ("go", 0)]:
+            rps = {"none": 9000.0, "wait": 450.0 * workers if impl == "sync" else 6000.0, "cpu": 900.0}[kind]
+            rps = 20_000.0 if impl == "go" and kind != "cpu" else rps
+            for repetition in range(2):
+                row = {**template, "impl": impl, "workers": workers, "handler_wait_ms": 0.0, "handler_cpu_us": 0}
+                row |= axes | {"repetition": repetition, "rps": rps * (1 + 0.01 * repetition)}
+                row["loadgen_saturated"] = impl == "go" and kind == "none"
+                row["cell_key"] = Cell.from_dict({a: row[a] for a in Cell.__dataclass_fields__}).key()
+                rows.append(row)
+    manifest = results.read_manifest(DATA / "sample-run")
+    return pd.DataFrame(rows), manifest
+
+
+def test_knee_points_split_by_work_and_hold_the_rest() -> None:
+    df, _ = knee_run()
+    points = handlers.knee_points(df)
+    assert [w.text for w in points.works] == ["no handler work", "handlers wait 2 ms", "handlers burn 1000 us of CPU"]
+    assert points.workers == [1, 2, 4, 8]
+    wait = points.works[1]
+    assert points.sync[wait]["med"].tolist() == pytest.approx([450 * w * 1.005 for w in (1, 2, 4, 8)])
+    assert set(points.flat[wait]) == {"aio", "go"}
+    # a cell doing two kinds of work is neither: left out
+    worked = (df["handler_wait_ms"] > 0) | (df["handler_cpu_us"] > 0)
+    mixed = df.assign(handler_block_ms=worked.astype(float))
+    assert handlers.knee_points(mixed).works == []
+
+
+def test_readme_table_and_figure(tmp_path: Path) -> None:
+    df, manifest = knee_run()
+    text = handlers.to_markdown(df)
+    assert text.splitlines()[0] == "| handler work | sync 1 | sync 2 | sync 4 | sync 8 | aio | go |"
+    assert "| handlers wait 2 ms | 452 | 904 | 1,809 | 3,618 | 6,030 | 20,100 |" in text
+    assert "| no handler work | 9,045 | 9,045 | 9,045 | 9,045 | 9,045 | 20,100* |" in text
+    assert "*: the load generator was saturated" in text
+    drawn = figures.handlers(df, manifest, tmp_path)
+    assert (tmp_path / drawn.file).read_bytes()[:4] == b"\x89PNG"
+    assert "aio and go have no thread pool" in drawn.caption
+    with pytest.raises(figures.Skip, match="no sync thread-count sweep under handler work"):
+        figures.handlers(df[(df["handler_wait_ms"] == 0) & (df["handler_cpu_us"] == 0)], manifest, tmp_path)
