@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.analysis import figures, handlers, results, table
+from bench.analysis import figures, findings, handlers, results, table
 from bench.load import ghz
 from bench.load.job import LoadJob
 from bench.load.workload import Workload
@@ -177,3 +177,16 @@ def test_readme_table_and_figure(tmp_path: Path) -> None:
     assert "aio and go have no thread pool" in drawn.caption
     with pytest.raises(figures.Skip, match="no sync thread-count sweep under handler work"):
         figures.handlers(df[(df["handler_wait_ms"] == 0) & (df["handler_cpu_us"] == 0)], manifest, tmp_path)
+
+
+def test_a_thread_pool_finding_per_kind_of_handler_work() -> None:
+    df, manifest = knee_run()
+    pool = [f for f in findings.compute(df, manifest) if f.study == "thread_pool"]
+    subjects = [f.subject.rsplit(" (", 1)[1] for f in pool]
+    assert sorted(subjects) == sorted(["no handler work)", "handlers wait 2 ms)", "handlers burn 1000 us of CPU)"])
+    wait = next(f for f in pool if "wait" in f.subject)
+    # Waiting handlers: the pool sets the pace, so RPC/s is compared although the server's CPU was not saturated.
+    assert wait.metric == "rps" and wait.ratio == pytest.approx(8.0)
+    assert "8 threads served 2.00x the RPC/s of 4 threads" in wait.sentence
+    assert "the thread pool set the pace" in wait.sentence and "handlers wait 2 ms" in wait.sentence
+    assert "not the server's capacity" not in wait.sentence
