@@ -327,7 +327,7 @@ def _wait(predicate, timeout: float) -> bool:
 def _spec(tmp_path: Path, links: list[str], duration: float = 1.0) -> Path:
     spec = tmp_path / "links.toml"
     spec.write_text(
-        f'name = "links-test"\n[settings]\nduration = {duration}\nwarmup = 0.2\nrepetitions = 1\n'
+        f'name = "links-test"\n[settings]\nduration = {duration}\nwarmup = 0.2\nrepetitions = 1\ncalibrate = false\n'
         f"server_cpus = [{SERVER_CPUS[0]}]\nloadgen_cpus = [{LOADGEN_CPUS[0]}]\n"
         f"[axes]\nlink = {json.dumps(links)}\n"
     )

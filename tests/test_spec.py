@@ -401,7 +401,7 @@ def test_unknown_axis_lists_axes():
 def test_unknown_setting_lists_settings():
     message = error("[settings]\nspeed = 3")
     assert message.startswith("settings.speed: unknown key; allowed: duration, warmup, repetitions, ")
-    assert message.endswith("loadgen_processes, cell_timeout")
+    assert message.endswith("loadgen_processes, cell_timeout, cpu_latency_hold, calibrate")
 
 
 def test_missing_name():
