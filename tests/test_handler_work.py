@@ -146,6 +146,7 @@ def knee_run() -> tuple[pd.DataFrame, object]:
                 row = {**template, "impl": impl, "workers": workers, "handler_wait_ms": 0.0, "handler_cpu_us": 0}
                 row |= axes | {"repetition": repetition, "rps": rps * (1 + 0.01 * repetition)}
                 row["loadgen_saturated"] = impl == "go" and kind == "none"
+                row["server_saturated"] = kind == "cpu"
                 row["cell_key"] = Cell.from_dict({a: row[a] for a in Cell.__dataclass_fields__}).key()
                 rows.append(row)
     manifest = results.read_manifest(DATA / "sample-run")
@@ -173,6 +174,9 @@ def test_readme_table_and_figure(tmp_path: Path) -> None:
     assert "| handlers wait 2 ms | 452 | 904 | 1,809 | 3,618 | 6,030 | 20,100 |" in text
     assert "| no handler work | 9,045 | 9,045 | 9,045 | 9,045 | 9,045 | 20,100* |" in text
     assert "*: the load generator was saturated" in text
+    assert "| handlers burn 1000 us of CPU | 904+ | 904+ | 904+ | 904+ | 904+ | 904+ |" in text
+    assert "+: the server's CPU was saturated (>= 90 % busy)" in text
+    assert "+" not in text.split("| handlers wait 2 ms |")[1].splitlines()[0]
     drawn = figures.handlers(df, manifest, tmp_path)
     assert (tmp_path / drawn.file).read_bytes()[:4] == b"\x89PNG"
     assert "aio and go have no thread pool" in drawn.caption
