@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.analysis import breakeven, crosscheck, findings, handlers, results, schema
+from bench.analysis import breakeven, crosscheck, figures, findings, handlers, results, schema
 from bench.studies import overhead, soak
 
 REPO = Path(__file__).resolve().parent.parent
@@ -65,7 +65,7 @@ def test_findings_example_is_what_the_committed_run_gives():
     assert f"commit `{manifest.environment.git.commit[:7]}`" in README
 
 
-def test_handlers_table_and_numbers_are_what_the_committed_run_gives():
+def test_handlers_table_and_numbers_are_what_the_committed_run_gives(tmp_path: Path):
     run = REPO / "results" / "handlers-2026-12-01"
     section = README.split("## Handler work: how many workers, and does aio help?\n", 1)[1].split("\n## ", 1)[0]
     shown = section.split("<!-- handlers:begin -->\n", 1)[1].split("<!-- handlers:end -->", 1)[0]
@@ -118,3 +118,9 @@ def test_handlers_table_and_numbers_are_what_the_committed_run_gives():
     quoted["CPU work, 2-32 threads"] = f"{min(rps):,.0f}-{max(rps):,.0f} with 2 to 32"
     for what, text in quoted.items():
         assert text in section, (what, text)
+    # and `grpclab report` draws the knee figure the section describes, a panel per kind of work
+    drawn = figures.handlers(df, manifest, tmp_path)
+    assert (tmp_path / drawn.file).read_bytes()[:4] == b"\x89PNG"
+    assert [w.text for w in handlers.knee_points(df).works] == [
+        "no handler work", "handlers wait 2 ms", "handlers block 2 ms", "handlers burn 1000 us of CPU",
+    ]  # fmt: skip

@@ -7,7 +7,7 @@ during), ``block`` (a blocking call) or ``cpu`` (Python CPU work holding the GIL
 have no pool to size, with every other axis held fixed.
 
     python -c "from bench import results; from bench.analysis import handlers; \\
-        print(handlers.to_markdown(results.load('results/handlers-2026-12-02')))"
+        print(handlers.to_markdown(results.load('results/handlers-2026-12-01')))"
 """
 
 from __future__ import annotations
