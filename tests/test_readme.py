@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.analysis import breakeven, crosscheck, figures, findings, handlers, results, schema
+from bench.analysis import breakeven, crosscheck, figures, findings, handlers, results, schema, stability, summary
 from bench.studies import overhead, soak
 
 REPO = Path(__file__).resolve().parent.parent
@@ -116,8 +116,17 @@ def test_handlers_table_and_numbers_are_what_the_committed_run_gives(tmp_path: P
     quoted["CPU per RPC under CPU work"] = f"{min(cpu):,.0f}-{max(cpu):,.0f} us of server CPU"
     rps = [med("cpu", "sync", workers=w) for w in (2, 4, 8, 16, 32)]
     quoted["CPU work, 2-32 threads"] = f"{min(rps):,.0f}-{max(rps):,.0f} with 2 to 32"
+    wait16 = worked[(worked["work_kind"] == "wait") & (worked["workers"] == 16)]["rps"]
+    quoted["the unstable cell's range"] = f"({wait16.min():,.0f}-{wait16.max():,.0f} RPC/s, CV 14 %;"
     for what, text in quoted.items():
         assert text in section, (what, text)
+    unstable = stability.unstable_cells(df, summary.noise_cv(manifest))
+    key = "{}/unary/w{}/p1/0B/text/none/tls-off/c64/n1/m1/closed/ghz/handler_{}=2".format
+    pool16 = key("sync", 16, "wait_ms")
+    light = {key("sync", 1, "wait_ms"), key("sync", 2, "wait_ms"), key("aio", 0, "block_ms")}
+    assert set(unstable) == {pool16} | light
+    assert unstable[pool16][0].text() == "rps CV 14% > 10%"
+    assert all(s.metric == "server_cpu_us_per_rpc" for k in light for s in unstable[k])
     # and `grpclab report` draws the knee figure the section describes, a panel per kind of work
     drawn = figures.handlers(df, manifest, tmp_path)
     assert (tmp_path / drawn.file).read_bytes()[:4] == b"\x89PNG"
