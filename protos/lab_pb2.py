@@ -24,21 +24,23 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\tlab.proto\x12\x03lab\"\x0e\n\x0cStatsRequest\"\x0e\n\x0cResetRequest\"\xa2\x01\n\nStatsReply\x12\x0b\n\x03pid\x18\x01 \x01(\r\x12\x0c\n\x04impl\x18\x02 \x01(\t\x12\x18\n\x10\x63pu_user_seconds\x18\x03 \x01(\x01\x12\x1a\n\x12\x63pu_system_seconds\x18\x04 \x01(\x01\x12\x11\n\trss_bytes\x18\x05 \x01(\x04\x12\x13\n\x0brpcs_served\x18\x06 \x01(\x04\x12\x1b\n\x13seconds_since_reset\x18\x07 \x01(\x01*U\n\x0bPayloadKind\x12\x16\n\x12PAYLOAD_KIND_ZEROS\x10\x00\x12\x17\n\x13PAYLOAD_KIND_RANDOM\x10\x01\x12\x15\n\x11PAYLOAD_KIND_TEXT\x10\x02\x32\x63\n\x07\x43ontrol\x12+\n\x05Stats\x12\x11.lab.StatsRequest\x1a\x0f.lab.StatsReply\x12+\n\x05Reset\x12\x11.lab.ResetRequest\x1a\x0f.lab.StatsReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\tlab.proto\x12\x03lab\"9\n\x04Work\x12\x0f\n\x07wait_us\x18\x01 \x01(\r\x12\x10\n\x08\x62lock_us\x18\x02 \x01(\r\x12\x0e\n\x06\x63pu_us\x18\x03 \x01(\r\"\x0e\n\x0cStatsRequest\"\x0e\n\x0cResetRequest\"\xa2\x01\n\nStatsReply\x12\x0b\n\x03pid\x18\x01 \x01(\r\x12\x0c\n\x04impl\x18\x02 \x01(\t\x12\x18\n\x10\x63pu_user_seconds\x18\x03 \x01(\x01\x12\x1a\n\x12\x63pu_system_seconds\x18\x04 \x01(\x01\x12\x11\n\trss_bytes\x18\x05 \x01(\x04\x12\x13\n\x0brpcs_served\x18\x06 \x01(\x04\x12\x1b\n\x13seconds_since_reset\x18\x07 \x01(\x01*U\n\x0bPayloadKind\x12\x16\n\x12PAYLOAD_KIND_ZEROS\x10\x00\x12\x17\n\x13PAYLOAD_KIND_RANDOM\x10\x01\x12\x15\n\x11PAYLOAD_KIND_TEXT\x10\x02\x32\x63\n\x07\x43ontrol\x12+\n\x05Stats\x12\x11.lab.StatsRequest\x1a\x0f.lab.StatsReply\x12+\n\x05Reset\x12\x11.lab.ResetRequest\x1a\x0f.lab.StatsReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'lab_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PAYLOADKIND']._serialized_start=215
-  _globals['_PAYLOADKIND']._serialized_end=300
-  _globals['_STATSREQUEST']._serialized_start=18
-  _globals['_STATSREQUEST']._serialized_end=32
-  _globals['_RESETREQUEST']._serialized_start=34
-  _globals['_RESETREQUEST']._serialized_end=48
-  _globals['_STATSREPLY']._serialized_start=51
-  _globals['_STATSREPLY']._serialized_end=213
-  _globals['_CONTROL']._serialized_start=302
-  _globals['_CONTROL']._serialized_end=401
+  _globals['_PAYLOADKIND']._serialized_start=274
+  _globals['_PAYLOADKIND']._serialized_end=359
+  _globals['_WORK']._serialized_start=18
+  _globals['_WORK']._serialized_end=75
+  _globals['_STATSREQUEST']._serialized_start=77
+  _globals['_STATSREQUEST']._serialized_end=91
+  _globals['_RESETREQUEST']._serialized_start=93
+  _globals['_RESETREQUEST']._serialized_end=107
+  _globals['_STATSREPLY']._serialized_start=110
+  _globals['_STATSREPLY']._serialized_end=272
+  _globals['_CONTROL']._serialized_start=361
+  _globals['_CONTROL']._serialized_end=460
 # @@protoc_insertion_point(module_scope)

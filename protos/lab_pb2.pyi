@@ -14,6 +14,16 @@ PAYLOAD_KIND_ZEROS: PayloadKind
 PAYLOAD_KIND_RANDOM: PayloadKind
 PAYLOAD_KIND_TEXT: PayloadKind
 
+class Work(_message.Message):
+    __slots__ = ("wait_us", "block_us", "cpu_us")
+    WAIT_US_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_US_FIELD_NUMBER: _ClassVar[int]
+    CPU_US_FIELD_NUMBER: _ClassVar[int]
+    wait_us: int
+    block_us: int
+    cpu_us: int
+    def __init__(self, wait_us: _Optional[int] = ..., block_us: _Optional[int] = ..., cpu_us: _Optional[int] = ...) -> None: ...
+
 class StatsRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

@@ -31,9 +31,12 @@ Every number is a median over a cell's successful repetitions (failed rows are l
 Studies and their rules:
 
 - ``server_model``: sync vs aio. The headline metric (below) decides the comparison, "sync is 1.55x cheaper per RPC".
-- ``thread_pool``: sync cells that differ in ``workers``; ``processes``: cells that differ in ``processes`` (per
-  server model; the processes share the spec's server CPUs, which the sentence names). A sweep names the best value by
-  the headline metric and compares it with the runner-up.
+- ``thread_pool``: sync cells that differ in ``workers``, one finding per kind of handler work (none, wait, block,
+  CPU, or mixed: the handler_* axes), since what threads buy depends on it. Under handlers that wait or block, the
+  pool, not the CPU, sets the pace: RPC/s is the headline whenever no generator was saturated.
+- ``processes``: cells that differ in ``processes`` (per server model; the processes share the spec's server CPUs,
+  which the sentence names). A sweep (here and in ``thread_pool``) names the best value by the headline metric and
+  compares it with the runner-up.
 - ``payload_size``: cells that differ in ``payload_size``: how server CPU per RPC and RPC/s change from the smallest
   to the largest payload, and the server CPU per extra KiB between the two largest sizes (left out when those two
   differ by less than their repetitions' spread).
@@ -107,7 +110,7 @@ import json
 import math
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import asdict, dataclass, is_dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -119,7 +122,7 @@ from ..gate import stats
 from ..run.manifest import Manifest
 from ..spec import ALLOWED, AXES, SpecError, parse_spec
 from ..spec.cell import applies, deciders
-from . import figures, results, schema
+from . import figures, handlers, results, schema
 from .table import fmt_size
 
 if TYPE_CHECKING:
@@ -586,7 +589,23 @@ def _context(run: Run, axes: dict[str, object], omit: Iterable[str] = ()) -> str
         parts.append(f"{axes['processes']} server processes")
     if "loadgen" not in omit and axes["loadgen"] != "python":
         parts.append(f"driven by {_generator_name(str(axes['loadgen']))}")
+    work = _work_phrase(axes, omit)
+    if work:
+        parts.append(work)
     return ", ".join(parts)
+
+
+_WORK_VERBS = {
+    "handler_wait_ms": "wait {:g} ms",
+    "handler_block_ms": "block {:g} ms",
+    "handler_cpu_us": "burn {:g} us of CPU",
+}
+
+
+def _work_phrase(axes: dict[str, object], omit: Iterable[str] = ()) -> str:
+    """The handler work per message in words, 'handlers wait 2 ms' ('' for none: the lab's plain handlers)."""
+    done = [verb.format(float(axes[axis])) for axis, verb in _WORK_VERBS.items() if axis not in omit and axes[axis]]
+    return f"handlers {' and '.join(done)}" if done else ""
 
 
 def _difference(reference: dict[str, object], axes: dict[str, object], omit: Iterable[str] = ()) -> str:
@@ -623,6 +642,9 @@ def _difference(reference: dict[str, object], axes: dict[str, object], omit: Ite
             words.append(f"driven by {_generator_name(str(value))}")
         elif axis == "impl":
             words.append(f"{_SERVER_NAMES.get(str(value), value)} server")
+        elif axis in _WORK_VERBS:
+            only = {a: 0 for a in _WORK_VERBS} | {axis: value}
+            words.append(_work_phrase(only) or f"no handler {axis.removeprefix('handler_').split('_')[0]}")
         elif axis not in ("stream_messages", "workers"):
             words.append(str(value))
     return ", ".join(dict.fromkeys(words)) or "the same cell"
@@ -980,16 +1002,20 @@ def _sweep_finding(
     found: list[list[CellStats]],
     value_words: Callable[[object], str],
     server: Callable[[CellStats], str],
+    pool_paced: bool = False,
 ) -> Finding:
     """A family of cells along one axis: each value's RPC/s and CPU per RPC, the best by the headline metric against
-    the runner-up; other families in a few words each (or their count, beyond MAX_LISTED)."""
+    the runner-up; other families in a few words each (or their count, beyond MAX_LISTED). ``pool_paced``: the thread
+    pool, not the server's CPU, sets the pace (handlers that wait or block), so RPC/s is the headline whenever no
+    generator was saturated, the server's CPU or not."""
+    headline = _pool_headline if pool_paced else headline_metric
 
     def best_two(members: list[CellStats], metric: str) -> tuple[CellStats, CellStats]:
         ranked = sorted(members, key=lambda c: -c.median(metric) if metric == RPS else c.median(metric))
         return ranked[0], ranked[1]
 
     family = found[0]
-    metric = headline_metric(family)
+    metric = headline(family)
     named = [(value_words(c.axes[axis]), c) for c in family]
     best, runner = best_two(family, metric)
     names = {c.key: n for n, c in named}
@@ -1001,14 +1027,18 @@ def _sweep_finding(
         f"{_sweep_phrase(metric, names[best.key], best.median(metric), names[runner.key], runner.median(metric))}"
     )
     if metric == RPS:
-        main += " (the server was the limit in every cell, no generator was)"
+        main += (
+            " (the handlers wait or block, so the thread pool set the pace; no generator was saturated)"
+            if pool_paced
+            else " (the server was the limit in every cell, no generator was)"
+        )
     evidence, reasons = _spread_judgement(run, runner, best, metric)
     instance = _instance(named, metric)
     reasons += _floor_reasons(run, [(names[best.key], best), (names[runner.key], runner)])
-    reasons += _limit_reasons(named)
+    reasons += _limit_reasons(named, rps_quoted=not pool_paced)
     others = []
     for members in found[1:]:
-        m = headline_metric(members)
+        m = headline(members)
         top, second = best_two(members, m)
         words = _sweep_phrase(
             m, value_words(top.axes[axis]), top.median(m), value_words(second.axes[axis]), second.median(m)
@@ -1036,7 +1066,14 @@ def _sweep_finding(
     )
 
 
+def _pool_headline(cells: Iterable[CellStats]) -> str:
+    """Handlers that wait or block: the pool sets the pace, so RPC/s compares whenever no generator was saturated."""
+    return CPU if any(c.generator_limited for c in cells) else RPS
+
+
 def thread_pool(run: Run) -> list[Finding]:
+    """One finding per kind of handler work (none, wait, block, CPU: bench.analysis.handlers): what more threads buy
+    depends on what the handlers do, so families under different work are not summarised together."""
     found = families(run, "workers", where=lambda c: c.axes["impl"] == "sync")
     if not found:
         return []
@@ -1045,7 +1082,18 @@ def thread_pool(run: Run) -> list[Finding]:
     def server(cell: CellStats) -> str:
         return _server_name(cell.axes, threads=False)
 
-    return [_sweep_finding(run, "thread_pool", "workers", found, words, server)]
+    by_work: dict[str, list[list[CellStats]]] = {}
+    for family in found:  # nearest the baseline first, in each kind too
+        by_work.setdefault(handlers.work_kind(family[0].axes), []).append(family)
+    out = []
+    for kind, kind_families in by_work.items():
+        paced = kind in ("wait", "block")
+        finding = _sweep_finding(run, "thread_pool", "workers", kind_families, words, server, pool_paced=paced)
+        if len(by_work) > 1:
+            label = "no handler work" if kind == "none" else _work_phrase(kind_families[0][0].axes)
+            finding = replace(finding, subject=f"{finding.subject} ({label})")
+        out.append(finding)
+    return out
 
 
 def processes(run: Run) -> list[Finding]:

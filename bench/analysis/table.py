@@ -51,6 +51,10 @@ def value_text(axis: str, value: object) -> str:
         return fmt_size(value)
     if axis == "rate":  # 0: a closed-loop cell, which has no rate
         return f"{float(value):g} RPC/s" if float(value) else "0"
+    if axis in ("handler_wait_ms", "handler_block_ms"):  # 0: the handler does no such work
+        return f"{float(value):g} ms" if float(value) else "0"
+    if axis == "handler_cpu_us":
+        return f"{int(value)} us" if int(value) else "0"
     return str(value)
 
 

@@ -39,6 +39,10 @@ class Cell:
     arrival: str  # "constant" | "poisson"; "constant" for closed
     loadgen: str  # "python" | "ghz"
     link: str = "loopback"  # "loopback" | "veth" | "veth-<rate>" (bench.spec.link); later axis, format 2
+    # Work each handler does per message (lab.Work, servers/work.py); later axes, format 2; 0: none.
+    handler_wait_ms: float = 0.0  # a wait the handler yields during (a database call)
+    handler_block_ms: float = 0.0  # a blocking call that does not yield (holds aio's event loop)
+    handler_cpu_us: int = 0  # pure-Python CPU work holding the GIL
 
     def key(self) -> str:
         """Stable, unique, human-readable id.
@@ -65,7 +69,9 @@ class Cell:
         ]
         # Axes added after the first results format appear only away from their default, so every
         # key written before they existed still names the same cell (resume, compare).
-        parts += [f"{axis}={getattr(self, axis)}" for axis in LATER_AXES if getattr(self, axis) != DEFAULTS[axis]]
+        parts += [
+            f"{axis}={_key_text(getattr(self, axis))}" for axis in LATER_AXES if getattr(self, axis) != DEFAULTS[axis]
+        ]
         return "/".join(parts)
 
     def to_dict(self) -> dict:
@@ -96,7 +102,7 @@ AXES: tuple[str, ...] = tuple(f.name for f in fields(Cell))
 # Axes added after results format 1 (grpclab.cell/1), in the order they were added. Rows and keys
 # written before an axis existed mean its DEFAULTS value (Cell.from_dict, Cell.key,
 # bench.analysis.schema.complete). A new axis goes at the end of Cell, gets a default, and is listed here.
-LATER_AXES: tuple[str, ...] = ("link",)
+LATER_AXES: tuple[str, ...] = ("link", "handler_wait_ms", "handler_block_ms", "handler_cpu_us")
 
 ALLOWED: dict[str, tuple[str, ...]] = {
     "impl": ("sync", "aio", "go"),
@@ -127,6 +133,9 @@ DEFAULTS: dict[str, object] = {
     "arrival": "constant",
     "loadgen": "python",
     "link": "loopback",
+    "handler_wait_ms": 0.0,
+    "handler_block_ms": 0.0,
+    "handler_cpu_us": 0,
 }
 
 # The servers accept 64 MiB messages; 16 MiB leaves room for framing and for
@@ -210,6 +219,36 @@ def _link(value: object, path: str) -> str:
         raise SpecError(f"{path}: {exc}") from None
 
 
+def _key_text(value: object) -> str:
+    return fmt_number(value) if isinstance(value, float) else str(value)
+
+
+# Per message, as the servers bound it (servers/work.py): larger values would only fail every RPC.
+MAX_HANDLER_MS = 10_000.0
+MAX_HANDLER_CPU_US = 1_000_000
+
+
+def _handler_ms(value: object, path: str) -> float:
+    """Milliseconds >= 0, sent as whole microseconds (lab.Work)."""
+    if not is_number(value) or value < 0:
+        raise SpecError(f"{path}: expected a number of milliseconds >= 0, got {show(value)}")
+    if value > MAX_HANDLER_MS:
+        raise SpecError(
+            f"{path}: {show(value)} ms is more than the servers' limit of {MAX_HANDLER_MS:g} ms per message"
+        )
+    if abs(value * 1000 - round(value * 1000)) > 1e-6:
+        raise SpecError(f"{path}: {show(value)} ms is finer than the 1 us the servers are told (lab.Work)")
+    return float(value)
+
+
+def _handler_cpu_us(value: object, path: str) -> int:
+    if not is_int(value) or value < 0:
+        raise SpecError(f"{path}: expected a whole number of microseconds >= 0, got {show(value)}")
+    if value > MAX_HANDLER_CPU_US:
+        raise SpecError(f"{path}: {value} us is more than the servers' limit of {MAX_HANDLER_CPU_US} us per message")
+    return value
+
+
 def _rate(value: object, path: str) -> float:
     if not is_number(value) or value < 0:
         raise SpecError(f"{path}: expected a number >= 0 (RPC/s), got {show(value)}")
@@ -225,6 +264,9 @@ AXIS_PARSERS: dict[str, Callable[[object, str], object]] = {axis: _choice(axis) 
     "stream_messages": positive_int,
     "rate": _rate,
     "link": _link,
+    "handler_wait_ms": _handler_ms,
+    "handler_block_ms": _handler_ms,
+    "handler_cpu_us": _handler_cpu_us,
 }
 
 

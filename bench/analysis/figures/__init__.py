@@ -9,8 +9,8 @@ drawn empty.
 Reads only what bench.analysis.results returns; draws with matplotlib's object API (Agg canvas, no pyplot state).
 
 The figures live in this package by kind: ``sweeps`` (payload size, compression, workers, processes,
-TLS), ``latency`` (open-loop rate sweep, percentile curves, streams), ``links`` (link rate) and ``reference``
-(what Python costs against the grpc-go server);
+TLS), ``latency`` (open-loop rate sweep, percentile curves, streams), ``links`` (link rate), ``reference``
+(what Python costs against the grpc-go server) and ``handlers`` (the worker-count knee under handler work);
 ``select`` picks like-for-like rows, ``draw`` holds what every figure shares.
 """
 
@@ -23,6 +23,7 @@ import pandas as pd
 
 from ...run.manifest import Manifest
 from .draw import TITLES, Drawn, Skip, Skipped, footer_text
+from .handlers import handlers
 from .latency import knee, latency_percentiles, open_loop, streaming
 from .links import links
 from .reference import python_cost
@@ -54,6 +55,7 @@ FIGURES: tuple[tuple[str, Callable[[pd.DataFrame, Manifest, Path], Drawn]], ...]
     ("streaming", streaming),
     ("links", links),
     ("python_cost", python_cost),
+    ("handlers", handlers),
 )
 
 

@@ -34,6 +34,7 @@ TITLES = {
     "streaming": "Per-message latency of streaming RPCs",
     "links": "Throughput and latency against link rate, per compression",
     "python_cost": "What Python costs per RPC, against the grpc-go reference",
+    "handlers": "The worker-count knee under waiting, blocking and CPU-bound handlers",
 }
 BARS = "Points: median over repetitions; error bars: min..max across repetitions"
 

@@ -32,6 +32,7 @@ type HelloRequest struct {
 	PayloadGzipLevel uint32                 `protobuf:"varint,3,opt,name=payload_gzip_level,json=payloadGzipLevel,proto3" json:"payload_gzip_level,omitempty"` // 0: raw; 1-9: app-level gzip at this zlib level (reply uses it too)
 	ResponseSize     uint32                 `protobuf:"varint,4,opt,name=response_size,json=responseSize,proto3" json:"response_size,omitempty"`               // uncompressed bytes of payload wanted in the reply
 	ResponseKind     labpb.PayloadKind      `protobuf:"varint,5,opt,name=response_kind,json=responseKind,proto3,enum=lab.PayloadKind" json:"response_kind,omitempty"`
+	Work             *labpb.Work            `protobuf:"bytes,6,opt,name=work,proto3" json:"work,omitempty"` // work the handler does for this message (lab.Work); unset: none
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -101,6 +102,13 @@ func (x *HelloRequest) GetResponseKind() labpb.PayloadKind {
 	return labpb.PayloadKind(0)
 }
 
+func (x *HelloRequest) GetWork() *labpb.Work {
+	if x != nil {
+		return x.Work
+	}
+	return nil
+}
+
 type HelloReply struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
 	Message          string                 `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
@@ -165,13 +173,14 @@ var File_greet_proto protoreflect.FileDescriptor
 
 const file_greet_proto_rawDesc = "" +
 	"\n" +
-	"\vgreet.proto\x12\x05greet\x1a\tlab.proto\"\xc6\x01\n" +
+	"\vgreet.proto\x12\x05greet\x1a\tlab.proto\"\xe5\x01\n" +
 	"\fHelloRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\apayload\x18\x02 \x01(\fR\apayload\x12,\n" +
 	"\x12payload_gzip_level\x18\x03 \x01(\rR\x10payloadGzipLevel\x12#\n" +
 	"\rresponse_size\x18\x04 \x01(\rR\fresponseSize\x125\n" +
-	"\rresponse_kind\x18\x05 \x01(\x0e2\x10.lab.PayloadKindR\fresponseKind\"n\n" +
+	"\rresponse_kind\x18\x05 \x01(\x0e2\x10.lab.PayloadKindR\fresponseKind\x12\x1d\n" +
+	"\x04work\x18\x06 \x01(\v2\t.lab.WorkR\x04work\"n\n" +
 	"\n" +
 	"HelloReply\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x18\n" +
@@ -197,16 +206,18 @@ var file_greet_proto_goTypes = []any{
 	(*HelloRequest)(nil),   // 0: greet.HelloRequest
 	(*HelloReply)(nil),     // 1: greet.HelloReply
 	(labpb.PayloadKind)(0), // 2: lab.PayloadKind
+	(*labpb.Work)(nil),     // 3: lab.Work
 }
 var file_greet_proto_depIdxs = []int32{
 	2, // 0: greet.HelloRequest.response_kind:type_name -> lab.PayloadKind
-	0, // 1: greet.Greeter.SayHello:input_type -> greet.HelloRequest
-	1, // 2: greet.Greeter.SayHello:output_type -> greet.HelloReply
-	2, // [2:3] is the sub-list for method output_type
-	1, // [1:2] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	3, // 1: greet.HelloRequest.work:type_name -> lab.Work
+	0, // 2: greet.Greeter.SayHello:input_type -> greet.HelloRequest
+	1, // 3: greet.Greeter.SayHello:output_type -> greet.HelloReply
+	3, // [3:4] is the sub-list for method output_type
+	2, // [2:3] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_greet_proto_init() }

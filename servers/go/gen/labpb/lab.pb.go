@@ -75,6 +75,69 @@ func (PayloadKind) EnumDescriptor() ([]byte, []int) {
 	return file_lab_proto_rawDescGZIP(), []int{0}
 }
 
+// Work a handler does before answering each request message it gets (each reply of a server stream, each
+// received message of a client stream or bidi stream): the lab's handler_* axes. All zero, or the field not
+// set (a tutorial client), is no work. Beyond 10 s of wait or block, or 1 s of CPU, per message: INVALID_ARGUMENT.
+type Work struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	WaitUs        uint32                 `protobuf:"varint,1,opt,name=wait_us,json=waitUs,proto3" json:"wait_us,omitempty"`    // a wait the handler yields during, like a database call (aio: await asyncio.sleep)
+	BlockUs       uint32                 `protobuf:"varint,2,opt,name=block_us,json=blockUs,proto3" json:"block_us,omitempty"` // a blocking call that does not yield (aio: time.sleep, which holds the event loop)
+	CpuUs         uint32                 `protobuf:"varint,3,opt,name=cpu_us,json=cpuUs,proto3" json:"cpu_us,omitempty"`       // pure CPU work holding the GIL, this long of the thread's CPU clock
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Work) Reset() {
+	*x = Work{}
+	mi := &file_lab_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Work) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Work) ProtoMessage() {}
+
+func (x *Work) ProtoReflect() protoreflect.Message {
+	mi := &file_lab_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Work.ProtoReflect.Descriptor instead.
+func (*Work) Descriptor() ([]byte, []int) {
+	return file_lab_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *Work) GetWaitUs() uint32 {
+	if x != nil {
+		return x.WaitUs
+	}
+	return 0
+}
+
+func (x *Work) GetBlockUs() uint32 {
+	if x != nil {
+		return x.BlockUs
+	}
+	return 0
+}
+
+func (x *Work) GetCpuUs() uint32 {
+	if x != nil {
+		return x.CpuUs
+	}
+	return 0
+}
+
 type StatsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -83,7 +146,7 @@ type StatsRequest struct {
 
 func (x *StatsRequest) Reset() {
 	*x = StatsRequest{}
-	mi := &file_lab_proto_msgTypes[0]
+	mi := &file_lab_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -95,7 +158,7 @@ func (x *StatsRequest) String() string {
 func (*StatsRequest) ProtoMessage() {}
 
 func (x *StatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lab_proto_msgTypes[0]
+	mi := &file_lab_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -108,7 +171,7 @@ func (x *StatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
 func (*StatsRequest) Descriptor() ([]byte, []int) {
-	return file_lab_proto_rawDescGZIP(), []int{0}
+	return file_lab_proto_rawDescGZIP(), []int{1}
 }
 
 type ResetRequest struct {
@@ -119,7 +182,7 @@ type ResetRequest struct {
 
 func (x *ResetRequest) Reset() {
 	*x = ResetRequest{}
-	mi := &file_lab_proto_msgTypes[1]
+	mi := &file_lab_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -131,7 +194,7 @@ func (x *ResetRequest) String() string {
 func (*ResetRequest) ProtoMessage() {}
 
 func (x *ResetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lab_proto_msgTypes[1]
+	mi := &file_lab_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -144,7 +207,7 @@ func (x *ResetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetRequest.ProtoReflect.Descriptor instead.
 func (*ResetRequest) Descriptor() ([]byte, []int) {
-	return file_lab_proto_rawDescGZIP(), []int{1}
+	return file_lab_proto_rawDescGZIP(), []int{2}
 }
 
 // Counters of the one server process that answered (with --processes N each
@@ -169,7 +232,7 @@ type StatsReply struct {
 
 func (x *StatsReply) Reset() {
 	*x = StatsReply{}
-	mi := &file_lab_proto_msgTypes[2]
+	mi := &file_lab_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -181,7 +244,7 @@ func (x *StatsReply) String() string {
 func (*StatsReply) ProtoMessage() {}
 
 func (x *StatsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_lab_proto_msgTypes[2]
+	mi := &file_lab_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -194,7 +257,7 @@ func (x *StatsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsReply.ProtoReflect.Descriptor instead.
 func (*StatsReply) Descriptor() ([]byte, []int) {
-	return file_lab_proto_rawDescGZIP(), []int{2}
+	return file_lab_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *StatsReply) GetPid() uint32 {
@@ -250,7 +313,11 @@ var File_lab_proto protoreflect.FileDescriptor
 
 const file_lab_proto_rawDesc = "" +
 	"\n" +
-	"\tlab.proto\x12\x03lab\"\x0e\n" +
+	"\tlab.proto\x12\x03lab\"Q\n" +
+	"\x04Work\x12\x17\n" +
+	"\await_us\x18\x01 \x01(\rR\x06waitUs\x12\x19\n" +
+	"\bblock_us\x18\x02 \x01(\rR\ablockUs\x12\x15\n" +
+	"\x06cpu_us\x18\x03 \x01(\rR\x05cpuUs\"\x0e\n" +
 	"\fStatsRequest\"\x0e\n" +
 	"\fResetRequest\"\xf8\x01\n" +
 	"\n" +
@@ -284,18 +351,19 @@ func file_lab_proto_rawDescGZIP() []byte {
 }
 
 var file_lab_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_lab_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_lab_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_lab_proto_goTypes = []any{
 	(PayloadKind)(0),     // 0: lab.PayloadKind
-	(*StatsRequest)(nil), // 1: lab.StatsRequest
-	(*ResetRequest)(nil), // 2: lab.ResetRequest
-	(*StatsReply)(nil),   // 3: lab.StatsReply
+	(*Work)(nil),         // 1: lab.Work
+	(*StatsRequest)(nil), // 2: lab.StatsRequest
+	(*ResetRequest)(nil), // 3: lab.ResetRequest
+	(*StatsReply)(nil),   // 4: lab.StatsReply
 }
 var file_lab_proto_depIdxs = []int32{
-	1, // 0: lab.Control.Stats:input_type -> lab.StatsRequest
-	2, // 1: lab.Control.Reset:input_type -> lab.ResetRequest
-	3, // 2: lab.Control.Stats:output_type -> lab.StatsReply
-	3, // 3: lab.Control.Reset:output_type -> lab.StatsReply
+	2, // 0: lab.Control.Stats:input_type -> lab.StatsRequest
+	3, // 1: lab.Control.Reset:input_type -> lab.ResetRequest
+	4, // 2: lab.Control.Stats:output_type -> lab.StatsReply
+	4, // 3: lab.Control.Reset:output_type -> lab.StatsReply
 	2, // [2:4] is the sub-list for method output_type
 	0, // [0:2] is the sub-list for method input_type
 	0, // [0:0] is the sub-list for extension type_name
@@ -314,7 +382,7 @@ func file_lab_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lab_proto_rawDesc), len(file_lab_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

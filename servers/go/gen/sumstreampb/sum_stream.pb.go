@@ -32,6 +32,7 @@ type NumberRequest struct {
 	PayloadGzipLevel uint32                 `protobuf:"varint,3,opt,name=payload_gzip_level,json=payloadGzipLevel,proto3" json:"payload_gzip_level,omitempty"`
 	ResponseSize     uint32                 `protobuf:"varint,4,opt,name=response_size,json=responseSize,proto3" json:"response_size,omitempty"`
 	ResponseKind     labpb.PayloadKind      `protobuf:"varint,5,opt,name=response_kind,json=responseKind,proto3,enum=lab.PayloadKind" json:"response_kind,omitempty"`
+	Work             *labpb.Work            `protobuf:"bytes,6,opt,name=work,proto3" json:"work,omitempty"` // work the handler does for this message (lab.Work); unset: none
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -101,6 +102,13 @@ func (x *NumberRequest) GetResponseKind() labpb.PayloadKind {
 	return labpb.PayloadKind(0)
 }
 
+func (x *NumberRequest) GetWork() *labpb.Work {
+	if x != nil {
+		return x.Work
+	}
+	return nil
+}
+
 type SumResponse struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
 	Sum              int32                  `protobuf:"varint,1,opt,name=sum,proto3" json:"sum,omitempty"`
@@ -166,13 +174,14 @@ var File_sum_stream_proto protoreflect.FileDescriptor
 const file_sum_stream_proto_rawDesc = "" +
 	"\n" +
 	"\x10sum_stream.proto\x12\n" +
-	"sum_stream\x1a\tlab.proto\"\xcb\x01\n" +
+	"sum_stream\x1a\tlab.proto\"\xea\x01\n" +
 	"\rNumberRequest\x12\x16\n" +
 	"\x06number\x18\x01 \x01(\x05R\x06number\x12\x18\n" +
 	"\apayload\x18\x02 \x01(\fR\apayload\x12,\n" +
 	"\x12payload_gzip_level\x18\x03 \x01(\rR\x10payloadGzipLevel\x12#\n" +
 	"\rresponse_size\x18\x04 \x01(\rR\fresponseSize\x125\n" +
-	"\rresponse_kind\x18\x05 \x01(\x0e2\x10.lab.PayloadKindR\fresponseKind\"g\n" +
+	"\rresponse_kind\x18\x05 \x01(\x0e2\x10.lab.PayloadKindR\fresponseKind\x12\x1d\n" +
+	"\x04work\x18\x06 \x01(\v2\t.lab.WorkR\x04work\"g\n" +
 	"\vSumResponse\x12\x10\n" +
 	"\x03sum\x18\x01 \x01(\x05R\x03sum\x12\x18\n" +
 	"\apayload\x18\x02 \x01(\fR\apayload\x12,\n" +
@@ -198,16 +207,18 @@ var file_sum_stream_proto_goTypes = []any{
 	(*NumberRequest)(nil),  // 0: sum_stream.NumberRequest
 	(*SumResponse)(nil),    // 1: sum_stream.SumResponse
 	(labpb.PayloadKind)(0), // 2: lab.PayloadKind
+	(*labpb.Work)(nil),     // 3: lab.Work
 }
 var file_sum_stream_proto_depIdxs = []int32{
 	2, // 0: sum_stream.NumberRequest.response_kind:type_name -> lab.PayloadKind
-	0, // 1: sum_stream.SumService.CalculateSum:input_type -> sum_stream.NumberRequest
-	1, // 2: sum_stream.SumService.CalculateSum:output_type -> sum_stream.SumResponse
-	2, // [2:3] is the sub-list for method output_type
-	1, // [1:2] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	3, // 1: sum_stream.NumberRequest.work:type_name -> lab.Work
+	0, // 2: sum_stream.SumService.CalculateSum:input_type -> sum_stream.NumberRequest
+	1, // 3: sum_stream.SumService.CalculateSum:output_type -> sum_stream.SumResponse
+	3, // [3:4] is the sub-list for method output_type
+	2, // [2:3] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_sum_stream_proto_init() }
