@@ -47,9 +47,25 @@ def ready_line(config: ServerConfig, port: int, pids: list[int], faults: Faults)
         "compression": config.compression,
         "workers": config.workers if config.impl == "sync" else None,
         "processes": config.processes,
+        "options": config.options,
         "grpcio": grpc.__version__,
+        "protobuf": protobuf_implementation(),
         "faults_injected": faults.active,
     }
+
+
+def protobuf_implementation() -> str | None:
+    """Which protobuf runtime this process parses and serializes with: "upb", "python" or "cpp" (None: unknown).
+
+    protobuf has no public API for it; api_implementation.Type() is the function its own tests and the
+    PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION switch use, stable across releases (3.x to 7.x).
+    """
+    try:
+        from google.protobuf.internal import api_implementation
+
+        return str(api_implementation.Type())
+    except (ImportError, AttributeError):
+        return None
 
 
 def _print_line(info: dict) -> None:
