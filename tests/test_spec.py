@@ -644,7 +644,7 @@ def test_full_spec_sweeps():
     assert {c.tls for c in s.cells} == {"off", "on", "mtls"}
     gzip_grid = {(c.compression, c.payload_kind, c.payload_size) for c in s.cells if c.rpc == "unary"}
     for compression in ALLOWED["compression"]:
-        for kind in ALLOWED["payload_kind"]:
+        for kind in ("text", "random", "zeros"):  # the bytes payloads (records cells have their own study)
             for size in (1024, 16 * 1024, 64 * 1024, 1024 * 1024):
                 assert (compression, kind, size) in gzip_grid
     assert len({c.rate for c in s.cells if c.mode == "open"}) >= 5

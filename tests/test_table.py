@@ -33,7 +33,12 @@ def test_one_row_per_cell_in_spec_order_with_the_varying_axes(df):
         "connections": "1",
         "arrival": "constant",
         "loadgen": "python",
-        "link": "loopback",  # a later axis: rows written before it read as its default
+        "link": "loopback",  # later axes: rows written before them read as their defaults
+        "client": "aio",
+        "channel": "reuse",
+        "channel_options": "default",
+        "server_options": "default",
+        "event_loop": "asyncio",
     }
     # spec order: by impl (sync, aio), then rpc (unary, server_stream, ...), ...
     first = df.drop_duplicates("cell_key").set_index("cell_key")

@@ -3,6 +3,11 @@
 The client pays the same app-level gzip cost a real client would: every request
 payload is compressed and every reply payload decompressed, per message. Reply
 sizes are checked, so a server that skips work shows up as DATA_LOSS errors.
+A records cell sends and expects lab.Records (servers.records) instead of bytes;
+its replies are checked by record count and last record.
+
+These are the aio client's calls; the sync clients (bench.load.sync_clients) build
+and check the same messages through ``request_fields`` and ``check``.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from protos import (
     sum_stream_pb2,
     sum_stream_pb2_grpc,
 )
-from servers import payloads
+from servers import payloads, records
 
 from ..spec.compression import Compression
 from .job import LoadJob
@@ -61,8 +66,12 @@ class Workload:
         self.size = payload_size
         self.level = compression.app_level
         self.messages = stream_messages if rpc != "unary" else 1
-        self.raw = payloads.make(payload_kind, payload_size, seed)
-        self.kind = payloads.KIND_TO_PROTO[payload_kind]
+        # records: the message is built once per size (servers.records), the bytes payload stays empty
+        self.records = records.build(payload_size) if payload_kind == records.KIND else None
+        if self.records is not None and self.level:
+            raise ValueError("records cells have no bytes payload for app-level gzip")
+        self.raw = payloads.make(payload_kind, payload_size, seed) if self.records is None else b""
+        self.kind = payloads.KIND_TO_PROTO[payload_kind] if self.records is None else records.PROTO_KIND
 
     @classmethod
     def for_job(cls, job: LoadJob) -> Workload:
@@ -71,6 +80,11 @@ class Workload:
 
     def request_fields(self) -> dict:
         """The lab's fields of every request message (what the server reads to build and check its reply)."""
+        if self.records is not None:
+            fields = {"response_size": self.size, "response_kind": self.kind}
+            if self.records.count:  # copied into each request message, encoded per message
+                fields["records"] = self.records.message
+            return fields
         return {
             "payload": payloads.encode(self.raw, self.level),  # compressed per message: real client CPU
             "payload_gzip_level": self.level,
@@ -78,7 +92,16 @@ class Workload:
             "response_kind": self.kind,
         }
 
-    def _check(self, reply) -> None:
+    def check(self, reply) -> None:
+        """ReplyMismatch unless ``reply`` carries the payload asked for (bytes size and level, or records)."""
+        if self.records is not None:
+            got = reply.records.records
+            if reply.payload or len(got) != self.records.count or (got and got[-1] != self.records.last):
+                raise ReplyMismatch(
+                    f"reply with {len(got)} records and {len(reply.payload)} B of payload, "
+                    f"asked {self.records.count} records ({self.records.size} B) and no payload"
+                )
+            return
         try:
             body = payloads.decode(reply.payload, reply.payload_gzip_level)
         except payloads.PayloadError as exc:
@@ -101,7 +124,7 @@ class Workload:
         """One RPC; raises grpc.aio.AioRpcError or ReplyMismatch on failure."""
         if self.rpc == "unary":
             reply = await stub.SayHello(greet_pb2.HelloRequest(name="lab", **self.request_fields()), timeout=timeout)
-            self._check(reply)
+            self.check(reply)
             return None
         if self.rpc == "server_stream":
             return await self._server_stream(stub, timeout)
@@ -124,7 +147,7 @@ class Workload:
             else:
                 gaps.append(now - last)
             last = now
-            self._check(reply)
+            self.check(reply)
             count += 1
         if count != self.messages:
             raise ReplyMismatch(f"{count} stream messages, asked {self.messages}")
@@ -136,7 +159,7 @@ class Workload:
             await call.write(sum_stream_pb2.NumberRequest(number=i, **self.request_fields()))
         await call.done_writing()
         reply = await call
-        self._check(reply)
+        self.check(reply)
         expected = self.messages * (self.messages - 1) // 2
         if reply.sum != expected:
             raise ReplyMismatch(f"sum {reply.sum}, expected {expected}")
@@ -153,7 +176,7 @@ class Workload:
             if reply is grpc.aio.EOF:
                 raise ReplyMismatch(f"stream ended after {i} of {self.messages} replies")
             rtts.append(time.monotonic_ns() - sent)
-            self._check(reply)
+            self.check(reply)
         await call.done_writing()
         # Reading past the last reply yields EOF on an OK status and raises AioRpcError otherwise.
         if await call.read() is not grpc.aio.EOF:

@@ -15,7 +15,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .cell import AXES, AXIS_PARSERS, DEFAULTS, Cell, SpecError, check_keys, fmt_number, matches, normalize, show
+from .cell import (
+    AXES,
+    AXIS_PARSERS,
+    DEFAULTS,
+    Cell,
+    SpecError,
+    check_cell,
+    check_keys,
+    fmt_number,
+    matches,
+    normalize,
+    show,
+)
 from .settings import SETTINGS_KEYS, Settings, parse_settings
 
 # A typo such as an extra zero in a list can make a product nobody can run;
@@ -122,6 +134,8 @@ def parse_spec(data: dict, path: str | None = None) -> Spec:
                 "unary cells stream_messages 1, closed cells rate 0)"
             )
     cells = [cell for cell in product if not any(matches(cell, table) for table in excludes)]
+    for cell in cells:
+        check_cell(cell, "axes")
 
     for i, table in enumerate(_tables(data, "include")):
         where = f"include[{i}]"
@@ -132,7 +146,10 @@ def parse_spec(data: dict, path: str | None = None) -> Spec:
         if "open" in values["mode"] and bad_rate is not None:
             how = "" if "rate" in given else " (inherited from [axes])"
             raise SpecError(f"include[{i}].rate: open mode needs rate > 0, got {fmt_number(bad_rate)}{how}")
-        cells.extend(normalize(combo) for combo in _product(values, f"include[{i}]"))
+        added = [normalize(combo) for combo in _product(values, f"include[{i}]")]
+        for cell in added:
+            check_cell(cell, where)
+        cells.extend(added)
 
     unique = tuple(dict.fromkeys(cells))
     if not unique:
