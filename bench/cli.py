@@ -89,6 +89,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         repetitions=args.repetitions,
         server_cpus=args.server_cpus,
         loadgen_cpus=args.loadgen_cpus,
+        cpu_latency_hold=args.cpu_latency_hold,
+        calibrate=args.calibrate,
     )
 
 
@@ -228,6 +230,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--repetitions", type=int, help="override settings.repetitions")
     run.add_argument("--server-cpus", type=_cpu_list, help="override settings.server_cpus, e.g. 0")
     run.add_argument("--loadgen-cpus", type=_cpu_list, help="override settings.loadgen_cpus, e.g. 1")
+    run.add_argument(
+        "--cpu-latency-hold",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="override settings.cpu_latency_hold: hold /dev/cpu_dma_latency at 0 while measuring (default: on)",
+    )
+    run.add_argument(
+        "--calibrate",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="override settings.calibrate: measure the machine's floor and noise first (default: on)",
+    )
     run.set_defaults(func=_cmd_run)
 
     report = sub.add_parser("report", help="write RUN_DIR/report/index.html: figures, summary table, manifest")

@@ -75,6 +75,16 @@ class Records(_message.Message):
     records: _containers.RepeatedCompositeFieldContainer[Record]
     def __init__(self, records: _Optional[_Iterable[_Union[Record, _Mapping]]] = ...) -> None: ...
 
+class Work(_message.Message):
+    __slots__ = ("wait_us", "block_us", "cpu_us")
+    WAIT_US_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_US_FIELD_NUMBER: _ClassVar[int]
+    CPU_US_FIELD_NUMBER: _ClassVar[int]
+    wait_us: int
+    block_us: int
+    cpu_us: int
+    def __init__(self, wait_us: _Optional[int] = ..., block_us: _Optional[int] = ..., cpu_us: _Optional[int] = ...) -> None: ...
+
 class StatsRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

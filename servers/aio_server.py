@@ -1,7 +1,8 @@
 """The four services on grpc.aio: thin async adapters around servers.logic.
 
-The logic is CPU-only, so it runs inline on the event loop; only the injected
-wait (a test knob) is awaited instead of slept.
+The logic is CPU-only, so it runs inline on the event loop. Of the handler work a request may ask for
+(servers.work), the wait is awaited; CPU work and a blocking call hold the loop, as they would in a real
+handler. The injected wait of a test knob is awaited too.
 """
 
 from __future__ import annotations
@@ -27,12 +28,16 @@ from .faults import Faults
 from .transport import add_port, enable_reflection
 
 # The servicers call the logic directly: nothing runs per RPC that a tutorial server would not run, apart
-# from turning the logic's RpcAbort into a status. The RPCs served are counted by gRPC core (servers.calls).
+# from turning the logic's RpcAbort into a status and one presence check per message for the handler work a
+# request may ask for. The RPCs served are counted by gRPC core (servers.calls).
 
 
 class Greeter(greet_pb2_grpc.GreeterServicer):
     async def SayHello(self, request, context):  # noqa: N802 - gRPC method name
         try:
+            work = logic.work_for(request)
+            if work is not None:
+                await work.on_loop()
             return logic.say_hello(request)
         except logic.RpcAbort as exc:
             await context.abort(exc.code, exc.details)
@@ -41,7 +46,10 @@ class Greeter(greet_pb2_grpc.GreeterServicer):
 class NumberService(number_stream_pb2_grpc.NumberServiceServicer):
     async def GetNumbers(self, request, context):  # noqa: N802
         try:
+            work = logic.work_for(request)
             for response in logic.get_numbers(request):
+                if work is not None:  # the one request's work, before each reply
+                    await work.on_loop()
                 yield response
         except logic.RpcAbort as exc:
             await context.abort(exc.code, exc.details)
@@ -52,6 +60,9 @@ class SumService(sum_stream_pb2_grpc.SumServiceServicer):
         try:
             acc = logic.SumAccumulator()
             async for request in request_iterator:
+                work = logic.work_for(request)
+                if work is not None:
+                    await work.on_loop()
                 acc.add(request)
             return acc.result()
         except logic.RpcAbort as exc:
@@ -62,6 +73,9 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
     async def Chat(self, request_iterator, context):  # noqa: N802
         try:
             async for request in request_iterator:
+                work = logic.work_for(request)
+                if work is not None:
+                    await work.on_loop()
                 yield logic.chat_reply(request)
         except logic.RpcAbort as exc:
             await context.abort(exc.code, exc.details)

@@ -12,6 +12,8 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from .work import burn_cpu
+
 ENV_DELAY_US = "GRPCLAB_INJECT_DELAY_US"  # sleep this long at the start of every RPC
 ENV_CPU_US = "GRPCLAB_INJECT_CPU_US"  # burn this much thread CPU time at the start of every RPC
 ENV_STALL = "GRPCLAB_INJECT_STALL"  # "AFTER_RPCS:MILLISECONDS": once, stall every RPC start for that long
@@ -77,10 +79,8 @@ class Faults:
                 self._leaked.append(b"\x01" * self.leak_bytes)
         if self.cpu_s:
             # thread CPU time, not wall time: the knob must cost exactly this much CPU
-            # even when the thread is preempted while burning.
-            end = time.thread_time() + self.cpu_s
-            while time.thread_time() < end:
-                pass
+            # even when the thread is preempted while burning (the handler_cpu_us axis burns the same way).
+            burn_cpu(self.cpu_s)
         wait = self.delay_s
         if self.stall_after_rpcs:
             now = time.monotonic()

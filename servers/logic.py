@@ -20,7 +20,7 @@ import psutil
 
 from protos import chat_pb2, greet_pb2, lab_pb2, number_stream_pb2, sum_stream_pb2
 
-from . import calls, payloads, records
+from . import calls, payloads, records, work
 from .faults import Faults
 
 INT32_MAX = 2**31 - 1
@@ -151,6 +151,21 @@ class ReplyPayload:
 @functools.lru_cache(maxsize=16)
 def _reply_payload(size: int, kind_value: int, level: int) -> ReplyPayload:
     return ReplyPayload(size, kind_value, level)
+
+
+def work_for(request) -> work.Work | None:
+    """The work a request message asks its handler to do (its ``work`` field, checked), None for none.
+
+    A tutorial request does not set the field: one presence check, so a server without work pays nothing more.
+    The adapters do the work in their model's way (servers.work): on the pool thread, or on the event loop.
+    """
+    if not request.HasField("work"):
+        return None
+    fields = request.work
+    try:
+        return work.checked(fields.wait_us, fields.block_us, fields.cpu_us)
+    except work.WorkError as exc:
+        raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
 
 
 def say_hello(request: greet_pb2.HelloRequest) -> greet_pb2.HelloReply:

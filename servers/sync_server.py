@@ -24,12 +24,17 @@ from .faults import Faults
 from .transport import add_port, enable_reflection
 
 # The servicers call the logic directly: nothing runs per RPC that a tutorial server would not run, apart
-# from turning the logic's RpcAbort into a status. The RPCs served are counted by gRPC core (servers.calls).
+# from turning the logic's RpcAbort into a status and one presence check per message for the handler work a
+# request may ask for (servers.work: here all of it, wait included, on the pool thread). The RPCs served are
+# counted by gRPC core (servers.calls).
 
 
 class Greeter(greet_pb2_grpc.GreeterServicer):
     def SayHello(self, request, context):  # noqa: N802 - gRPC method name
         try:
+            work = logic.work_for(request)
+            if work is not None:
+                work.on_thread()
             return logic.say_hello(request)
         except logic.RpcAbort as exc:
             context.abort(exc.code, exc.details)
@@ -38,7 +43,13 @@ class Greeter(greet_pb2_grpc.GreeterServicer):
 class NumberService(number_stream_pb2_grpc.NumberServiceServicer):
     def GetNumbers(self, request, context):  # noqa: N802
         try:
-            yield from logic.get_numbers(request)
+            work = logic.work_for(request)
+            if work is None:
+                yield from logic.get_numbers(request)
+            else:
+                for reply in logic.get_numbers(request):  # the one request's work, before each reply
+                    work.on_thread()
+                    yield reply
         except logic.RpcAbort as exc:
             context.abort(exc.code, exc.details)
 
@@ -48,6 +59,9 @@ class SumService(sum_stream_pb2_grpc.SumServiceServicer):
         try:
             acc = logic.SumAccumulator()
             for request in request_iterator:
+                work = logic.work_for(request)
+                if work is not None:
+                    work.on_thread()
                 acc.add(request)
             return acc.result()
         except logic.RpcAbort as exc:
@@ -57,7 +71,11 @@ class SumService(sum_stream_pb2_grpc.SumServiceServicer):
 class ChatService(chat_pb2_grpc.ChatServiceServicer):
     def Chat(self, request_iterator, context):  # noqa: N802
         try:
-            yield from map(logic.chat_reply, request_iterator)
+            for request in request_iterator:
+                work = logic.work_for(request)
+                if work is not None:
+                    work.on_thread()
+                yield logic.chat_reply(request)
         except logic.RpcAbort as exc:
             context.abort(exc.code, exc.details)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -240,6 +241,7 @@ TINY = {
         "cell_timeout": 20.0,
         "server_cpus": [0],
         "loadgen_cpus": [1],
+        "calibrate": False,
     },
     "axes": {"impl": ["sync"], "rpc": ["unary"], "payload_size": ["1KiB"], "concurrency": [1]},
 }
@@ -382,8 +384,25 @@ def test_pins_are_read_from_constraints_and_pyproject():
     assert pins == {"grpcio": "1.85.3", "foo-bar": "2.0", "rich": "15.0.0"}
 
 
-def _worktrees() -> str:
-    return subprocess.run(["git", "-C", str(REPO), "worktree", "list"], capture_output=True, text=True).stdout
+def _worktrees() -> list[str]:
+    """This test's worktrees of the repository: those under its own TMPDIR (see ``own_tmpdir``).
+
+    The repository's whole list is shared with every other checkout of it (other worktrees, other
+    regress runs), so comparing all of it would see their changes as this test's.
+    """
+    command = ["git", "-C", str(REPO), "worktree", "list", "--porcelain"]
+    listing = subprocess.run(command, capture_output=True, text=True)
+    root = os.environ["TMPDIR"]
+    paths = [line.removeprefix("worktree ") for line in listing.stdout.splitlines() if line.startswith("worktree ")]
+    return [path for path in paths if path.startswith(root)]
+
+
+@pytest.fixture(autouse=True)
+def own_tmpdir(tmp_path, monkeypatch) -> None:
+    """regress makes its worktree with tempfile.mkdtemp: under this directory, for this test's processes."""
+    tmpdir = tmp_path / "tmpdir"
+    tmpdir.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmpdir))
 
 
 @pytest.fixture
@@ -391,6 +410,7 @@ def tiny_spec_file(tmp_path) -> Path:
     path = tmp_path / "gate-tiny.toml"
     path.write_text(
         'name = "gate-tiny"\n[settings]\nduration = 0.3\nwarmup = 0.1\nrepetitions = 2\ncell_timeout = 20.0\n'
+        "calibrate = false\n"
         'loadgen_processes = 1\n[axes]\nimpl = ["sync"]\nrpc = ["unary"]\nconcurrency = [1]\n'
     )
     return path
@@ -429,7 +449,7 @@ def test_regress_ctrl_c_removes_the_worktree(tiny_spec_file, tmp_path):
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not list(out.glob("*/cells/*.json")):
         time.sleep(0.05)
-    assert _worktrees() != before  # the base worktree exists while measuring
+    assert _worktrees() != before == []  # the base worktree exists while measuring, under this test's TMPDIR
     proc.send_signal(signal.SIGINT)
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, output

@@ -20,6 +20,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
+from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -473,6 +474,9 @@ INVALID_FIELDS = {
     "gzip level 10": {"payload": b"", "payload_gzip_level": 10},
     "unknown response_kind": {"response_kind": 99},
     "response_size > 32 MiB": {"response_size": 32 * 1024 * 1024 + 1},
+    "work.wait_us > 10 s": {"work": lab_pb2.Work(wait_us=10_000_001)},
+    "work.block_us > 10 s": {"work": lab_pb2.Work(block_us=10_000_001)},
+    "work.cpu_us > 1 s": {"work": lab_pb2.Work(cpu_us=1_000_001)},
 }
 
 
@@ -782,6 +786,94 @@ def test_inject_stall(server, impl: str) -> None:
     fast = min(took[1], took[3])
     assert took[2] >= stall_s and took[2] - fast >= 0.9 * stall_s, took
     assert max(took[1], took[3]) < stall_s / 2, took
+
+
+# --- handler work (lab.Work, the handler_* axes) -----------------------------------------------------------
+
+WORK_MESSAGES = 4
+
+
+def _timed(call: Callable[[], object]) -> float:
+    started = time.monotonic()
+    call()
+    return time.monotonic() - started
+
+
+@pytest.mark.parametrize("rpc", RPCS)
+def test_handler_work_is_done_for_every_message(plain: ServerProcess, rpc: str) -> None:
+    """A wait of 25 ms per message: a call of 4 messages takes at least 100 ms (each reply of a server stream, each
+    received message of a client stream or bidi stream), a unary call at least 25 ms; the same call without work is
+    far quicker (the same server and channel, so any fixed cost is in both)."""
+    wait_s = 0.025
+    work = {"work": lab_pb2.Work(wait_us=int(wait_s * 1e6))}
+    with open_channel(plain.target) as channel:
+
+        def call(fields: dict) -> None:
+            if rpc == "SayHello":
+                assert say_hello(channel, name="w", **fields).message == "Hello, w!"
+            elif rpc == "GetNumbers":
+                assert [r.number for r in get_numbers(channel, limit=WORK_MESSAGES, **fields)] == [0, 1, 2, 3]
+            elif rpc == "CalculateSum":
+                assert calculate_sum(channel, [{"number": 1, **fields}] * WORK_MESSAGES).sum == WORK_MESSAGES
+            else:
+                assert len(chat(channel, [{"message": "w", **fields}] * WORK_MESSAGES)) == WORK_MESSAGES
+
+        call({})  # connected and warm
+        messages = 1 if rpc == "SayHello" else WORK_MESSAGES
+        bare = min(_timed(lambda: call({})) for _ in range(3))
+        worked = min(_timed(lambda: call(work)) for _ in range(3))
+        assert worked >= messages * wait_s, (worked, messages)
+        assert worked - bare >= 0.9 * messages * wait_s, (bare, worked)
+        # All-zero work is no work (what the lab's generator never sends, but a client may).
+        assert _timed(lambda: call({"work": lab_pb2.Work()})) < worked - 0.5 * messages * wait_s
+
+
+@pytest.mark.parametrize("kind", ["wait_us", "block_us"])
+def test_a_blocking_handler_holds_only_the_aio_event_loop(plain: ServerProcess, kind: str) -> None:
+    """Four unary calls at once, each asking its handler for 150 ms. A wait overlaps on every server; a blocking
+    call overlaps on the sync server (4+ pool threads) and the Go server (the runtime moves other goroutines off a
+    thread stuck in a system call), but aio's time.sleep holds its one event loop: the four take turns."""
+    impl, calls, each_s = plain.ready["impl"], 4, 0.15
+    with open_channel(plain.target) as channel, futures.ThreadPoolExecutor(calls) as pool:
+        say_hello(channel, name="warm-up")
+        request = greet_pb2.HelloRequest(name="b", work=lab_pb2.Work(**{kind: int(each_s * 1e6)}))
+        stub = greet_pb2_grpc.GreeterStub(channel)
+        started = time.monotonic()
+        replies = list(pool.map(lambda _: stub.SayHello(request, timeout=T), range(calls)))
+        took = time.monotonic() - started
+    assert [r.message for r in replies] == ["Hello, b!"] * calls
+    if impl == "aio" and kind == "block_us":
+        assert took >= calls * each_s, took
+    else:
+        assert each_s <= took < 2 * each_s, took
+
+
+@pytest.mark.parametrize("rpc", ["SayHello", "Chat"])
+def test_handler_cpu_work_is_server_cpu(plain: ServerProcess, rpc: str) -> None:
+    """10 messages x 20 ms of handler CPU: the server's CPU time grows by 0.2 s (+-25 %, as for the fault knob)."""
+    cpu_us, messages = 20_000, 10
+    fields = {"work": lab_pb2.Work(cpu_us=cpu_us)}
+    with open_channel(plain.target) as channel:
+        say_hello(channel, name="warm-up")
+        before = stats(channel)
+        if rpc == "SayHello":
+            for _ in range(messages):
+                say_hello(channel, name="busy", **fields)
+        else:
+            chat(channel, [{"message": "busy", **fields}] * messages)
+        after = stats(channel)
+    burnt = cpu_seconds(after) - cpu_seconds(before)
+    expected = messages * cpu_us / 1e6
+    assert abs(burnt - expected) <= 0.25 * expected, f"{burnt:.3f} s CPU for {expected:.3f} s asked"
+
+
+def test_handler_work_beyond_the_bounds_names_the_field(plain: ServerProcess) -> None:
+    """The same INVALID_ARGUMENT details from every server (servers/work.py, servers/go/work.go)."""
+    with open_channel(plain.target) as channel:
+        with pytest.raises(grpc.RpcError) as info:
+            say_hello(channel, name="x", work=lab_pb2.Work(wait_us=1, cpu_us=1_000_001))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert info.value.details() == "work.cpu_us 1000001 > 1000000"
 
 
 # --- compression the Python servers and grpc-go handle differently ----------------------------------------

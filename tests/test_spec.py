@@ -86,7 +86,7 @@ def test_axes_match_cell_fields_in_order():
 
 
 def test_allowed_values():
-    assert ALLOWED["impl"] == ("sync", "aio")
+    assert ALLOWED["impl"] == ("sync", "aio", "go")
     assert ALLOWED["rpc"] == ("unary", "server_stream", "client_stream", "bidi")
     assert len(ALLOWED["compression"]) == 12
     assert ALLOWED["compression"][-1] == "app-gzip-9"
@@ -334,7 +334,7 @@ def test_size_limit():
         ("[axes]\nprocesses = [-1]", "axes.processes[0]: expected a positive integer, got -1"),
         ("[axes]\nrate = [-5]", "axes.rate[0]: expected a number >= 0 (RPC/s), got -5"),
         ("[axes]\nrate = [nan]", "axes.rate[0]: expected a number >= 0 (RPC/s), got nan"),
-        ('[axes]\nimpl = ["sync", 3]', "axes.impl[1]: unknown value 3; allowed: sync, aio"),
+        ('[axes]\nimpl = ["sync", 3]', "axes.impl[1]: unknown value 3; allowed: sync, aio, go"),
         ("[axes]\nimpl = []", "axes.impl: expected a non-empty list"),
         ('[axes]\nimpl = "sync"', "axes.impl: expected a non-empty list, got 'sync'"),
         ("[settings]\nduration = -1", "settings.duration: expected a number > 0, got -1"),
@@ -356,7 +356,7 @@ def test_size_limit():
         ),
         (
             'exclude = [{impl = "sync"}, {impl = "asio"}]',
-            "exclude[1].impl: unknown value 'asio'; allowed: sync, aio",
+            "exclude[1].impl: unknown value 'asio'; allowed: sync, aio, go",
         ),
         (
             '[[exclude]]\ntls = ["on", "tls"]',
@@ -401,7 +401,7 @@ def test_unknown_axis_lists_axes():
 def test_unknown_setting_lists_settings():
     message = error("[settings]\nspeed = 3")
     assert message.startswith("settings.speed: unknown key; allowed: duration, warmup, repetitions, ")
-    assert message.endswith("loadgen_processes, cell_timeout")
+    assert message.endswith("loadgen_processes, cell_timeout, cpu_latency_hold, calibrate")
 
 
 def test_missing_name():
@@ -483,7 +483,7 @@ def test_load_spec_file_errors(tmp_path):
 def test_key_errors_are_not_prefixed_with_the_file(tmp_path):
     path = tmp_path / "s.toml"
     path.write_text('name = "s"\n[axes]\nimpl = ["asio"]\n')
-    with pytest.raises(SpecError, match=r"^axes\.impl\[0\]: unknown value 'asio'; allowed: sync, aio$"):
+    with pytest.raises(SpecError, match=r"^axes\.impl\[0\]: unknown value 'asio'; allowed: sync, aio, go$"):
         load_spec(str(path))
 
 
@@ -542,7 +542,7 @@ def test_filter_empty_result_is_fine(grid):
     ("expr", "expected"),
     [
         ("foo=1", "--filter: unknown axis 'foo'; axes: impl, rpc, workers"),
-        ("impl=asio", "--filter: impl: unknown value 'asio'; allowed: sync, aio"),
+        ("impl=asio", "--filter: impl: unknown value 'asio'; allowed: sync, aio, go"),
         ("compression=gzp", "--filter: compression: unknown value 'gzp'; allowed: none, grpc-gzip"),
         ("workers=four", "--filter: workers: expected a positive integer, got 'four'"),
         ("payload_size=1KB", "--filter: payload_size: expected a size in bytes"),
@@ -602,8 +602,8 @@ def test_keys_are_unique(name):
 
 def test_quick_covers_every_value_in_few_cells():
     s = load_spec(SPECS / "quick.toml")
-    assert len(s.cells) == 54  # the count and time estimate in quick.toml's header
-    assert len(s.cells) <= 60
+    assert len(s.cells) == 61  # the count and time estimate in quick.toml's header
+    assert len(s.cells) <= 64
     for axis, allowed in ALLOWED.items():
         seen = {getattr(c, axis) for c in s.cells}
         expected = set(allowed)  # every value, ghz included
@@ -638,7 +638,7 @@ def test_ci_spec_is_small_and_repeated():
 
 def test_full_spec_sweeps():
     s = load_spec(SPECS / "full.toml")
-    assert len(s.cells) == 535  # the count in full.toml's header
+    assert len(s.cells) == 567  # the count in full.toml's header
     assert {c.workers for c in s.cells} == {0, 1, 2, 4, 8, 16, 32}
     assert {c.processes for c in s.cells} == {1, 2}
     assert {c.tls for c in s.cells} == {"off", "on", "mtls"}

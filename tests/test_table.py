@@ -34,6 +34,9 @@ def test_one_row_per_cell_in_spec_order_with_the_varying_axes(df):
         "arrival": "constant",
         "loadgen": "python",
         "link": "loopback",  # later axes: rows written before them read as their defaults
+        "handler_wait_ms": "0",
+        "handler_block_ms": "0",
+        "handler_cpu_us": "0",
         "client": "aio",
         "channel": "reuse",
         "channel_options": "default",

@@ -4,10 +4,14 @@
     from bench.analysis import findings
     found = findings.compute(results.load(run_dir), results.read_manifest(run_dir))
     print(findings.to_text(found))            # also to_markdown(found), to_html(found) (an HTML fragment)
-    text = findings.to_json(found, run_id)    # {"format": "grpclab.findings/1", "run_id": ..., "findings": [...]}
-    document = findings.from_json(text)       # Document(run_id, findings); read(path) / write(path, ...) for files
+    text = findings.to_json(found, run_id)    # {"format": "grpclab.findings/2", "run_id", "note", "findings": [...]}
+    document = findings.from_json(text)       # Document(run_id, findings, note); read(path) / write(path, ...)
+    document = findings.analyse(run_dir)      # all of it from a run directory, with machine_note()
 
-``python -m bench.analysis.findings RUN_DIR [--format text|markdown|html|json]`` prints them.
+``python -m bench.analysis.findings RUN_DIR [--format text|markdown|html|json]`` prints them. Where they appear:
+at the top of `grpclab report` (index.html, summary.md, report/findings.json), at the end of `grpclab run` (the
+compact form, to_rich: label, study and ``headline`` per finding) and in RUN_DIR/findings.json, and at the top of
+the notebooks.
 
 Which studies a run supports
 ----------------------------
@@ -27,15 +31,24 @@ Every number is a median over a cell's successful repetitions (failed rows are l
 Studies and their rules:
 
 - ``server_model``: sync vs aio. The headline metric (below) decides the comparison, "sync is 1.55x cheaper per RPC".
-- ``thread_pool``: sync cells that differ in ``workers``; ``processes``: cells that differ in ``processes`` (per
-  server model; the processes share the spec's server CPUs, which the sentence names). A sweep names the best value by
-  the headline metric and compares it with the runner-up.
+- ``thread_pool``: sync cells that differ in ``workers``, one finding per kind of handler work (none, wait, block,
+  CPU, or mixed: the handler_* axes), since what threads buy depends on it. Under handlers that wait or block, the
+  pool, not the CPU, sets the pace: RPC/s is the headline whenever no generator was saturated.
+- ``processes``: cells that differ in ``processes`` (per server model; the processes share the spec's server CPUs,
+  which the sentence names). A sweep (here and in ``thread_pool``) names the best value by the headline metric and
+  compares it with the runner-up.
 - ``payload_size``: cells that differ in ``payload_size``: how server CPU per RPC and RPC/s change from the smallest
   to the largest payload, and the server CPU per extra KiB between the two largest sizes (left out when those two
   differ by less than their repetitions' spread).
-- ``compression``: one finding per compression setting, each against ``none`` with the same payload (size and kind):
-  server and client CPU added per RPC, wire bytes saved per RPC, and the link speed below which it pays (see
-  ``break_even_bit_per_s``).
+- ``compression``: ONE finding for every setting against ``none`` with the same payload (size and kind); every pair
+  is an instance, with server and client CPU added per RPC, wire bytes saved per RPC and the link speed below which
+  it pays (see ``break_even_bit_per_s``), and that speed's range over the repetitions' min..max. The payload with the
+  most settings leads: its app-gzip levels as a sweep (the level that pays on the most links, i.e. the highest
+  break-even speed, the range of break-even speeds over the levels, the level that saves the most bytes), and gRPC's
+  own grpc-gzip and grpc-deflate against app-gzip-6 (gRPC core compresses at zlib's default level, 6). Then, in a
+  few words each, the same for the other payload kinds, then the other payloads. The label rests on the leading
+  level against none, and is held back to indicative when that level's lead over the runner-up is inside the
+  repetitions' spread (their break-even ranges overlap).
 - ``tls``: one finding each for TLS and mTLS against plaintext: server and client CPU and wire bytes added per RPC.
 - ``open_loop_knee``: open-loop cells that differ in ``rate``: the knee is the highest offered rate whose median p99,
   and every lower rate's, stays within the spec's ``settings.slo_p99_ms`` (bench.analysis.figures.knee, as in the
@@ -55,21 +68,31 @@ comparison; otherwise it is server CPU per RPC, which does not depend on who set
 
 Confidence
 ----------
-A finding has a ``confidence`` label and the ``reasons`` for it, each also said in its sentence:
+A finding has a ``confidence`` label and the ``reasons`` for it; its sentence says what the label rests on (in the
+parenthesis after the leading comparison). For the comparison of two cells on a metric:
 
-- ``inconclusive``: the difference is inside the repetitions' spread: with fewer than 4 repetitions on a side, the
-  two cells' min..max ranges overlap; with 4 or more per side, bench.gate.stats's exact Mann-Whitney test gives
-  p >= 0.05 (its interval includes no change).
-- ``weak``: outside the spread, but with one repetition only (no spread to judge by), or an effect within the
-  machine's noise (|ratio - 1| <= 2 x the calibration's coefficient of variation of that metric), or latencies within
-  2x of the machine's floor (a cell's p50 <= 2 x the no-op floor of its generator: the RPCs are about as short as
-  the machine's fastest round trip), or, for the open-loop knee, a saturated generator (its delay is in the p99).
-- ``clear``: none of these.
+- 4 or more repetitions a side: bench.gate.stats's exact Mann-Whitney test. ``clear`` when p < 0.05, else
+  ``inconclusive`` (inside the repetitions' spread).
+- 2-3 repetitions a side: no exact test can reach p < 0.05 there, and the min..max ranges of two IDENTICAL cells are
+  apart with probability 2 / C(n + m, n) (1 in 3 at 2 + 2, 1 in 10 at 3 + 3), so "apart" alone is not enough.
+  Overlapping ranges: ``inconclusive``. Apart, and the effect |ratio - 1| over NOISE_FACTOR (3) x the calibration's
+  coefficient of variation of that metric: ``clear`` (see NOISE_FACTOR for why 3). Apart otherwise: ``indicative``,
+  saying which: within that noise, or no calibration in the run to weigh the effect against.
+- 1 repetition: no spread to judge by, ``indicative``.
+
+Whatever the repetitions, ``clear`` is held back to ``indicative`` by latencies near the machine's floor (a cell's p50
+<= 2 x the no-op floor of its generator: the RPCs are about as short as the machine's fastest round trip), for the
+compression sweep by a best level whose lead is inside the spread, and for the open-loop knee by a saturated
+generator (its delay is in the p99). The knee is judged at its edge rates: repetitions on both sides of the SLO make
+it ``inconclusive``; all on one side make it ``clear`` from 4 repetitions on and ``indicative`` below (a p99 has no
+calibrated noise to weigh its distance from the SLO against).
 
 Said in words without changing the label: a saturated load generator in either cell (named, with what to use
 instead: ``loadgen = "ghz"`` for the Python generator, more load-generator CPUs for ghz), a server that was not
 saturated where RPC/s is quoted (then RPC/s is not the server's capacity), failed repetitions left out, and a knee
-above the highest rate measured.
+above the highest rate measured. ``machine_note`` adds one line under the findings when the machine weakens them:
+no noise calibration where a leading comparison rests on 2-3 repetitions, a CPU-latency request that was not held,
+warnings of the system facts (read through getattr: the manifest gets those fields with issue 11 part B).
 
 The machine's calibration (issue 11) is read from the manifest's ``calibration`` field when it has one (the typed
 Manifest gets it with issue 11 part B; a typed calibration is read through its JSON form, which is this):
@@ -87,8 +110,10 @@ import json
 import math
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import asdict, dataclass, is_dataclass, replace
+from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -96,10 +121,13 @@ import pandas as pd
 from ..gate import stats
 from ..run.manifest import Manifest
 from ..spec import ALLOWED, AXES, SpecError, parse_spec
-from . import figures, results, schema
+from . import figures, handlers, results, schema
 from .table import fmt_size
 
-FORMAT = "grpclab.findings/1"
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+FORMAT = "grpclab.findings/2"  # /1 (part A): "weak" for indicative, a finding per compression setting, no headline
 FILE_NAME = "findings.json"
 
 RPS = "rps"
@@ -112,20 +140,31 @@ SERVER_UTIL = "server_cpu_util"
 CLIENT_UTIL = "loadgen_cpu_util"
 METRICS = (RPS, CPU, CLIENT_CPU, WIRE, P50, P99, SERVER_UTIL, CLIENT_UTIL)
 
-CLEAR, WEAK, INCONCLUSIVE = "clear", "weak", "inconclusive"
-CONFIDENCES = (CLEAR, WEAK, INCONCLUSIVE)
-# Reason codes, and which of them make a finding weak (inside_spread makes it inconclusive).
+CLEAR, INDICATIVE, INCONCLUSIVE = "clear", "indicative", "inconclusive"
+CONFIDENCES = (CLEAR, INDICATIVE, INCONCLUSIVE)
+# Reason codes. inside_spread makes a finding inconclusive; the _DEMOTING ones make it indicative at best.
 INSIDE_SPREAD = "inside_spread"
 ONE_REPETITION = "one_repetition"
+FEW_REPETITIONS = "few_repetitions"
 WITHIN_NOISE = "within_noise"
 NEAR_FLOOR = "near_floor"
+RANKING_INSIDE_SPREAD = "ranking_inside_spread"
 GENERATOR_SATURATED = "generator_saturated"
 SERVER_NOT_LIMIT = "server_not_limit"
 FAILED_REPETITIONS = "failed_repetitions"
 KNEE_NOT_REACHED = "knee_not_reached"
-_WEAKENING = {ONE_REPETITION, WITHIN_NOISE, NEAR_FLOOR}
+_DEMOTING = {ONE_REPETITION, FEW_REPETITIONS, WITHIN_NOISE, NEAR_FLOOR, RANKING_INSIDE_SPREAD}
+# Said in the sentence's parenthesis (the evidence) rather than as sentences of their own.
+_IN_EVIDENCE = {INSIDE_SPREAD, ONE_REPETITION, FEW_REPETITIONS, WITHIN_NOISE}
 
-NOISE_FACTOR = 2.0  # an effect up to this many coefficients of variation is within the machine's noise
+# With 2-3 repetitions a side, "apart" is clear only for an effect over NOISE_FACTOR x the calibrated coefficient of
+# variation (CV) of the metric. Why 3: with n repetitions a side, the relative difference of two medians of one cell
+# has a standard deviation of about CV x sqrt(2 / n), which is CV at n = 2 (and 0.82 CV at n = 3). An effect over
+# 3 CV is a 3-sigma event for two identical cells (p = 0.003, two-sided, normal noise); and should a repetition (a
+# fresh server and generator) vary 1.5x more than the calibration's short windows of one cell, it is still a
+# 2-sigma event (p = 0.046): no looser than the p < 0.05 the exact test is held to from 4 repetitions on. Ranges
+# that must also be apart only lower that rate further.
+NOISE_FACTOR = 3.0
 FLOOR_FACTOR = 2.0  # a p50 up to this many times the machine's floor is "near the floor"
 TEST_REPETITIONS = 4  # per side: below it no Mann-Whitney test can reach p < 0.05 (bench.compare)
 KEPT_UP = 0.95  # open loop: served / offered RPC/s at or above this, with the server not saturated
@@ -177,8 +216,9 @@ class Finding:
     """One answer: a sentence with its numbers, the cells behind it and how far to trust it."""
 
     study: str  # one of STUDIES
-    subject: str  # what is compared, e.g. "sync vs aio", "app-gzip-6 vs none"
-    sentence: str
+    subject: str  # what is compared, e.g. "sync vs aio", "app-gzip-1..9 vs none"
+    sentence: str  # the whole answer: numbers, what the label rests on, the doubts, the other instances
+    headline: str  # the leading comparison's claim in a line (the terminal summary shows it)
     metric: str  # the column the comparison (and ``ratio``) is about
     ratio: float | None  # of the leading instance: last side / first side of ``metric``
     confidence: str  # one of CONFIDENCES
@@ -198,10 +238,11 @@ class Finding:
 
 @dataclass(frozen=True)
 class Document:
-    """A findings JSON document: the run it is about and its findings."""
+    """A findings JSON document: the run it is about, its findings and the line about its machine."""
 
     run_id: str
     findings: tuple[Finding, ...]
+    note: str | None = None  # machine_note(): what about the machine weakens the findings; None: nothing
 
 
 # -- what a run has: per-cell statistics, its baseline, its calibration ----------------------------------------
@@ -455,10 +496,20 @@ def _times(ratio: float) -> str:
 
 
 def _bits_per_second(value: float) -> str:
+    if math.isinf(value):
+        return "any speed"
     for unit, scale in (("Gbit/s", 1e9), ("Mbit/s", 1e6), ("kbit/s", 1e3)):
         if value >= scale:
             return f"{value / scale:.3g} {unit}"
     return f"{value:.3g} bit/s"
+
+
+def _speed_range(low: float, high: float) -> str:
+    """'2.14-2.33 Gbit/s' (one unit when both ends share it), '980 Mbit/s-1.2 Gbit/s' otherwise."""
+    a, b = _bits_per_second(low), _bits_per_second(high)
+    if a.split(" ")[-1] == b.split(" ")[-1] and " " in a:
+        return f"{a.split(' ')[0]}-{b}"
+    return f"{a}-{b}"
 
 
 def _plural(n: int, one: str, many: str | None = None) -> str:
@@ -471,7 +522,7 @@ def _join(words: Sequence[str]) -> str:
 
 
 def _capital(text: str) -> str:
-    if text.startswith("ghz"):  # a program's name keeps its spelling at the start of a sentence
+    if text.startswith(("ghz", APP_GZIP, "grpc-")):  # names keep their spelling at the start of a sentence
         return text
     return text[:1].upper() + text[1:]
 
@@ -533,7 +584,23 @@ def _context(run: Run, axes: dict[str, object], omit: Iterable[str] = ()) -> str
         parts.append(f"{axes['processes']} server processes")
     if "loadgen" not in omit and axes["loadgen"] != "python":
         parts.append(f"driven by {_generator_name(str(axes['loadgen']))}")
+    work = _work_phrase(axes, omit)
+    if work:
+        parts.append(work)
     return ", ".join(parts)
+
+
+_WORK_VERBS = {
+    "handler_wait_ms": "wait {:g} ms",
+    "handler_block_ms": "block {:g} ms",
+    "handler_cpu_us": "burn {:g} us of CPU",
+}
+
+
+def _work_phrase(axes: dict[str, object], omit: Iterable[str] = ()) -> str:
+    """The handler work per message in words, 'handlers wait 2 ms' ('' for none: the lab's plain handlers)."""
+    done = [verb.format(float(axes[axis])) for axis, verb in _WORK_VERBS.items() if axis not in omit and axes[axis]]
+    return f"handlers {' and '.join(done)}" if done else ""
 
 
 def _difference(reference: dict[str, object], axes: dict[str, object], omit: Iterable[str] = ()) -> str:
@@ -570,6 +637,9 @@ def _difference(reference: dict[str, object], axes: dict[str, object], omit: Ite
             words.append(f"driven by {_generator_name(str(value))}")
         elif axis == "impl":
             words.append(f"{_SERVER_NAMES.get(str(value), value)} server")
+        elif axis in _WORK_VERBS:
+            only = {a: 0 for a in _WORK_VERBS} | {axis: value}
+            words.append(_work_phrase(only) or f"no handler {axis.removeprefix('handler_').split('_')[0]}")
         elif axis not in ("stream_messages", "workers"):
             words.append(str(value))
     return ", ".join(dict.fromkeys(words)) or "the same cell"
@@ -589,9 +659,28 @@ def _range_text(metric: str, values: Sequence[float]) -> str:
     return low if low == high else f"{low}-{high}"
 
 
-def _spread_judgement(a: CellStats, b: CellStats, metric: str) -> tuple[str, list[Reason]]:
-    """Words for the parenthesis ('2 repetitions each; spread 98-106 vs 155-160 us: apart'), and the reason when
-    the difference is inside the repetitions' spread or there is no spread."""
+def chance_apart(n: int, m: int) -> Fraction:
+    """How often the min..max ranges of n and m repetitions of ONE cell do not overlap: all n below all m, or above,
+    is 2 of the C(n + m, n) equally likely orders of continuous values from one distribution."""
+    return Fraction(2, math.comb(n + m, n))
+
+
+def _odds(chance: Fraction) -> str:
+    """'1 time in 3', '2 times in 35'."""
+    return f"{chance.numerator} time{'s' if chance.numerator > 1 else ''} in {chance.denominator}"
+
+
+_METRIC_WORDS = {RPS: "RPC/s", CPU: "server CPU per RPC", P50: "p50", P99: "p99", CLIENT_CPU: "client CPU per RPC"}
+
+
+def _spread_judgement(run: Run, a: CellStats, b: CellStats, metric: str) -> tuple[str, list[Reason]]:
+    """Words for the parenthesis, saying what the label rests on, and the reasons that set it:
+
+    - 4+ repetitions a side: the exact Mann-Whitney test, p < 0.05 or inside the spread;
+    - 2-3: ranges overlapping (inside the spread); apart and the effect over NOISE_FACTOR x the calibrated CV
+      (nothing against it); apart otherwise (few repetitions, or within the noise: indicative);
+    - 1: no spread to judge by (indicative).
+    """
     xa, xb = a.samples.get(metric, ()), b.samples.get(metric, ())
     counts = _repetitions_text([len(xa), len(xb)])
     unit = _UNITS.get(metric, "")
@@ -605,23 +694,29 @@ def _spread_judgement(a: CellStats, b: CellStats, metric: str) -> tuple[str, lis
         text = f"the difference is inside the repetitions' spread (Mann-Whitney p = {est.p_value:.2f})"
         return f"{counts}; p = {est.p_value:.2f}: inside the repetitions' spread", [Reason(INSIDE_SPREAD, text)]
     ranges = f"spread {_range_text(metric, xa)} vs {_range_text(metric, xb)} {unit}".rstrip()
-    if max(xa) < min(xb) or max(xb) < min(xa):
-        return f"{counts}; {ranges}: apart", []
-    text = "the difference is inside the repetitions' spread (their min..max ranges overlap)"
-    return f"{counts}; {ranges}: overlapping, so the difference is inside the spread", [Reason(INSIDE_SPREAD, text)]
-
-
-def _calibration_reasons(run: Run, named: Sequence[tuple[str, CellStats]], metric: str, ratio: float) -> list[Reason]:
-    reasons = []
+    if not (max(xa) < min(xb) or max(xb) < min(xa)):
+        text = "the difference is inside the repetitions' spread (their min..max ranges overlap)"
+        return f"{counts}; {ranges}: overlapping, so the difference is inside the spread", [Reason(INSIDE_SPREAD, text)]
+    chance = _odds(chance_apart(len(xa), len(xb)))
+    ratio = _or_nan(_ratio(a.median(metric), b.median(metric)))
+    effect = abs(ratio - 1)
+    # a factor reads better than a percentage once one side is twice the other: '11.5x', not '1054%'
+    size = _times(max(ratio, 1 / ratio)) if ratio > 0 and max(ratio, 1 / ratio) >= 2 else f"{effect:.0%}"
     cv = run.calibration.noise_cv.get(metric)
-    if cv is not None and math.isfinite(ratio) and abs(ratio - 1) <= NOISE_FACTOR * cv:
-        reasons.append(
-            Reason(
-                WITHIN_NOISE,
-                f"the difference ({abs(ratio - 1):.0%}) is within this machine's noise "
-                f"({NOISE_FACTOR:g} x its {cv:.0%} coefficient of variation of {metric})",
-            )
-        )
+    noise = f"this machine's noise ({cv:.1%} CV of {_METRIC_WORDS.get(metric, metric)})" if cv is not None else ""
+    if cv is not None and math.isfinite(effect) and effect > NOISE_FACTOR * cv:
+        return f"{counts}; {ranges}: apart, and the {size} difference is over {NOISE_FACTOR:g}x {noise}", []
+    by_chance = f"as two identical cells' ranges are {chance}"
+    if cv is not None:
+        text = f"the {size} difference is within {NOISE_FACTOR:g}x {noise}"
+        return f"{counts}; {ranges}: apart, {by_chance}, but {text}", [Reason(WITHIN_NOISE, text)]
+    text = f"apart {by_chance}, with no calibrated noise to weigh the {size} difference against"
+    return f"{counts}; {ranges}: {text}", [Reason(FEW_REPETITIONS, text)]
+
+
+def _floor_reasons(run: Run, named: Sequence[tuple[str, CellStats]]) -> list[Reason]:
+    """Cells whose p50 is within FLOOR_FACTOR of the machine's no-op round trip with their generator."""
+    reasons = []
     for name, cell in named:
         floor = run.calibration.floor_p50_ms.get(cell.generator)
         p50 = cell.median(P50)
@@ -678,18 +773,18 @@ def _limit_reasons(named: Sequence[tuple[str, CellStats]], rps_quoted: bool = Tr
     return reasons
 
 
-def _label(reasons: Iterable[Reason], weakening: Iterable[str] = ()) -> str:
+def _label(reasons: Iterable[Reason], demoting: Iterable[str] = ()) -> str:
     codes = {r.code for r in reasons}
     if INSIDE_SPREAD in codes:
         return INCONCLUSIVE
-    if codes & (_WEAKENING | set(weakening)):
-        return WEAK
+    if codes & (_DEMOTING | set(demoting)):
+        return INDICATIVE
     return CLEAR
 
 
 def _sentence(main: str, evidence: str, reasons: Iterable[Reason], tail: str = "") -> str:
-    """'Main (evidence). Reason. Reason. Tail.' The spread reasons are already in the evidence."""
-    said = [_capital(r.text) + "." for r in reasons if r.code not in (INSIDE_SPREAD, ONE_REPETITION)]
+    """'Main (evidence). Reason. Reason. Tail.' The spread, test and noise reasons are already in the evidence."""
+    said = [_capital(r.text) + "." for r in reasons if r.code not in _IN_EVIDENCE]
     text = f"{main} ({evidence})." if evidence else f"{main}."
     return " ".join([text, *said, *([tail] if tail else [])])
 
@@ -731,6 +826,15 @@ def _instance(sides: Sequence[tuple[str, CellStats]], metric: str, derived: dict
     )
 
 
+_PER_UNIT = {RPS: "RPC/s", CPU: "us of CPU per RPC"}
+
+
+def _values_words(metric: str, named: Sequence[tuple[str, CellStats]]) -> str:
+    """'sync 102, aio 158 us of CPU per RPC'."""
+    values = ", ".join(f"{name} {_number(metric, cell.median(metric))}" for name, cell in named)
+    return f"{values} {_PER_UNIT.get(metric, _UNITS.get(metric, ''))}".rstrip()
+
+
 def _cheaper_phrase(metric: str, name_a: str, a: float, name_b: str, b: float) -> str:
     """'sync is 1.55x cheaper per RPC' / 'aio served 1.20x the RPC/s'."""
     if not (math.isfinite(a) and math.isfinite(b)) or min(a, b) <= 0:
@@ -764,7 +868,13 @@ def _range_tail(label: str, others: Sequence[tuple[Instance, str, bool]], what: 
 
 
 def _inside(a: CellStats, b: CellStats, metric: str) -> bool:
-    return any(r.code == INSIDE_SPREAD for r in _spread_judgement(a, b, metric)[1])
+    """The difference is inside the repetitions' spread (as _spread_judgement decides it; the noise plays no part)."""
+    xa, xb = a.samples.get(metric, ()), b.samples.get(metric, ())
+    if min(len(xa), len(xb)) < 2:
+        return False
+    if min(len(xa), len(xb)) >= TEST_REPETITIONS:
+        return not stats.estimate(xa, xb).significant
+    return not (max(xa) < min(xb) or max(xb) < min(xa))
 
 
 # -- the studies ----------------------------------------------------------------------------------------------------
@@ -784,20 +894,22 @@ def _model_pair_finding(run: Run, study: str, pairs_found: list[tuple[CellStats,
     )
     if metric == RPS:
         main += " (the server was the limit in both cells, no generator was)"
-    evidence, reasons = _spread_judgement(a, b, metric)
+    evidence, reasons = _spread_judgement(run, a, b, metric)
     named = [(name_a, a), (name_b, b)]
     instance = _instance(named, metric)
-    reasons += _calibration_reasons(run, named, metric, _or_nan(instance.ratio))
+    reasons += _floor_reasons(run, named)
     reasons += _limit_reasons(named)
     others = [
         (_instance([(name_a, x), (name_b, y)], CPU), _difference(a.axes, x.axes, omit=["impl"]), _inside(x, y, CPU))
         for x, y in pairs_found[1:]
     ]
     tail = _range_tail(f"{name_a}/{name_b} pair", others, f"{name_b}'s CPU per RPC over {name_a}'s")
+    phrase = _cheaper_phrase(metric, name_a, a.median(metric), name_b, b.median(metric))
     return Finding(
         study=study,
         subject=f"{name_a} vs {name_b}",
         sentence=_sentence(main, evidence, reasons, tail),
+        headline=f"{phrase}: {_values_words(metric, named)}, at {ctx}",
         metric=metric,
         ratio=instance.ratio,
         confidence=_label(reasons),
@@ -836,8 +948,8 @@ def go_reference(run: Run) -> list[Finding]:
             )
         else:
             main += "; RPC/s not compared: a load generator was saturated"
-        evidence, reasons = _spread_judgement(go, py, CPU)
-        reasons += _calibration_reasons(run, named, CPU, _or_nan(instance.ratio))
+        evidence, reasons = _spread_judgement(run, go, py, CPU)
+        reasons += _floor_reasons(run, named)
         reasons += _limit_reasons(named, rps_quoted=rps_ratio is not None)
         others = [
             (_instance([("Go", x), (name, y)], CPU), _difference(go.axes, x.axes, omit=["impl"]), _inside(x, y, CPU))
@@ -849,6 +961,10 @@ def go_reference(run: Run) -> list[Finding]:
                 study="go_reference",
                 subject=f"{name} vs Go",
                 sentence=_sentence(main, evidence, reasons, tail),
+                headline=(
+                    f"{name} costs {_times(instance.ratio) if instance.ratio else '-'} Go's CPU per RPC: "
+                    f"{_values_words(CPU, [(name, py), ('Go', go)])}, at {_context(run, go.axes, omit=['impl'])}"
+                ),
                 metric=CPU,
                 ratio=instance.ratio,
                 confidence=_label(reasons),
@@ -881,16 +997,20 @@ def _sweep_finding(
     found: list[list[CellStats]],
     value_words: Callable[[object], str],
     server: Callable[[CellStats], str],
+    pool_paced: bool = False,
 ) -> Finding:
     """A family of cells along one axis: each value's RPC/s and CPU per RPC, the best by the headline metric against
-    the runner-up; other families in a few words each (or their count, beyond MAX_LISTED)."""
+    the runner-up; other families in a few words each (or their count, beyond MAX_LISTED). ``pool_paced``: the thread
+    pool, not the server's CPU, sets the pace (handlers that wait or block), so RPC/s is the headline whenever no
+    generator was saturated, the server's CPU or not."""
+    headline = _pool_headline if pool_paced else headline_metric
 
     def best_two(members: list[CellStats], metric: str) -> tuple[CellStats, CellStats]:
         ranked = sorted(members, key=lambda c: -c.median(metric) if metric == RPS else c.median(metric))
         return ranked[0], ranked[1]
 
     family = found[0]
-    metric = headline_metric(family)
+    metric = headline(family)
     named = [(value_words(c.axes[axis]), c) for c in family]
     best, runner = best_two(family, metric)
     names = {c.key: n for n, c in named}
@@ -902,15 +1022,18 @@ def _sweep_finding(
         f"{_sweep_phrase(metric, names[best.key], best.median(metric), names[runner.key], runner.median(metric))}"
     )
     if metric == RPS:
-        main += " (the server was the limit in every cell, no generator was)"
-    evidence, reasons = _spread_judgement(runner, best, metric)
+        main += (
+            " (the handlers wait or block, so the thread pool set the pace; no generator was saturated)"
+            if pool_paced
+            else " (the server was the limit in every cell, no generator was)"
+        )
+    evidence, reasons = _spread_judgement(run, runner, best, metric)
     instance = _instance(named, metric)
-    pair_ratio = _or_nan(_ratio(runner.median(metric), best.median(metric)))
-    reasons += _calibration_reasons(run, [(names[best.key], best), (names[runner.key], runner)], metric, pair_ratio)
-    reasons += _limit_reasons(named)
+    reasons += _floor_reasons(run, [(names[best.key], best), (names[runner.key], runner)])
+    reasons += _limit_reasons(named, rps_quoted=not pool_paced)
     others = []
     for members in found[1:]:
-        m = headline_metric(members)
+        m = headline(members)
         top, second = best_two(members, m)
         words = _sweep_phrase(
             m, value_words(top.axes[axis]), top.median(m), value_words(second.axes[axis]), second.median(m)
@@ -923,10 +1046,13 @@ def _sweep_finding(
         listed = [words for _, words in others[:MAX_LISTED]]
         more = f"; and {len(others) - MAX_LISTED} more families" if len(others) > MAX_LISTED else ""
         tail = _capital("; ".join(listed)) + more + "."
+    phrase = _sweep_phrase(metric, names[best.key], best.median(metric), names[runner.key], runner.median(metric))
+    pair = [(names[best.key], best), (names[runner.key], runner)]
     return Finding(
         study=study,
         subject=" vs ".join(n for n, _ in named),
         sentence=_sentence(main, evidence, reasons, tail),
+        headline=f"{phrase}: {_values_words(metric, pair)}, at {_context(run, family[0].axes, omit=[axis])}",
         metric=metric,
         ratio=instance.ratio,
         confidence=_label(reasons),
@@ -935,7 +1061,14 @@ def _sweep_finding(
     )
 
 
+def _pool_headline(cells: Iterable[CellStats]) -> str:
+    """Handlers that wait or block: the pool sets the pace, so RPC/s compares whenever no generator was saturated."""
+    return CPU if any(c.generator_limited for c in cells) else RPS
+
+
 def thread_pool(run: Run) -> list[Finding]:
+    """One finding per kind of handler work (none, wait, block, CPU: bench.analysis.handlers): what more threads buy
+    depends on what the handlers do, so families under different work are not summarised together."""
     found = families(run, "workers", where=lambda c: c.axes["impl"] == "sync")
     if not found:
         return []
@@ -944,7 +1077,18 @@ def thread_pool(run: Run) -> list[Finding]:
     def server(cell: CellStats) -> str:
         return _server_name(cell.axes, threads=False)
 
-    return [_sweep_finding(run, "thread_pool", "workers", found, words, server)]
+    by_work: dict[str, list[list[CellStats]]] = {}
+    for family in found:  # nearest the baseline first, in each kind too
+        by_work.setdefault(handlers.work_kind(family[0].axes), []).append(family)
+    out = []
+    for kind, kind_families in by_work.items():
+        paced = kind in ("wait", "block")
+        finding = _sweep_finding(run, "thread_pool", "workers", kind_families, words, server, pool_paced=paced)
+        if len(by_work) > 1:
+            label = "no handler work" if kind == "none" else _work_phrase(kind_families[0][0].axes)
+            finding = replace(finding, subject=f"{finding.subject} ({label})")
+        out.append(finding)
+    return out
 
 
 def processes(run: Run) -> list[Finding]:
@@ -988,8 +1132,8 @@ def payload_size(run: Run) -> list[Finding]:
     )
     if per_kib is not None:
         main += f"; between {size(prev)} and {size(large)} each extra KiB cost {per_kib:.2f} us of server CPU"
-    evidence, reasons = _spread_judgement(small, large, CPU)
-    reasons += _calibration_reasons(run, [(size(small), small), (size(large), large)], CPU, growth)
+    evidence, reasons = _spread_judgement(run, small, large, CPU)
+    reasons += _floor_reasons(run, [(size(small), small), (size(large), large)])
     saturated = [n for n, c in named if c.generator_limited]
     if saturated:
         generators = {c.generator for _, c in named if c.generator_limited}
@@ -1024,6 +1168,12 @@ def payload_size(run: Run) -> list[Finding]:
             study="payload_size",
             subject=f"{size(small)} to {size(large)}",
             sentence=_sentence(main, evidence, reasons, tail),
+            headline=(
+                f"CPU per RPC {_times(growth)} from {size(small)} to {size(large)} "
+                f"({_number(CPU, small.median(CPU))} to {_number(CPU, large.median(CPU))} us)"
+                + (f", {per_kib:.2f} us per extra KiB above {size(prev)}" if per_kib is not None else "")
+                + f", {_server_name(small.axes)}, {_context(run, small.axes, omit=['payload_size'])}"
+            ),
             metric=CPU,
             ratio=instance.ratio,
             confidence=_label(reasons),
@@ -1087,65 +1237,236 @@ def _pays_words(numbers: dict[str, float], short: bool = False) -> str:
     return f"it pays on links slower than {_bits_per_second(speed)} (the {side} added CPU sets it)"
 
 
+APP_GZIP = "app-gzip-"
+SAME_ZLIB_LEVEL = "app-gzip-6"  # gRPC core's gzip and deflate use zlib's default level, 6
+
+
+def _break_even_range(plain: CellStats, packed: CellStats) -> tuple[float, float]:
+    """The break-even speed over the repetitions' min..max: the fewest bytes saved against the most CPU added (the
+    busier side at that end), and the other way round."""
+    saved_low = plain.low(WIRE) - packed.high(WIRE)
+    saved_high = plain.high(WIRE) - packed.low(WIRE)
+    added = [(packed.low(CPU) - plain.high(CPU), packed.high(CPU) - plain.low(CPU))]
+    if math.isfinite(_compression_numbers(plain, packed)["client_cpu_added_us"]):
+        added.append((packed.low(CLIENT_CPU) - plain.high(CLIENT_CPU), packed.high(CLIENT_CPU) - plain.low(CLIENT_CPU)))
+    least = max(low for low, _ in added)
+    most = max(high for _, high in added)
+    return break_even_bit_per_s(saved_low, most), break_even_bit_per_s(saved_high, least)
+
+
+def _pays_below(numbers: dict[str, float]) -> str:
+    speed = numbers["break_even_bit_per_s"]
+    if numbers["wire_bytes_saved"] <= 0:
+        return "never pays"
+    return "pays at any link speed" if math.isinf(speed) else f"pays below {_bits_per_second(speed)}"
+
+
+def _busier_added(numbers: dict[str, float]) -> float:
+    client = numbers["client_cpu_added_us"]
+    return max(numbers["server_cpu_added_us"], client) if math.isfinite(client) else numbers["server_cpu_added_us"]
+
+
+def _ranked_levels(numbers: dict[str, dict[str, float]]) -> list[str]:
+    """The app-gzip levels that save bytes, the one that pays on the most links (highest break-even speed) first."""
+    paying = [s for s, n in numbers.items() if s.startswith(APP_GZIP) and n["wire_bytes_saved"] > 0]
+    return sorted(paying, key=lambda s: -numbers[s]["break_even_bit_per_s"])
+
+
+def _levels_words(numbers: dict[str, dict[str, float]], long: bool) -> str:
+    """The app-gzip sweep of one payload: the level that pays on the most links, the range of break-even speeds, the
+    level that saves the most bytes; '' when no app-gzip level was measured."""
+    levels = [s for s in numbers if s.startswith(APP_GZIP)]
+    if not levels:
+        return ""
+    ranked = _ranked_levels(numbers)
+    if not ranked:
+        n = numbers[levels[0]]
+        more = f"{_number(WIRE, -n['wire_bytes_saved'])} B more"
+        what = levels[0] if len(levels) == 1 else f"no app-gzip level ({_level_list(levels)})"
+        cost = f"{_signed(CPU, n['server_cpu_added_us'])} us" + (" of server CPU per RPC" if long else "")
+        return f"{what} never pays: no bytes saved ({more}, {cost})"
+    best = numbers[ranked[0]]
+    saved = f"{best['wire_bytes_saved_fraction']:.0%} of the bytes saved"
+    if long:
+        client = best["client_cpu_added_us"]
+        cost = f"{_signed(CPU, best['server_cpu_added_us'])} us of server CPU" + (
+            f" and {_signed(CLIENT_CPU, client)} us on the client per RPC" if math.isfinite(client) else " per RPC"
+        )
+        lead = "pays on the most links" if len(levels) > 1 else "pays"
+        words = f"{ranked[0]} {lead}: below {_bits_per_second(best['break_even_bit_per_s'])} ({cost}, {saved})"
+    else:
+        words = (
+            f"{ranked[0]} {_pays_below(best)} ({saved}, {_signed(CPU, best['server_cpu_added_us'])} us of server CPU)"
+        )
+    if len(ranked) > 1:
+        low = ranked[-1]
+        words += (
+            f"; the {len(levels)} levels measured break even between "
+            f"{_bits_per_second(numbers[low]['break_even_bit_per_s'])} ({low}) and "
+            f"{_bits_per_second(best['break_even_bit_per_s'])}"
+        )
+    never = [s for s in levels if s not in ranked]
+    if never and len(levels) > 1:
+        words += f"; {_join(never)} never {'pays' if len(never) == 1 else 'pay'} (no bytes saved)"
+    most = max(ranked, key=lambda s: numbers[s]["wire_bytes_saved"])
+    if most != ranked[0]:
+        n = numbers[most]
+        words += (
+            f"; {most} saves the most, {n['wire_bytes_saved_fraction']:.0%}, for "
+            f"{_signed(CPU, n['server_cpu_added_us'])} us of server CPU ({_pays_below(n)})"
+        )
+    return words
+
+
+def _grpc_words(numbers: dict[str, dict[str, float]], cells: dict[str, CellStats], long: bool) -> str:
+    """gRPC's own gzip and deflate, against app-gzip-6 (the same zlib level) where the run has it."""
+    same = cells.get(SAME_ZLIB_LEVEL)
+    parts = []
+    for setting in (s for s in numbers if not s.startswith(APP_GZIP)):
+        cell, first = cells[setting], not parts
+        cpu = _signed(CPU, numbers[setting]["server_cpu_added_us"])
+        words = f"gRPC's own {setting} cost {cpu} us of server CPU per RPC" if first and long else f"{setting} {cpu} us"
+        if same is not None:
+            ratio = _ratio(numbers[SAME_ZLIB_LEVEL]["server_cpu_added_us"], numbers[setting]["server_cpu_added_us"])
+            times = _times(ratio) if ratio and ratio > 0 else "-"
+            inside = ", inside the spread" if _inside(same, cell, CPU) else ""
+            level = ", the same zlib level" if long else ""
+            added = _signed(CPU, numbers[SAME_ZLIB_LEVEL]["server_cpu_added_us"])
+            of = f" {SAME_ZLIB_LEVEL}'s {added} us{level}" if first else ""
+            words += f" ({times}{of}{inside})"
+        words += f" for {_number(WIRE, cell.median(WIRE))} B: {_pays_below(numbers[setting])}"
+        parts.append(words)
+    return "; ".join(parts)
+
+
+def _level_list(settings: Sequence[str]) -> str:
+    """'grpc-gzip, grpc-deflate, app-gzip-1..9': consecutive app-gzip levels as a range."""
+    levels = sorted(int(s[len(APP_GZIP) :]) for s in settings if s.startswith(APP_GZIP))
+    runs: list[list[int]] = []
+    for level in levels:
+        if runs and level == runs[-1][-1] + 1:
+            runs[-1].append(level)
+        else:
+            runs.append([level])
+    words = [s for s in settings if not s.startswith(APP_GZIP)]
+    words += [
+        f"{APP_GZIP}{r[0]}" + (f"..{r[-1]}" if len(r) > 2 else f", {APP_GZIP}{r[-1]}" if len(r) == 2 else "")
+        for r in runs
+    ]
+    return ", ".join(words)
+
+
 def compression(run: Run) -> list[Finding]:
-    """One finding per compression setting, against none with the same payload."""
+    """Every compression setting against none with the same payload, as ONE finding: the app-gzip levels as a sweep
+    (the level that pays on the most links, the range of break-even speeds, the level that saves the most), gRPC's
+    own gzip and deflate against app-gzip-6 (the same zlib level), and in a few words each the other payloads (kinds,
+    sizes). Every pair's numbers are an instance; the label rests on the leading level against none, and on whether
+    its lead over the runner-up is outside the repetitions' spread."""
     needed = (CPU, WIRE)
-    out = []
+    groups: dict[str, dict[str, CellStats]] = {}  # the none cell's key -> setting -> its compressed cell
+    plains: dict[str, CellStats] = {}
     present = {str(c.axes["compression"]) for c in run.cells.values()}
     for setting in [v for v in ALLOWED["compression"] if v in present and v != "none"]:
-        found = [
-            (a, b)
-            for a, b in pairs(run, "compression", "none", setting)
-            if all(math.isfinite(c.median(m)) for c in (a, b) for m in needed)
-        ]
-        if not found:
-            continue
-        plain, packed = found[0]
-        numbers = _compression_numbers(plain, packed)
-        kind = str(plain.axes["payload_kind"])
-        ctx = _context(run, plain.axes, omit=["compression", "payload_size", "payload_kind"])
-        client = (
-            f" and {_signed(CLIENT_CPU, numbers['client_cpu_added_us'])} us on the client"
-            if math.isfinite(numbers["client_cpu_added_us"])
-            else " (the client's gzip is not measured: ghz sends a pre-compressed payload)"
-        )
-        main = (
-            f"On {fmt_size(int(plain.axes['payload_size']))} of {kind}, {ctx}, with "
-            f"{_server_name(plain.axes)}, {setting} cost {_signed(CPU, numbers['server_cpu_added_us'])} us "
-            "of server CPU per RPC "
-            f"({_number(CPU, plain.median(CPU))} to {_number(CPU, packed.median(CPU))} us){client} and saved "
-            f"{numbers['wire_bytes_saved_fraction']:.0%} of the wire bytes ({_number(WIRE, plain.median(WIRE))} to "
-            f"{_number(WIRE, packed.median(WIRE))} B per RPC): {_pays_words(numbers)}"
-        )
-        named = [("none", plain), (setting, packed)]
-        instance = _instance(named, CPU, numbers)
-        evidence, reasons = _spread_judgement(plain, packed, CPU)
-        reasons += _calibration_reasons(run, named, CPU, _or_nan(instance.ratio))
-        reasons += _limit_reasons([(n, c) for n, c in named if c.failed], rps_quoted=False)
-        others = []
-        for a, b in found[1:]:
-            nums = _compression_numbers(a, b)
-            where = _difference(plain.axes, a.axes, omit=["compression"])
-            words = f"{where}: {_signed(CPU, nums['server_cpu_added_us'])} us, {_pays_words(nums, short=True)}"
-            others.append((_instance([("none", a), (setting, b)], CPU, nums), words))
-        tail = ""
-        if others:
-            listed = [w for _, w in others[:MAX_LISTED]]
-            more = f"; and {len(others) - MAX_LISTED} more pairs" if len(others) > MAX_LISTED else ""
-            tail = _capital("; ".join(listed)) + more + "."
-        out.append(
-            Finding(
-                study="compression",
-                subject=f"{setting} vs none",
-                sentence=_sentence(main, evidence, reasons, tail),
-                metric=CPU,
-                ratio=instance.ratio,
-                confidence=_label(reasons),
-                reasons=tuple(reasons),
-                instances=(instance, *(inst for inst, _ in others)),
+        for a, b in pairs(run, "compression", "none", setting):
+            if all(math.isfinite(c.median(m)) for c in (a, b) for m in needed):
+                plains[a.key] = a
+                groups.setdefault(a.key, {})[setting] = b
+    if not groups:
+        return []
+    # the payload with the most settings leads (the sweep), the one nearest the baseline among equals
+    order = sorted(groups, key=lambda key: (-len(groups[key]), run.distance(plains[key])))
+    plain, cells = plains[order[0]], groups[order[0]]
+    # then the other payload kinds of the same size and setting (the best level per kind), then the rest
+    other_kind = lambda key: any(  # noqa: E731
+        plains[key].axes[a] != plain.axes[a] for a in AXES if a not in ("payload_kind", "compression")
+    )
+    order = [order[0], *sorted(order[1:], key=other_kind)]
+    numbers = {setting: _compression_numbers(plain, cell) for setting, cell in cells.items()}
+    ranked = _ranked_levels(numbers)
+    leading = ranked[0] if ranked else next(iter(cells))
+    size, kind = fmt_size(int(plain.axes["payload_size"])), str(plain.axes["payload_kind"])
+    ctx = _context(run, plain.axes, omit=["compression", "payload_size", "payload_kind"])
+    parts = [w for w in (_levels_words(numbers, long=True), _grpc_words(numbers, cells, long=True)) if w]
+    main = (
+        f"On {size} of {kind}, {ctx}, with {_server_name(plain.axes)}, against no compression "
+        f"({_number(CPU, plain.median(CPU))} us of server CPU and {_number(WIRE, plain.median(WIRE))} B on the wire "
+        f"per RPC): {'; '.join(parts)}"
+    )
+    packed = cells[leading]
+    named = [("none", plain), (leading, packed)]
+    evidence, reasons = _spread_judgement(run, plain, packed, CPU)
+    evidence = f"{leading} against none: {evidence}"
+    reasons += _floor_reasons(run, named)
+    if len(ranked) > 1:
+        runner = ranked[1]
+        best_low, best_high = _break_even_range(plain, packed)
+        runner_low, runner_high = _break_even_range(plain, cells[runner])
+        if best_low <= runner_high:
+            reasons.append(
+                Reason(
+                    RANKING_INSIDE_SPREAD,
+                    f"{leading}'s lead over {runner} is inside the repetitions' spread (break-even "
+                    f"{_speed_range(best_low, best_high)} against {_speed_range(runner_low, runner_high)}): "
+                    "either may pay on more links",
+                )
             )
+    reasons += _limit_reasons([(n, c) for n, c in named if c.failed], rps_quoted=False)
+
+    def instance(none: CellStats, setting: str, cell: CellStats) -> Instance:
+        low, high = _break_even_range(none, cell)
+        derived = _compression_numbers(none, cell) | {
+            "break_even_low_bit_per_s": low,
+            "break_even_high_bit_per_s": high,
+        }
+        return _instance([("none", none), (setting, cell)], CPU, derived)
+
+    instances = [instance(plain, leading, packed)]
+    instances += [instance(plain, s, c) for s, c in cells.items() if s != leading]
+    others = []
+    for key in order[1:]:
+        other, other_cells = plains[key], groups[key]
+        nums = {s: _compression_numbers(other, c) for s, c in other_cells.items()}
+        instances += [instance(other, s, c) for s, c in other_cells.items()]
+        words = "; ".join(w for w in (_levels_words(nums, long=False), _grpc_words(nums, other_cells, long=False)) if w)
+        others.append(f"{_difference(plain.axes, other.axes, omit=['compression'])}: {words}")
+    tail = ""
+    if others:
+        more = f"; and {len(others) - MAX_LISTED} more payloads" if len(others) > MAX_LISTED else ""
+        tail = _capital("; ".join(others[:MAX_LISTED])) + more + "."
+    lead_numbers = numbers[leading]
+    if ranked:
+        headline = (
+            f"{leading} {_pays_below(lead_numbers)} on {size} of {kind} "
+            f"({lead_numbers['wire_bytes_saved_fraction']:.0%} of the bytes saved for "
+            f"{_signed(CPU, _busier_added(lead_numbers))} us of CPU per RPC)"
         )
-    return out
+        if len(ranked) > 1:
+            low, high = (numbers[ranked[i]]["break_even_bit_per_s"] for i in (-1, 0))
+            headline += f"; app-gzip levels break even at {_speed_range(low, high)}"
+    else:
+        headline = f"{leading} {_pays_below(lead_numbers)} on {size} of {kind}"
+    same = cells.get(SAME_ZLIB_LEVEL)
+    grpc = [s for s in cells if not s.startswith(APP_GZIP)]
+    if grpc and same is not None:
+        same_added = numbers[SAME_ZLIB_LEVEL]["server_cpu_added_us"]
+        ratios = [_ratio(same_added, numbers[s]["server_cpu_added_us"]) for s in grpc]
+        times = [_times(r) if r and r > 0 else "-" for r in ratios]
+        verb = "adds" if len(grpc) == 1 else "add"
+        headline += f"; {_join(grpc)} {verb} {_join(times)} the server CPU {SAME_ZLIB_LEVEL} adds"
+    settings = [s for s in ALLOWED["compression"] if any(s in g for g in groups.values())]
+    return [
+        Finding(
+            study="compression",
+            subject=f"{_level_list(settings)} vs none",
+            sentence=_sentence(main, evidence, reasons, tail),
+            headline=headline,
+            metric=CPU,
+            ratio=instances[0].ratio,
+            confidence=_label(reasons),
+            reasons=tuple(reasons),
+            instances=tuple(instances),
+        )
+    ]
 
 
 def tls(run: Run) -> list[Finding]:
@@ -1175,8 +1496,8 @@ def tls(run: Run) -> list[Finding]:
             f"{_signed(WIRE, numbers['wire_bytes_added'])} B per RPC ({_number(WIRE, plain.median(WIRE))} to "
             f"{_number(WIRE, secure.median(WIRE))} B)"
         )
-        evidence, reasons = _spread_judgement(plain, secure, CPU)
-        reasons += _calibration_reasons(run, named, CPU, _or_nan(instance.ratio))
+        evidence, reasons = _spread_judgement(run, plain, secure, CPU)
+        reasons += _floor_reasons(run, named)
         reasons += _limit_reasons([(n, c) for n, c in named if c.failed], rps_quoted=False)
         others = []
         for a, b in found[1:]:
@@ -1198,6 +1519,12 @@ def tls(run: Run) -> list[Finding]:
                 study="tls",
                 subject=f"{name} vs plaintext",
                 sentence=_sentence(main, evidence, reasons, tail),
+                headline=(
+                    f"{name} cost {_signed(CPU, numbers['server_cpu_added_us'])} us of server CPU per RPC "
+                    f"({_times(instance.ratio) if instance.ratio else '-'}) and "
+                    f"{_signed(WIRE, numbers['wire_bytes_added'])} B on the wire, {_server_name(plain.axes)}, "
+                    f"{_context(run, plain.axes, omit=['tls'])}"
+                ),
                 metric=CPU,
                 ratio=instance.ratio,
                 confidence=_label(reasons),
@@ -1243,6 +1570,17 @@ def open_loop_knee(run: Run) -> list[Finding]:
             f"{_number(SERVER_UTIL, cell.median(SERVER_UTIL))} busy"
         )
 
+    def short(members: list[CellStats], knee: CellStats | None) -> str:
+        if knee is None:
+            return f"p99 over the {slo:g} ms SLO already at {rate(members[0])}"
+        if knee is members[-1]:
+            return f"p99 within the {slo:g} ms SLO at every rate measured, up to {rate(knee)} (the knee is above)"
+        after = members[members.index(knee) + 1]
+        return (
+            f"the knee is {rate(knee)}: p99 {_number(P99, knee.median(P99))} ms there, "
+            f"{_number(P99, after.median(P99))} ms at {rate(after)} ({slo:g} ms SLO)"
+        )
+
     def describe(members: list[CellStats]) -> tuple[str, CellStats | None, list[Reason]]:
         knee = _knee(members, slo)
         reasons: list[Reason] = []
@@ -1270,6 +1608,7 @@ def open_loop_knee(run: Run) -> list[Finding]:
                 f"at {rate(after)} p99 reached {_number(P99, after.median(P99))} ms ({service(after)})"
             )
             edge = [knee, after]
+        few = []
         for cell in edge:
             low, high = cell.low(P99), cell.high(P99)
             if cell.repetitions < 2:
@@ -1282,6 +1621,17 @@ def open_loop_knee(run: Run) -> list[Finding]:
                         f"(p99 {_number(P99, low)}-{_number(P99, high)} ms)",
                     )
                 )
+            elif cell.repetitions < TEST_REPETITIONS:
+                few.append(cell)
+        if few:
+            n = min(c.repetitions for c in few)
+            reasons.append(
+                Reason(
+                    FEW_REPETITIONS,
+                    f"every repetition at {_join([rate(c) for c in few])} is on the same side of the SLO, but that "
+                    f"rests on {n} readings of a tail latency; {TEST_REPETITIONS} or more make a clear knee",
+                )
+            )
         return words, knee, reasons
 
     family = found[0]
@@ -1293,9 +1643,8 @@ def open_loop_knee(run: Run) -> list[Finding]:
     counts = sorted({c.repetitions for c in family})
     reps = _plural(counts[0], "repetition") if len(counts) == 1 else f"{counts[0]}-{counts[-1]} repetitions"
     evidence = f"{reps} per rate; p99: their median"
-    disagree = [r.text for r in reasons if r.code == INSIDE_SPREAD]
-    if disagree:
-        evidence += "; " + "; ".join(disagree)
+    judged = [r.text for r in reasons if r.code in _IN_EVIDENCE]
+    evidence += "; " + "; ".join(judged) if judged else "; every repetition on the same side of the SLO"
     others = []
     for members in found[1:]:
         other_words, other_knee, _ = describe(members)
@@ -1315,9 +1664,10 @@ def open_loop_knee(run: Run) -> list[Finding]:
             study="open_loop_knee",
             subject=f"SLO p99 {slo:g} ms",
             sentence=_sentence(main, evidence, reasons, tail),
+            headline=f"{short(family, knee)}, {server}, {_context(run, family[0].axes, omit=['rate'])}",
             metric=P99,
             ratio=None,
-            confidence=_label(reasons, weakening=[GENERATOR_SATURATED]),
+            confidence=_label(reasons, demoting=[GENERATOR_SATURATED]),
             reasons=tuple(reasons),
             instances=(instance, *(inst for inst, _ in others)),
         )
@@ -1364,8 +1714,8 @@ def load_generator(run: Run) -> list[Finding]:
         f"{_times(instance.ratio) if instance.ratio else '-'} as many: {_which_limited(python, ghz)}; the server "
         f"spent {_number(CPU, python.median(CPU))} and {_number(CPU, ghz.median(CPU))} us of CPU per RPC"
     )
-    evidence, reasons = _spread_judgement(python, ghz, RPS)
-    reasons += _calibration_reasons(run, named, RPS, _or_nan(instance.ratio))
+    evidence, reasons = _spread_judgement(run, python, ghz, RPS)
+    reasons += _floor_reasons(run, named)
     # which generator was saturated is the sentence itself; only failed repetitions are worth adding
     reasons += [r for r in _limit_reasons(named, rps_quoted=False) if r.code == FAILED_REPETITIONS]
     others = []
@@ -1387,6 +1737,12 @@ def load_generator(run: Run) -> list[Finding]:
             study="load_generator",
             subject="Python generator vs ghz",
             sentence=_sentence(main, evidence, reasons, tail),
+            headline=(
+                f"ghz drove {_times(instance.ratio) if instance.ratio else '-'} the Python generator's RPC/s "
+                f"({_number(RPS, ghz.median(RPS))} vs {_number(RPS, python.median(RPS))}): "
+                f"{_which_limited(python, ghz)}, against {_server_name(python.axes)}, "
+                f"{_context(run, python.axes, omit=['loadgen'])}"
+            ),
             metric=RPS,
             ratio=instance.ratio,
             confidence=_label(reasons),
@@ -1438,6 +1794,7 @@ def _finding_dict(finding: Finding) -> dict:
         "study": finding.study,
         "subject": finding.subject,
         "sentence": finding.sentence,
+        "headline": finding.headline,
         "metric": finding.metric,
         "ratio": _clean(finding.ratio),
         "confidence": finding.confidence,
@@ -1458,9 +1815,9 @@ def _finding_dict(finding: Finding) -> dict:
     }
 
 
-def to_json(findings: Sequence[Finding], run_id: str) -> str:
+def to_json(findings: Sequence[Finding], run_id: str, note: str | None = None) -> str:
     """The versioned findings document (FORMAT), as indented JSON text."""
-    doc = {"format": FORMAT, "run_id": run_id, "findings": [_finding_dict(f) for f in findings]}
+    doc = {"format": FORMAT, "run_id": run_id, "note": note, "findings": [_finding_dict(f) for f in findings]}
     return json.dumps(doc, indent=2, allow_nan=False) + "\n"
 
 
@@ -1510,7 +1867,9 @@ def from_json(text: str) -> Document:
         if not isinstance(raw, dict):
             raise FindingsError(f"{where}: expected an object")
         missing = [
-            k for k in ("study", "subject", "sentence", "metric", "confidence", "reasons", "instances") if k not in raw
+            k
+            for k in ("study", "subject", "sentence", "headline", "metric", "confidence", "reasons", "instances")
+            if k not in raw
         ]
         if missing:
             raise FindingsError(f"{where}: missing {', '.join(missing)}")
@@ -1529,6 +1888,7 @@ def from_json(text: str) -> Document:
                 study=str(raw["study"]),
                 subject=str(raw["subject"]),
                 sentence=str(raw["sentence"]),
+                headline=str(raw["headline"]),
                 metric=str(raw["metric"]),
                 ratio=_float_or_none(raw.get("ratio"), f"{where}.ratio"),
                 confidence=raw["confidence"],
@@ -1536,12 +1896,15 @@ def from_json(text: str) -> Document:
                 instances=tuple(_instance_from(inst, f"{where}.instances[{j}]") for j, inst in enumerate(instances)),
             )
         )
-    return Document(run_id=str(doc.get("run_id", "")), findings=tuple(out))
+    note = doc.get("note")
+    if note is not None and not isinstance(note, str):
+        raise FindingsError(f"note: expected a string or null, got {note!r}")
+    return Document(run_id=str(doc.get("run_id", "")), findings=tuple(out), note=note)
 
 
-def write(path: str | Path, findings: Sequence[Finding], run_id: str) -> Path:
+def write(path: str | Path, findings: Sequence[Finding], run_id: str, note: str | None = None) -> Path:
     path = Path(path)
-    path.write_text(to_json(findings, run_id), encoding="utf-8")
+    path.write_text(to_json(findings, run_id, note), encoding="utf-8")
     return path
 
 
@@ -1557,6 +1920,58 @@ def read(path: str | Path) -> Document:
         raise FindingsError(f"{path}: {exc}") from None
 
 
+# -- the machine, in one line ----------------------------------------------------------------------------------
+
+
+def _plain(value: object) -> object:
+    """A typed manifest field as its JSON form (dataclasses as dicts); anything else as it is."""
+    return asdict(value) if is_dataclass(value) and not isinstance(value, type) else value
+
+
+def machine_note(manifest: Manifest, findings: Sequence[Finding] = ()) -> str | None:
+    """One line under the findings about what of the machine weakens them, or None: a run without a noise
+    calibration where a leading comparison rests on 2-3 repetitions a side, a CPU-latency request that was not
+    held, and the system facts' warnings.
+
+    The manifest's ``calibration``, ``cpu_latency_hold`` and ``system`` are read typed or in their JSON forms
+    (older or hand-made manifests): a hold as a bool or as {"held": bool, "reason": ...}; the system facts as
+    an object with ``warnings()`` or as {"checks": [{"name", "status"}, ...]}. Missing means "not recorded": nothing
+    is said about it.
+    """
+    parts = []
+    few = any(
+        2 <= min(inst.repetitions.values()) < TEST_REPETITIONS
+        for finding in findings
+        for inst in finding.instances[:1]
+        if inst.repetitions
+    )
+    if few and not read_calibration(manifest).noise_cv:
+        parts.append(
+            f"the run has no noise calibration, so below {TEST_REPETITIONS} repetitions a side no finding is clear"
+        )
+    hold = _plain(getattr(manifest, "cpu_latency_hold", None))
+    if (hold.get("held") if isinstance(hold, dict) else hold) is False:
+        reason = hold.get("reason") if isinstance(hold, dict) else None
+        parts.append(
+            "the CPU-latency request (/dev/cpu_dma_latency) was not held"
+            + (f" ({reason})" if reason else "")
+            + ": idle CPUs could sleep between RPCs, so low-load latencies include wake-ups"
+        )
+    system = getattr(manifest, "system", None)
+    if callable(getattr(system, "warnings", None)):  # bench.machine.system.SystemFacts
+        warned = [str(getattr(check, "name", check)) for check in system.warnings()]
+    else:
+        checks = _plain(system).get("checks") if isinstance(_plain(system), dict) else None
+        warned = [
+            str(check.get("name", "?"))
+            for check in (checks if isinstance(checks, list) else [])
+            if isinstance(check, dict) and check.get("status") == "warning"
+        ]
+    if warned:
+        parts.append(f"grpclab system warned about {_join(warned)} (see the manifest)")
+    return f"Machine: {'; '.join(parts)}." if parts else None
+
+
 # -- renderers --------------------------------------------------------------------------------------------------------
 
 _TITLES = {
@@ -1570,29 +1985,44 @@ _TITLES = {
     "load_generator": "Load generator",
     "go_reference": "Go reference",
 }
-_STYLES = {CLEAR: "green", WEAK: "yellow", INCONCLUSIVE: "dim"}
+_STYLES = {CLEAR: "green", INDICATIVE: "yellow", INCONCLUSIVE: "dim"}
 _LEGEND = (
-    "Medians over successful repetitions. clear: outside the repetitions' spread; weak: one repetition, within the "
-    "machine's noise or near its floor; inconclusive: inside the spread."
+    "Medians over successful repetitions; each finding says what its label rests on. clear: with 4 or more "
+    "repetitions a side, the exact Mann-Whitney test gives p < 0.05; with 2-3, the repetitions' min..max ranges are "
+    f"apart and the difference is over {NOISE_FACTOR:g}x the machine's calibrated noise (its coefficient of "
+    "variation). indicative: apart, but on too few repetitions to be sure, or within that noise, or on one "
+    "repetition, or with latencies near the machine's floor. inconclusive: inside the repetitions' spread."
 )
+# The terminal's compact form: a few words per reason instead of its sentence.
+_SHORT = {
+    INSIDE_SPREAD: "inside the spread",
+    ONE_REPETITION: "1 repetition",
+    FEW_REPETITIONS: "few repetitions",
+    WITHIN_NOISE: "within the machine's noise",
+    NEAR_FLOOR: "near the machine's floor",
+    RANKING_INSIDE_SPREAD: "ranking inside the spread",
+    SERVER_NOT_LIMIT: "server not saturated",
+    FAILED_REPETITIONS: "failed repetitions left out",
+}
 
 
 def legend(findings: Sequence[Finding]) -> str:
     """The labels explained, and, when a leading comparison rests on 2-3 repetitions a side, how little 'apart'
     proves there: two cells that do not differ give ranges apart with probability 2 / C(n + m, n)."""
     few = [
-        min(inst.repetitions.values())
+        (min(inst.repetitions.values()), max(inst.repetitions.values()))
         for f in findings
         for inst in f.instances[:1]
         if inst.repetitions and 2 <= min(inst.repetitions.values()) < TEST_REPETITIONS
     ]
     if not few:
         return _LEGEND
-    n = min(few)
-    chance = 2 / math.comb(2 * n, n)
+    n, m = min(few)
+    chance = chance_apart(n, m)
+    sides = f"{n} repetitions a side" if n == m else f"{n} and {m} repetitions"
     return (
-        f"{_LEGEND} With {n} repetitions a side, 'apart' is the only evidence and weak on its own: two cells that "
-        f"do not differ give ranges apart {chance:.0%} of the time (run {TEST_REPETITIONS} or more for a test)."
+        f"{_LEGEND} With {sides}, two cells that do not differ give ranges apart {_odds(chance)} ({float(chance):.0%}):"
+        f" 'apart' alone is not enough (run {TEST_REPETITIONS} or more for the test)."
     )
 
 
@@ -1600,10 +2030,23 @@ def title(finding: Finding) -> str:
     return f"{_TITLES.get(finding.study, finding.study)}: {finding.subject}"
 
 
-def to_text(findings: Sequence[Finding], markup: bool = False) -> str:
+def tags(finding: Finding) -> list[str]:
+    """What qualifies the finding, a few words per reason (the compact form)."""
+    out = []
+    for reason in finding.reasons:
+        if reason.code == GENERATOR_SATURATED:
+            out.append(reason.text.split(":")[0].replace(" was saturated", " saturated"))
+        elif reason.code in _SHORT:  # the others (a knee above the sweep) are in the headline itself
+            out.append(_SHORT[reason.code])
+    return list(dict.fromkeys(out))
+
+
+def to_text(findings: Sequence[Finding], markup: bool = False, note: str | None = None) -> str:
     """One paragraph per finding. With ``markup``, rich console markup (labels coloured, text escaped)."""
     if not findings:
-        return "Findings: none (the run has no pair of cells that differ in one studied axis).\n"
+        return "Findings: none (the run has no pair of cells that differ in one studied axis).\n" + (
+            f"{note}\n" if note else ""
+        )
     if markup:
         from rich.markup import escape
     else:
@@ -1615,41 +2058,152 @@ def to_text(findings: Sequence[Finding], markup: bool = False) -> str:
             style = _STYLES[finding.confidence]
             label = f"[{style}]{escape(label)}[/{style}]"
         lines.append(f"- {label} {escape(title(finding))}. {escape(finding.sentence)}")
+    if note:
+        lines += ["", escape(note)]
     return "\n".join(lines) + "\n"
 
 
-def to_markdown(findings: Sequence[Finding]) -> str:
+def to_rich(findings: Sequence[Finding], note: str | None = None) -> RenderableType:
+    """The compact form for the end of `grpclab run`: per finding its label, study and headline, and what
+    qualifies it in a few words; the legend and the machine's line under them."""
+    from rich.console import Group
+    from rich.markup import escape
+    from rich.table import Table
+    from rich.text import Text
+
+    if not findings:
+        lines = ["Findings: none (the run has no pair of cells that differ in one studied axis)."]
+        return Group(*(Text(line) for line in [*lines, *([note] if note else [])]))
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column(no_wrap=True)
+    grid.add_column()
+    for finding in findings:
+        style = _STYLES[finding.confidence]
+        qualified = tags(finding)
+        claim = escape(finding.headline) + (f" [dim]({escape('; '.join(qualified))})[/dim]" if qualified else "")
+        grid.add_row(f"[{style}]{finding.confidence}[/{style}]", _TITLES.get(finding.study, finding.study), claim)
+    head = Text(f"Findings ({len(findings)})", style="bold")
+    head.append(": each in full, with its evidence, in findings.json and the report", style="default")
+    parts: list[RenderableType] = [head, grid, Text(legend(findings))]
+    if note:
+        parts.append(Text(note, style="yellow"))
+    return Group(*parts)
+
+
+def to_compact_text(findings: Sequence[Finding], note: str | None = None, width: int = 110) -> str:
+    """The compact form as plain text at ``width`` columns: what `grpclab run` prints on a terminal that wide
+    (without its colours and trailing blanks)."""
+    import io
+
+    from rich.console import Console
+
+    console = Console(width=width, file=io.StringIO(), record=True, color_system=None, force_terminal=False)
+    console.print(to_rich(findings, note))
+    return "\n".join(line.rstrip() for line in console.export_text().splitlines()) + "\n"
+
+
+def to_markdown(findings: Sequence[Finding], note: str | None = None) -> str:
     lines = ["## Findings", ""]
     if not findings:
-        return "\n".join([*lines, "None: the run has no pair of cells that differ in one studied axis.", ""])
+        none = "None: the run has no pair of cells that differ in one studied axis."
+        return "\n".join([*lines, none, *(["", note] if note else []), ""])
     lines += [legend(findings), ""]
     for finding in findings:
         lines.append(f"- **{title(finding)}** ({finding.confidence}). {finding.sentence}")
+    if note:
+        lines += ["", f"_{note}_"]
     return "\n".join(lines) + "\n"
 
 
-def to_html(findings: Sequence[Finding]) -> str:
-    """A <section> for a report page: one item per finding with its confidence as a class, the cells in a
-    <details>."""
+def _detail_value(key: str, value: float) -> str:
+    """A derived number by its name's unit: '+351 us', '2.23 Gbit/s', '77%', '105,729 B'."""
+    if key.endswith("_bit_per_s"):
+        return _bits_per_second(value)
+    if key.endswith("_fraction"):
+        return f"{value:.0%}"
+    if key.endswith("_us"):
+        return f"{_signed(CPU, value)} us"
+    if key.startswith("wire_bytes"):
+        return f"{_number(WIRE, value)} B"
+    if key.endswith("_rps"):
+        return f"{_number(RPS, value)} RPC/s"
+    if key.endswith("_ms"):
+        return f"{_number(P99, value)} ms"
+    return f"{value:.3g}"
+
+
+def _median_and_spread(inst: Instance, side: str) -> str:
+    """'sync: 102 (99-105)': the compared metric's median on one side, and its repetitions' min-max."""
+    spread = inst.spread.get(side, {}).get(inst.metric)
+    median = _number(inst.metric, inst.values.get(side, {}).get(inst.metric, math.nan))
+    return f"{side}: {median} ({_range_text(inst.metric, spread) if spread else '-'})"
+
+
+def _details(finding: Finding) -> str:
+    """Every instance of a finding as a table row: the compared sides and their cells, the compared metric's median
+    (min-max) per side, the ratio and the study's derived numbers (for compression: every setting's cost, savings
+    and break-even)."""
     e = lambda value: html.escape(str(value), quote=True)  # noqa: E731
+    rows = []
+    for inst in finding.instances:
+        unit = _UNITS.get(inst.metric, "")
+        sides = "".join(
+            f"<li>{e(side)}: <code>{e(key)}</code> ({inst.repetitions.get(side, 0)} reps)</li>"
+            for side, key in inst.cells.items()
+        )
+
+        values = "<br>".join(e(_median_and_spread(inst, side)) for side in inst.cells)
+        derived = "<br>".join(
+            f"{e(k.replace('_', ' '))}: {e(_detail_value(k, v))}"
+            for k, v in inst.derived.items()
+            if k != "busier_side_is_client"
+        )
+        ratio = _times(inst.ratio) if inst.ratio else "-"
+        rows.append(
+            f'<tr><td><ul class="cells">{sides}</ul></td><td>{e(_METRIC_WORDS.get(inst.metric, inst.metric))} '
+            f'{e(unit)}<br>{values}</td><td class="num">{e(ratio)}</td><td>{derived}</td></tr>'
+        )
+    return (
+        "<table><tr><th>cells compared</th><th>median (min-max)</th><th>last / first</th><th>derived</th></tr>"
+        f"{''.join(rows)}</table>"
+    )
+
+
+def to_html(findings: Sequence[Finding], note: str | None = None) -> str:
+    """A <section> for a report page: one item per finding with its confidence as a class, and a <details> with
+    every compared instance (cells, medians and spreads, ratio, derived numbers)."""
+    e = lambda value: html.escape(str(value), quote=True)  # noqa: E731
+    machine = f'<p class="warn machine-note">{e(note)}</p>' if note else ""
     if not findings:
         return (
-            '<section class="findings"><h2>Findings</h2><p class="note">None: the run has no pair of cells that '
-            "differ in one studied axis.</p></section>"
+            '<section class="findings" id="findings"><h2>Findings</h2><p class="note">None: the run has no pair of '
+            f"cells that differ in one studied axis.</p>{machine}</section>"
         )
     items = []
     for finding in findings:
-        cells = "".join(f"<li><code>{e(key)}</code></li>" for key in finding.cells)
+        count = len(finding.instances)
+        summary = f"{count} comparison{'s' if count != 1 else ''}, {len(finding.cells)} cells"
         items.append(
             f'<li class="finding finding-{e(finding.confidence)}" data-study="{e(finding.study)}">'
             f'<span class="confidence">{e(finding.confidence)}</span> <strong>{e(title(finding))}.</strong> '
-            f"{e(finding.sentence)}<details><summary>{len(finding.cells)} cells</summary><ul>{cells}</ul>"
-            "</details></li>"
+            f'{e(finding.sentence)}<details><summary>{e(summary)}</summary><div class="scroll">{_details(finding)}'
+            "</div></details></li>"
         )
     return (
-        f'<section class="findings"><h2>Findings</h2><p class="note">{e(legend(findings))}</p>'
-        f'<ul class="findings">{"".join(items)}</ul></section>'
+        f'<section class="findings" id="findings"><h2>Findings</h2><p class="note">{e(legend(findings))}</p>'
+        f'<ul class="findings">{"".join(items)}</ul>{machine}</section>'
     )
+
+
+def analyse(run_dir: str | Path) -> Document:
+    """The findings of a run directory, with its machine's line (results.ResultsError for a bad directory)."""
+    run_dir = Path(run_dir)
+    manifest = results.read_manifest(run_dir)
+    df = results.load(run_dir)
+    found = compute(df, manifest)
+    run_id = str(df["run_id"].iloc[0]) if len(df) else run_dir.name
+    return Document(run_id, found, machine_note(manifest, found))
 
 
 # -- command line ---------------------------------------------------------------------------------------------
@@ -1661,15 +2215,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--format", choices=("text", "markdown", "html", "json"), default="text")
     args = parser.parse_args(argv)
     try:
-        manifest = results.read_manifest(args.run_dir)
-        df = results.load(args.run_dir)
+        doc = analyse(args.run_dir)
     except results.ResultsError as exc:
         print(f"findings: {exc}", file=sys.stderr)
         return 2
-    found = compute(df, manifest)
-    run_id = str(df["run_id"].iloc[0]) if len(df) else args.run_dir.name
-    render = {"text": to_text, "markdown": to_markdown, "html": to_html}
-    sys.stdout.write(to_json(found, run_id) if args.format == "json" else render[args.format](found))
+    found, note = doc.findings, doc.note
+    if args.format == "json":
+        sys.stdout.write(to_json(found, doc.run_id, note))
+    else:
+        sys.stdout.write({"text": to_text, "markdown": to_markdown, "html": to_html}[args.format](found, note=note))
     return 0
 
 

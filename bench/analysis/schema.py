@@ -39,6 +39,9 @@ _AXIS_KINDS = {
     "connections": "int",
     "stream_messages": "int",
     "rate": "float",
+    "handler_wait_ms": "float",
+    "handler_block_ms": "float",
+    "handler_cpu_us": "int",
 }
 
 IDENTITY = (

@@ -62,6 +62,12 @@ def _settings_line(cmp: Comparison) -> str:
     )
 
 
+def _verdict_text(row: pd.Series | dict) -> str:
+    """The verdict, and which side's repetitions were unstable (bench.analysis.stability) when any was."""
+    unstable = row.get("unstable") or ""
+    return f"{row['verdict']} (unstable: {unstable})" if unstable else str(row["verdict"])
+
+
 def _summary_line(cmp: Comparison) -> str:
     counts = cmp.counts()
     parts = [f"{counts['worse']} worse", f"{counts['better']} better", f"{counts['~']} ~"]
@@ -78,6 +84,7 @@ _STYLE = {"worse": "bold red", "better": "green", "changed": "yellow", "~": "dim
 
 def render_table(cmp: Comparison, console=None) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = console or Console()
@@ -96,6 +103,7 @@ def render_table(cmp: Comparison, console=None) -> None:
     previous = None
     for _, row in cmp.rows.iterrows():
         style = _STYLE.get(row["verdict"], "")
+        shown = escape(_verdict_text(row))
         table.add_row(
             row["cell"] if row["cell_key"] != previous else "",
             row["metric"],
@@ -104,7 +112,7 @@ def render_table(cmp: Comparison, console=None) -> None:
             pct_text(row["ratio"]),
             _ci(row),
             _p(row),
-            f"[{style}]{row['verdict']}[/{style}]" if style else row["verdict"],
+            f"[{style}]{shown}[/{style}]" if style else shown,
         )
         previous = row["cell_key"]
     console.print(table)
@@ -128,7 +136,8 @@ def to_markdown(cmp: Comparison) -> str:
         "|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for _, row in cmp.rows.iterrows():
-        shown = f"**{row['verdict']}**" if row["verdict"] in ("worse", "better", "changed") else row["verdict"]
+        shown = _verdict_text(row)
+        shown = f"**{shown}**" if row["verdict"] in ("worse", "better", "changed") else shown
         lines.append(
             f"| `{row['cell']}` | {row['metric']} | {_num(row['base_median'])} | {_num(row['head_median'])} | "
             f"{pct_text(row['ratio'])} | {_ci(row)} | {_p(row)} | {shown} |"

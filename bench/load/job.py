@@ -45,6 +45,10 @@ class LoadJob:
     tls_dir: str | None = None  # the client's certificates (ca.crt, and client.crt/.key for mTLS)
     seed: int = 0  # open-loop Poisson arrivals
     connect_timeout: float = 10.0
+    # handler work asked for in every request message (lab.Work), us; all 0: the field is not sent
+    handler_wait_us: int = 0
+    handler_block_us: int = 0
+    handler_cpu_us: int = 0
     # The client side (bench.spec.cell CLIENT_RULES): which gRPC Python API, a channel per RPC or reused
     # channels, the channel options preset, and the aio client's event loop.
     client: str = "aio"  # "aio" | "sync-threads" | "sync-future"
@@ -73,6 +77,9 @@ class LoadJob:
             tls=cell.tls,
             tls_dir=str(tls_dir) if cell.tls != "off" and tls_dir is not None else None,
             seed=settings.seed * 1000 + repetition,
+            handler_wait_us=round(cell.handler_wait_ms * 1000),
+            handler_block_us=round(cell.handler_block_ms * 1000),
+            handler_cpu_us=cell.handler_cpu_us,
             client=cell.client,
             channel=cell.channel,
             channel_options=cell.channel_options,

@@ -22,6 +22,7 @@ from protos import (
     chat_pb2_grpc,
     greet_pb2,
     greet_pb2_grpc,
+    lab_pb2,
     number_stream_pb2,
     number_stream_pb2_grpc,
     sum_stream_pb2,
@@ -58,6 +59,7 @@ class Workload:
         compression: Compression,
         stream_messages: int,
         seed: int = 0,
+        work: tuple[int, int, int] = (0, 0, 0),
     ) -> None:
         if rpc not in RPCS:
             raise ValueError(f"unknown rpc {rpc!r}")
@@ -72,25 +74,33 @@ class Workload:
             raise ValueError("records cells have no bytes payload for app-level gzip")
         self.raw = payloads.make(payload_kind, payload_size, seed) if self.records is None else b""
         self.kind = payloads.KIND_TO_PROTO[payload_kind] if self.records is None else records.PROTO_KIND
+        # (wait, block, cpu) us of handler work per message; none: the field is left out, as before it existed
+        wait_us, block_us, cpu_us = work
+        self.work = lab_pb2.Work(wait_us=wait_us, block_us=block_us, cpu_us=cpu_us) if any(work) else None
 
     @classmethod
     def for_job(cls, job: LoadJob) -> Workload:
         # Payload seed left at 0: the same bytes in every repetition (and in ghz's data file).
-        return cls(job.rpc, job.payload_size, job.payload_kind, job.compression, job.stream_messages)
+        work = (job.handler_wait_us, job.handler_block_us, job.handler_cpu_us)
+        return cls(job.rpc, job.payload_size, job.payload_kind, job.compression, job.stream_messages, work=work)
 
     def request_fields(self) -> dict:
-        """The lab's fields of every request message (what the server reads to build and check its reply)."""
+        """The lab's fields of every request message (what the server reads to build and check its reply, and the
+        work its handler does for the message)."""
         if self.records is not None:
             fields = {"response_size": self.size, "response_kind": self.kind}
             if self.records.count:  # copied into each request message, encoded per message
                 fields["records"] = self.records.message
-            return fields
-        return {
-            "payload": payloads.encode(self.raw, self.level),  # compressed per message: real client CPU
-            "payload_gzip_level": self.level,
-            "response_size": self.size,
-            "response_kind": self.kind,
-        }
+        else:
+            fields = {
+                "payload": payloads.encode(self.raw, self.level),  # compressed per message: real client CPU
+                "payload_gzip_level": self.level,
+                "response_size": self.size,
+                "response_kind": self.kind,
+            }
+        if self.work is not None:
+            fields["work"] = self.work
+        return fields
 
     def check(self, reply) -> None:
         """ReplyMismatch unless ``reply`` carries the payload asked for (bytes size and level, or records)."""

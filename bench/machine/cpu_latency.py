@@ -31,15 +31,48 @@ _INT32 = struct.Struct("=i")  # the kernel takes and returns a native-endian s32
 
 @dataclass(frozen=True)
 class HoldState:
-    """What a hold achieved: held or not (and why not), and the machine's effective request while held."""
+    """What a hold achieved: held or not (and why not), and the machine's effective request while held.
+
+    Also what a run records in its manifest (``cpu_latency_hold``): ``requested`` False when the run was told not
+    to hold (settings.cpu_latency_hold = false), and then ``effective_us`` is what others held meanwhile.
+    """
 
     requested_us: int
     held: bool
     effective_us: int | None  # the device's value after the request was made (None: not readable)
     reason: str | None = None  # why it is not held
+    requested: bool = True  # False: a run with the hold turned off (nothing was asked of the device)
+
+    @classmethod
+    def not_requested(cls, reason: str, device: Path | None = None) -> HoldState:
+        """A run that does not hold: what the machine's request was anyway (someone else's hold, or none)."""
+        return cls(requested_us=0, held=False, effective_us=read_request_us(device), reason=reason, requested=False)
+
+    @classmethod
+    def from_json(cls, data: dict) -> HoldState:
+        return cls(
+            requested_us=int(data["requested_us"]),
+            held=bool(data["held"]),
+            effective_us=None if data.get("effective_us") is None else int(data["effective_us"]),
+            reason=data.get("reason"),
+            requested=bool(data.get("requested", True)),
+        )
 
     def to_json(self) -> dict:
         return asdict(self)
+
+    @property
+    def polling(self) -> bool | None:
+        """Were idle CPUs kept polling (an effective request of 0 us, by this holder or another)? None: unknown."""
+        if self.effective_us is not None:
+            return self.effective_us == 0
+        return True if self.held and self.requested_us == 0 else None
+
+    def regime(self) -> str:
+        """What idle CPUs could do during the run, for comparing runs: equal text, same regime."""
+        if self.effective_us is not None:
+            return f"effective request {format_request(self.effective_us)}"
+        return f"held at {self.requested_us} us" if self.held else "not held, effective request unknown"
 
     def describe(self) -> str:
         """One line: what is held, or why nothing is (a warning, not an error)."""
@@ -48,7 +81,17 @@ class HoldState:
                 f"holding /dev/cpu_dma_latency at {self.requested_us} us "
                 f"(effective request: {format_request(self.effective_us)}); released when this process ends"
             )
+        if self.polling:
+            return (
+                f"/dev/cpu_dma_latency not held by this process ({self.reason}), but another process holds a "
+                "request of 0 us: idle CPUs poll anyway"
+            )
         return f"warning: /dev/cpu_dma_latency not held: {self.reason}; idle CPUs may enter slow-to-wake states"
+
+    @property
+    def warns(self) -> bool:
+        """A run whose idle CPUs may have slept (or nobody knows): its describe() line is a warning."""
+        return not self.held and not self.polling
 
 
 def format_request(value: int | None) -> str:

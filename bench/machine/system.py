@@ -17,8 +17,10 @@ import shutil
 import subprocess
 import sys
 import time
+import types
+import typing
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 
 from . import cpu_latency
@@ -188,8 +190,46 @@ class SystemFacts:
             "checks": [asdict(check) for check in self.checks],
         }
 
+    @classmethod
+    def from_json(cls, data: dict) -> SystemFacts:
+        """The facts as ``to_json`` wrote them (a run's manifest); ValueError/KeyError/TypeError when malformed."""
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ValueError(f"system facts schema_version {version!r}; this grpclab reads {SCHEMA_VERSION}")
+        known = {f.name for f in fields(cls)}
+        return _decode(cls, {k: v for k, v in data.items() if k in known})  # the rest is derived (cpu_latency_held)
+
     def render(self) -> str:
         return render_checks(self.checks)
+
+
+def _decode(kind: object, value: object) -> object:
+    """A JSON value as ``kind`` (a dataclass of this module, or a tuple/dict/list/optional of such)."""
+    if value is None:
+        return None
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        return _decode(next(a for a in args if a is not type(None)), value)
+    if isinstance(kind, type) and hasattr(kind, "from_json") and kind is not SystemFacts:
+        return kind.from_json(value)  # Check, WakeupProbe: their own readers
+    if isinstance(kind, type) and is_dataclass(kind):
+        if not isinstance(value, dict):
+            raise TypeError(f"{kind.__name__}: expected an object, got {type(value).__name__}")
+        hints = typing.get_type_hints(kind)
+        return kind(**{f.name: _decode(hints[f.name], value[f.name]) for f in fields(kind) if f.name in value})
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_decode(args[0], item) for item in value)
+        return tuple(_decode(a, item) for a, item in zip(args, value, strict=True))
+    if origin is list:
+        return [_decode(args[0], item) for item in value]
+    if origin is dict:
+        return {str(k): _decode(args[1], v) for k, v in value.items()}
+    if kind in (int, float, str, bool):
+        if not isinstance(value, int | float | str | bool):
+            raise TypeError(f"expected {kind.__name__}, got {type(value).__name__}")
+        return kind(value)
+    raise TypeError(f"cannot read {kind!r}")
 
 
 def render_checks(checks: Sequence[Check]) -> str:
@@ -499,7 +539,11 @@ def collect(
 
 # --- the checks -------------------------------------------------------------------------------------------
 
-HOLD_ADVICE = "hold /dev/cpu_dma_latency at 0 while measuring (`grpclab system tune` holds it until Ctrl-C)"
+HOLD_ADVICE = (
+    "hold /dev/cpu_dma_latency at 0 while measuring: `grpclab run` holds it for its duration by default (unless "
+    "settings.cpu_latency_hold = false or --no-cpu-latency-hold); for other measurements `grpclab system tune` "
+    "holds it until Ctrl-C"
+)
 
 
 def evaluate(facts: SystemFacts) -> list[Check]:

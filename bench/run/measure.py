@@ -29,6 +29,7 @@ from .server_process import ServerStartError
 
 if TYPE_CHECKING:
     from ..load.ghz import GhzLoad
+    from .calibration import Calibration
 
 SATURATED = 0.9  # fraction of the pinned CPUs busy
 
@@ -49,6 +50,7 @@ class Context:
     certs_dir: Path
     placement: Placement
     server: ServerCode = ServerCode()
+    calibration: Calibration | None = None  # the run's floor: rows near it say so in their notes
 
 
 def server_args(cell: Cell, certs_dir: Path) -> list[str]:
@@ -120,8 +122,8 @@ def measure(cell: Cell, repetition: int, order: int, ctx: Context) -> dict:
         loadgen_cpus=",".join(map(str, where.loadgen_cpus)),
     )
     notes: list[str] = []
-    if cell.impl == "aio":
-        notes.append("aio: workers axis does not apply")
+    if cell.impl != "sync":
+        notes.append(f"{cell.impl}: workers axis does not apply")
     notes += client_notes(cell)
     began = time.monotonic()
     tls_dir = ctx.certs_dir if cell.tls != "off" else None
@@ -161,6 +163,9 @@ def measure(cell: Cell, repetition: int, order: int, ctx: Context) -> dict:
     if cell.channel == "per-call":
         before = replace(before, tx_bytes=None, rx_bytes=None)  # see client_notes: not measurable
     fill_metrics(row, result, before, after, cpus, notes)
+    floor_note = ctx.calibration.floor_note(cell.loadgen, row["lat_p50_ms"]) if ctx.calibration else None
+    if floor_note:
+        notes.append(floor_note)
     row["overhead_s"] = time.monotonic() - began - settings.warmup - settings.duration
     row["notes"] = "; ".join(notes + result.notes)
     return row

@@ -23,12 +23,12 @@ class SpecError(Exception):
 class Cell:
     """One benchmark configuration; field order = column order in results."""
 
-    impl: str  # "sync" | "aio"
+    impl: str  # "sync" | "aio" | "go" (the grpc-go reference server)
     rpc: str  # "unary" | "server_stream" | "client_stream" | "bidi"
     workers: int  # sync thread-pool size; 0 for aio (aio ignores it)
     processes: int  # server processes sharing one port
     payload_size: int  # bytes of request and reply payload, uncompressed
-    payload_kind: str  # "random" | "text" | "zeros"
+    payload_kind: str  # "random" | "text" | "zeros" | "records" (lab.Records, servers/records.py)
     compression: str  # "none" | "grpc-gzip" | "grpc-deflate" | "app-gzip-1" ... "app-gzip-9" (bench.spec.compression)
     tls: str  # "off" | "on" | "mtls"
     concurrency: int  # RPCs in flight (closed loop) / cap on in-flight RPCs (open loop)
@@ -39,6 +39,10 @@ class Cell:
     arrival: str  # "constant" | "poisson"; "constant" for closed
     loadgen: str  # "python" | "ghz"
     link: str = "loopback"  # "loopback" | "veth" | "veth-<rate>" (bench.spec.link); later axis, format 2
+    # Work each handler does per message (lab.Work, servers/work.py); later axes, format 2; 0: none.
+    handler_wait_ms: float = 0.0  # a wait the handler yields during (a database call)
+    handler_block_ms: float = 0.0  # a blocking call that does not yield (holds aio's event loop)
+    handler_cpu_us: int = 0  # pure-Python CPU work holding the GIL
     # The Python generator's client side (issue 18), later axes, format 2; see CLIENT_RULES below.
     client: str = "aio"  # "aio" | "sync-threads" | "sync-future": the gRPC Python client API the load goes through
     channel: str = "reuse"  # "reuse": channels open for the whole cell | "per-call": a new channel for every RPC
@@ -71,7 +75,9 @@ class Cell:
         ]
         # Axes added after the first results format appear only away from their default, so every
         # key written before they existed still names the same cell (resume, compare).
-        parts += [f"{axis}={getattr(self, axis)}" for axis in LATER_AXES if getattr(self, axis) != DEFAULTS[axis]]
+        parts += [
+            f"{axis}={_key_text(getattr(self, axis))}" for axis in LATER_AXES if getattr(self, axis) != DEFAULTS[axis]
+        ]
         return "/".join(parts)
 
     def to_dict(self) -> dict:
@@ -88,7 +94,7 @@ class Cell:
             raise SpecError(f"cell: missing {', '.join(missing)}")
         values = {}
         for axis in AXES:
-            if axis == "workers" and data["impl"] == "aio" and is_int(data[axis]) and data[axis] == 0:
+            if axis == "workers" and data["impl"] in NO_POOL and is_int(data[axis]) and data[axis] == 0:
                 values[axis] = 0  # already normalized
             else:
                 values[axis] = AXIS_PARSERS[axis](data[axis], f"cell.{axis}")
@@ -101,10 +107,22 @@ AXES: tuple[str, ...] = tuple(f.name for f in fields(Cell))
 # Axes added after results format 1 (grpclab.cell/1), in the order they were added. Rows and keys
 # written before an axis existed mean its DEFAULTS value (Cell.from_dict, Cell.key,
 # bench.analysis.schema.complete). A new axis goes at the end of Cell, gets a default, and is listed here.
-LATER_AXES: tuple[str, ...] = ("link", "client", "channel", "channel_options", "server_options", "event_loop")
+LATER_AXES: tuple[str, ...] = (
+    "link",
+    "handler_wait_ms",
+    "handler_block_ms",
+    "handler_cpu_us",
+    "client",
+    "channel",
+    "channel_options",
+    "server_options",
+    "event_loop",
+)
+# Server models without a thread pool to size: their cells carry workers = 0.
+NO_POOL = ("aio", "go")
 
 ALLOWED: dict[str, tuple[str, ...]] = {
-    "impl": ("sync", "aio"),
+    "impl": ("sync", "aio", "go"),
     "rpc": ("unary", "server_stream", "client_stream", "bidi"),
     "payload_kind": ("random", "text", "zeros", "records"),
     "compression": compression.VALUES,
@@ -135,6 +153,9 @@ DEFAULTS: dict[str, object] = {
     "arrival": "constant",
     "loadgen": "python",
     "link": "loopback",
+    "handler_wait_ms": 0.0,
+    "handler_block_ms": 0.0,
+    "handler_cpu_us": 0,
     "client": "aio",
     "channel": "reuse",
     "channel_options": "default",
@@ -241,6 +262,36 @@ def _link(value: object, path: str) -> str:
         raise SpecError(f"{path}: {exc}") from None
 
 
+def _key_text(value: object) -> str:
+    return fmt_number(value) if isinstance(value, float) else str(value)
+
+
+# Per message, as the servers bound it (servers/work.py): larger values would only fail every RPC.
+MAX_HANDLER_MS = 10_000.0
+MAX_HANDLER_CPU_US = 1_000_000
+
+
+def _handler_ms(value: object, path: str) -> float:
+    """Milliseconds >= 0, sent as whole microseconds (lab.Work)."""
+    if not is_number(value) or value < 0:
+        raise SpecError(f"{path}: expected a number of milliseconds >= 0, got {show(value)}")
+    if value > MAX_HANDLER_MS:
+        raise SpecError(
+            f"{path}: {show(value)} ms is more than the servers' limit of {MAX_HANDLER_MS:g} ms per message"
+        )
+    if abs(value * 1000 - round(value * 1000)) > 1e-6:
+        raise SpecError(f"{path}: {show(value)} ms is finer than the 1 us the servers are told (lab.Work)")
+    return float(value)
+
+
+def _handler_cpu_us(value: object, path: str) -> int:
+    if not is_int(value) or value < 0:
+        raise SpecError(f"{path}: expected a whole number of microseconds >= 0, got {show(value)}")
+    if value > MAX_HANDLER_CPU_US:
+        raise SpecError(f"{path}: {value} us is more than the servers' limit of {MAX_HANDLER_CPU_US} us per message")
+    return value
+
+
 def _preset(kind: str) -> Callable[[object, str], str]:
     def parse(value: object, path: str) -> str:
         from servers import config  # the presets are defined once, with the servers
@@ -269,6 +320,9 @@ AXIS_PARSERS: dict[str, Callable[[object, str], object]] = {axis: _choice(axis) 
     "stream_messages": positive_int,
     "rate": _rate,
     "link": _link,
+    "handler_wait_ms": _handler_ms,
+    "handler_block_ms": _handler_ms,
+    "handler_cpu_us": _handler_cpu_us,
     "channel_options": _preset("channel"),
     "server_options": _preset("server"),
 }
@@ -276,7 +330,7 @@ AXIS_PARSERS: dict[str, Callable[[object, str], object]] = {axis: _choice(axis) 
 
 def normalize(values: dict[str, object]) -> Cell:
     """Fix fields a cell ignores, so cells that would measure the same thing compare equal."""
-    if values["impl"] == "aio":
+    if values["impl"] in NO_POOL:
         values = values | {"workers": 0}
     if values["rpc"] == "unary":
         values = values | {"stream_messages": 1}

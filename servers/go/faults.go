@@ -6,14 +6,11 @@ package main
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 const (
@@ -86,7 +83,7 @@ func faultsFromEnv(getenv func(string) string) (*faults, error) {
 func (f *faults) onRPCStart(ctx context.Context) error {
 	number := f.started.Add(1)
 	if f.cpu > 0 {
-		burnThreadCPU(f.cpu)
+		burnThreadCPU(f.cpu) // work.go: the same burn as the handler_cpu_us axis
 	}
 	wait := f.delay
 	if f.stallAfter > 0 {
@@ -110,23 +107,4 @@ func (f *faults) onRPCStart(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// burnThreadCPU spins until this OS thread has used d of CPU time. Thread CPU time, not wall time: the
-// knob must cost exactly this much CPU even when the thread is preempted while burning, so the goroutine
-// stays on one thread and reads that thread's clock.
-func burnThreadCPU(d time.Duration) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	end := threadCPUTime() + d
-	for threadCPUTime() < end {
-	}
-}
-
-func threadCPUTime() time.Duration {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
-		panic(err) // Linux always has this clock
-	}
-	return time.Duration(ts.Nano())
 }

@@ -106,6 +106,9 @@ func (g *greeter) SayHello(ctx context.Context, req *greetpb.HelloRequest) (*gre
 	if err := g.lab.begin(ctx); err != nil {
 		return nil, err
 	}
+	if err := doWork(ctx, req.GetWork()); err != nil {
+		return nil, err
+	}
 	if err := readPayload(req.GetPayload(), req.GetPayloadGzipLevel()); err != nil {
 		return nil, err
 	}
@@ -136,10 +139,19 @@ func (n *numberService) GetNumbers(req *numberstreampb.NumberRequest, stream num
 	if err != nil {
 		return err
 	}
+	work, err := workOf(req.GetWork())
+	if err != nil {
+		return err
+	}
 	for i := range max(req.GetLimit(), 0) {
 		// An abandoned stream (cancel, deadline) stops producing at once.
 		if err := ctx.Err(); err != nil {
 			return status.FromContextError(err).Err()
+		}
+		if !work.none() { // the one request's work, before each reply
+			if err := work.do(ctx); err != nil {
+				return err
+			}
 		}
 		if err := stream.Send(&numberstreampb.NumberResponse{
 			Number: i, Payload: reply.next(), PayloadGzipLevel: reply.level, Records: reply.records,
@@ -167,6 +179,9 @@ func (s *sumService) CalculateSum(stream sumstreampb.SumService_CalculateSumServ
 			break
 		}
 		if err != nil {
+			return err
+		}
+		if err := doWork(stream.Context(), req.GetWork()); err != nil {
 			return err
 		}
 		if err := readPayload(req.GetPayload(), req.GetPayloadGzipLevel()); err != nil {
@@ -208,6 +223,9 @@ func (c *chatService) Chat(stream chatpb.ChatService_ChatServer) error {
 			return nil
 		}
 		if err != nil {
+			return err
+		}
+		if err := doWork(stream.Context(), req.GetWork()); err != nil {
 			return err
 		}
 		if err := readPayload(req.GetPayload(), req.GetPayloadGzipLevel()); err != nil {

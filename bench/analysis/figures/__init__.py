@@ -9,7 +9,8 @@ drawn empty.
 Reads only what bench.analysis.results returns; draws with matplotlib's object API (Agg canvas, no pyplot state).
 
 The figures live in this package by kind: ``sweeps`` (payload size, compression, workers, processes,
-TLS), ``latency`` (open-loop rate sweep, percentile curves, streams) and ``links`` (link rate);
+TLS), ``latency`` (open-loop rate sweep, percentile curves, streams), ``links`` (link rate) and ``handlers`` (the
+worker-count knee under handler work);
 ``select`` picks like-for-like rows, ``draw`` holds what every figure shares.
 """
 
@@ -22,6 +23,7 @@ import pandas as pd
 
 from ...run.manifest import Manifest
 from .draw import TITLES, Drawn, Skip, Skipped, footer_text
+from .handlers import handlers
 from .latency import knee, latency_percentiles, open_loop, streaming
 from .links import links
 from .select import held_text, hold_fixed, ok_rows
@@ -51,6 +53,7 @@ FIGURES: tuple[tuple[str, Callable[[pd.DataFrame, Manifest, Path], Drawn]], ...]
     ("latency_percentiles", latency_percentiles),
     ("streaming", streaming),
     ("links", links),
+    ("handlers", handlers),
 )
 
 

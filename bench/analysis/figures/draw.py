@@ -13,8 +13,12 @@ from matplotlib.figure import Figure, SubFigure
 from ...run.manifest import Manifest
 
 DPI = 110
-IMPL_STYLE = {"sync": dict(linestyle="-", marker="o"), "aio": dict(linestyle="--", marker="s")}
-IMPL_COLOR = {"sync": "tab:blue", "aio": "tab:orange"}
+IMPL_STYLE = {
+    "sync": dict(linestyle="-", marker="o"),
+    "aio": dict(linestyle="--", marker="s"),
+    "go": dict(linestyle=":", marker="^"),
+}
+IMPL_COLOR = {"sync": "tab:blue", "aio": "tab:orange", "go": "tab:gray"}
 # blue and orange mean sync and aio elsewhere, so compression settings take other colours
 COMPRESSION_COLORS = ("0.25", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
 KIND_COLOR = {"text": "tab:green", "random": "tab:red", "zeros": "tab:purple"}
@@ -29,6 +33,7 @@ TITLES = {
     "latency_percentiles": "Latency percentiles of the baseline cells (HDR histograms)",
     "streaming": "Per-message latency of streaming RPCs",
     "links": "Throughput and latency against link rate, per compression",
+    "handlers": "The worker-count knee under waiting, blocking and CPU-bound handlers",
 }
 BARS = "Points: median over repetitions; error bars: min..max across repetitions"
 

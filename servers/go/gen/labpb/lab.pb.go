@@ -344,6 +344,69 @@ func (x *Records) GetRecords() []*Record {
 	return nil
 }
 
+// Work a handler does before answering each request message it gets (each reply of a server stream, each
+// received message of a client stream or bidi stream): the lab's handler_* axes. All zero, or the field not
+// set (a tutorial client), is no work. Beyond 10 s of wait or block, or 1 s of CPU, per message: INVALID_ARGUMENT.
+type Work struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	WaitUs        uint32                 `protobuf:"varint,1,opt,name=wait_us,json=waitUs,proto3" json:"wait_us,omitempty"`    // a wait the handler yields during, like a database call (aio: await asyncio.sleep)
+	BlockUs       uint32                 `protobuf:"varint,2,opt,name=block_us,json=blockUs,proto3" json:"block_us,omitempty"` // a blocking call that does not yield (aio: time.sleep, which holds the event loop)
+	CpuUs         uint32                 `protobuf:"varint,3,opt,name=cpu_us,json=cpuUs,proto3" json:"cpu_us,omitempty"`       // pure CPU work holding the GIL, this long of the thread's CPU clock
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Work) Reset() {
+	*x = Work{}
+	mi := &file_lab_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Work) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Work) ProtoMessage() {}
+
+func (x *Work) ProtoReflect() protoreflect.Message {
+	mi := &file_lab_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Work.ProtoReflect.Descriptor instead.
+func (*Work) Descriptor() ([]byte, []int) {
+	return file_lab_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Work) GetWaitUs() uint32 {
+	if x != nil {
+		return x.WaitUs
+	}
+	return 0
+}
+
+func (x *Work) GetBlockUs() uint32 {
+	if x != nil {
+		return x.BlockUs
+	}
+	return 0
+}
+
+func (x *Work) GetCpuUs() uint32 {
+	if x != nil {
+		return x.CpuUs
+	}
+	return 0
+}
+
 type StatsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -352,7 +415,7 @@ type StatsRequest struct {
 
 func (x *StatsRequest) Reset() {
 	*x = StatsRequest{}
-	mi := &file_lab_proto_msgTypes[3]
+	mi := &file_lab_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -364,7 +427,7 @@ func (x *StatsRequest) String() string {
 func (*StatsRequest) ProtoMessage() {}
 
 func (x *StatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lab_proto_msgTypes[3]
+	mi := &file_lab_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -377,7 +440,7 @@ func (x *StatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
 func (*StatsRequest) Descriptor() ([]byte, []int) {
-	return file_lab_proto_rawDescGZIP(), []int{3}
+	return file_lab_proto_rawDescGZIP(), []int{4}
 }
 
 type ResetRequest struct {
@@ -388,7 +451,7 @@ type ResetRequest struct {
 
 func (x *ResetRequest) Reset() {
 	*x = ResetRequest{}
-	mi := &file_lab_proto_msgTypes[4]
+	mi := &file_lab_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -400,7 +463,7 @@ func (x *ResetRequest) String() string {
 func (*ResetRequest) ProtoMessage() {}
 
 func (x *ResetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lab_proto_msgTypes[4]
+	mi := &file_lab_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -413,7 +476,7 @@ func (x *ResetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetRequest.ProtoReflect.Descriptor instead.
 func (*ResetRequest) Descriptor() ([]byte, []int) {
-	return file_lab_proto_rawDescGZIP(), []int{4}
+	return file_lab_proto_rawDescGZIP(), []int{5}
 }
 
 // Counters of the one server process that answered (with --processes N each
@@ -438,7 +501,7 @@ type StatsReply struct {
 
 func (x *StatsReply) Reset() {
 	*x = StatsReply{}
-	mi := &file_lab_proto_msgTypes[5]
+	mi := &file_lab_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -450,7 +513,7 @@ func (x *StatsReply) String() string {
 func (*StatsReply) ProtoMessage() {}
 
 func (x *StatsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_lab_proto_msgTypes[5]
+	mi := &file_lab_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -463,7 +526,7 @@ func (x *StatsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsReply.ProtoReflect.Descriptor instead.
 func (*StatsReply) Descriptor() ([]byte, []int) {
-	return file_lab_proto_rawDescGZIP(), []int{5}
+	return file_lab_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *StatsReply) GetPid() uint32 {
@@ -547,7 +610,11 @@ const file_lab_proto_rawDesc = "" +
 	"\blatitude\x18\x04 \x01(\x01R\blatitude\x12\x1c\n" +
 	"\tlongitude\x18\x05 \x01(\x01R\tlongitude\"0\n" +
 	"\aRecords\x12%\n" +
-	"\arecords\x18\x01 \x03(\v2\v.lab.RecordR\arecords\"\x0e\n" +
+	"\arecords\x18\x01 \x03(\v2\v.lab.RecordR\arecords\"Q\n" +
+	"\x04Work\x12\x17\n" +
+	"\await_us\x18\x01 \x01(\rR\x06waitUs\x12\x19\n" +
+	"\bblock_us\x18\x02 \x01(\rR\ablockUs\x12\x15\n" +
+	"\x06cpu_us\x18\x03 \x01(\rR\x05cpuUs\"\x0e\n" +
 	"\fStatsRequest\"\x0e\n" +
 	"\fResetRequest\"\xf8\x01\n" +
 	"\n" +
@@ -582,25 +649,26 @@ func file_lab_proto_rawDescGZIP() []byte {
 }
 
 var file_lab_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_lab_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_lab_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_lab_proto_goTypes = []any{
 	(PayloadKind)(0),     // 0: lab.PayloadKind
 	(*Record)(nil),       // 1: lab.Record
 	(*Address)(nil),      // 2: lab.Address
 	(*Records)(nil),      // 3: lab.Records
-	(*StatsRequest)(nil), // 4: lab.StatsRequest
-	(*ResetRequest)(nil), // 5: lab.ResetRequest
-	(*StatsReply)(nil),   // 6: lab.StatsReply
-	nil,                  // 7: lab.Record.AttributesEntry
+	(*Work)(nil),         // 4: lab.Work
+	(*StatsRequest)(nil), // 5: lab.StatsRequest
+	(*ResetRequest)(nil), // 6: lab.ResetRequest
+	(*StatsReply)(nil),   // 7: lab.StatsReply
+	nil,                  // 8: lab.Record.AttributesEntry
 }
 var file_lab_proto_depIdxs = []int32{
 	2, // 0: lab.Record.address:type_name -> lab.Address
-	7, // 1: lab.Record.attributes:type_name -> lab.Record.AttributesEntry
+	8, // 1: lab.Record.attributes:type_name -> lab.Record.AttributesEntry
 	1, // 2: lab.Records.records:type_name -> lab.Record
-	4, // 3: lab.Control.Stats:input_type -> lab.StatsRequest
-	5, // 4: lab.Control.Reset:input_type -> lab.ResetRequest
-	6, // 5: lab.Control.Stats:output_type -> lab.StatsReply
-	6, // 6: lab.Control.Reset:output_type -> lab.StatsReply
+	5, // 3: lab.Control.Stats:input_type -> lab.StatsRequest
+	6, // 4: lab.Control.Reset:input_type -> lab.ResetRequest
+	7, // 5: lab.Control.Stats:output_type -> lab.StatsReply
+	7, // 6: lab.Control.Reset:output_type -> lab.StatsReply
 	5, // [5:7] is the sub-list for method output_type
 	3, // [3:5] is the sub-list for method input_type
 	3, // [3:3] is the sub-list for extension type_name
@@ -619,7 +687,7 @@ func file_lab_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lab_proto_rawDesc), len(file_lab_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
