@@ -49,23 +49,33 @@ def ready_line(config: ServerConfig, port: int, pids: list[int], faults: Faults)
         "processes": config.processes,
         "options": config.options,
         "grpcio": grpc.__version__,
-        "protobuf": protobuf_implementation(),
+        "protobuf": protobuf_runtime(),
         "faults_injected": faults.active,
     }
 
 
-def protobuf_implementation() -> str | None:
-    """Which protobuf runtime this process parses and serializes with: "upb", "python" or "cpp" (None: unknown).
+# The metaclass of generated message classes belongs to the runtime that implements them: its module names
+# the runtime. protobuf has no public function for this (api_implementation is internal), but every message
+# class is a public object, and these module names have held from protobuf 4 to 7.
+PROTOBUF_RUNTIMES = {
+    "google._upb._message": "upb",
+    "google.protobuf.pyext._message": "cpp",
+    "google.protobuf.internal.python_message": "python",
+}
 
-    protobuf has no public API for it; api_implementation.Type() is the function its own tests and the
-    PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION switch use, stable across releases (3.x to 7.x).
+
+def protobuf_runtime() -> str | None:
+    """Which protobuf runtime this process encodes and decodes with: "upb", "cpp" or "python".
+
+    Read from a generated message class (see PROTOBUF_RUNTIMES); an unknown module is returned as it is,
+    so a new runtime shows up by name rather than as a wrong one. None: protobuf could not be imported.
     """
     try:
-        from google.protobuf.internal import api_implementation
-
-        return str(api_implementation.Type())
-    except (ImportError, AttributeError):
+        from protos import lab_pb2
+    except ImportError:
         return None
+    module = type(lab_pb2.Record).__module__
+    return PROTOBUF_RUNTIMES.get(module, module)
 
 
 def _print_line(info: dict) -> None:
