@@ -21,7 +21,7 @@ from bench.load.job import LoadJob
 from bench.load.workload import ReplyMismatch, Workload
 from bench.run.manifest import Manifest
 from bench.run.measure import client_notes, server_args
-from bench.spec import DEFAULTS, Cell, Settings, SpecError, parse_spec
+from bench.spec import ALLOWED, DEFAULTS, Cell, Settings, SpecError, parse_spec
 from bench.spec.cell import LATER_AXES
 from protos import greet_pb2
 from servers import config, records
@@ -251,3 +251,18 @@ def test_the_manifest_records_it_and_old_manifests_read_without_it() -> None:
     data = old.to_json()
     data["environment"]["protobuf_runtime"] = "upb"
     assert Manifest.from_json(data).environment.protobuf_runtime == "upb"
+
+
+def test_the_clients_spec_and_study_k_cover_the_client_side() -> None:
+    from bench.spec import load_spec
+
+    specs = Path(__file__).resolve().parent.parent / "bench" / "specs"
+    run = load_spec(specs / "clients.toml")
+    assert len(run.cells) == len({c.key() for c in run.cells}) == 18  # the count and time in its header
+    full = load_spec(specs / "full.toml").cells
+    for axis in ("client", "channel", "event_loop"):
+        assert {getattr(c, axis) for c in run.cells} == {getattr(c, axis) for c in full} == set(ALLOWED[axis])
+    assert {(c.channel, c.tls) for c in full if c.channel == "per-call"} == {("per-call", "off"), ("per-call", "on")}
+    assert {c.server_options for c in full} >= {"keepalive", "max-streams-1", "max-streams-4"}
+    assert "single-threaded-unary-stream" in {c.channel_options for c in full}
+    assert {c.payload_size for c in full if c.payload_kind == "records"} == {1024, 16384, 65536, 1024 * 1024}
