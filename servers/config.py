@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import grpc
+import grpc.experimental
 
 IMPLS = ("sync", "aio", "go")  # go: the grpc-go reference server (servers/go, servers/go_server.py)
 COMPRESSIONS = {
@@ -34,7 +35,7 @@ KEEPALIVE_TIMEOUT_MS = 5000
 # The channel arguments gRPC core reads (grpc/include/grpc/impl/channel_arg_names.h). grpc.experimental's
 # SingleThreadedUnaryStream is read by grpcio's sync channel itself (grpc._channel), not by core, and only
 # for unary-stream calls; the server never reads it (grpc.server passes unknown arguments to core unused).
-SINGLE_THREADED_UNARY_STREAM = "SingleThreadedUnaryStream"  # grpc.experimental.ChannelOptions's value
+SINGLE_THREADED_UNARY_STREAM = grpc.experimental.ChannelOptions.SingleThreadedUnaryStream  # public, documented
 CHANNEL_PRESETS: dict[str, ChannelArgs] = {
     "default": (),
     # The client pings every second, also without calls (max_pings_without_data 0: no cap on pings before
