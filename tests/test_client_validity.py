@@ -141,3 +141,15 @@ def test_records_go_both_ways_on_every_server(lab, impl, rpc):
 def test_uvloop_runs_under_the_aio_server_and_client(lab):
     row = ok_row(lab, impl="aio", event_loop="uvloop", concurrency=4)
     assert "uvloop" not in row["notes"]  # both ends ran it: nothing to note
+
+
+@pytest.mark.parametrize("impl", ["sync", "aio"])
+def test_the_ready_line_names_the_preset_and_the_protobuf_runtime(impl):
+    from bench.run import server_process
+    from servers.serve import protobuf_runtime
+
+    args = ["--impl", impl, "--port", "0", "--options", "max-streams-2"] + (["--uvloop"] if impl == "aio" else [])
+    with server_process.running(args, cpus=[0]) as server:
+        ready = server.ready
+    assert ready["options"] == "max-streams-2"
+    assert ready["protobuf"] == protobuf_runtime() in ("upb", "cpp", "python")
