@@ -266,3 +266,72 @@ def test_the_clients_spec_and_study_k_cover_the_client_side() -> None:
     assert {c.server_options for c in full} >= {"keepalive", "max-streams-1", "max-streams-4"}
     assert "single-threaded-unary-stream" in {c.channel_options for c in full}
     assert {c.payload_size for c in full if c.payload_kind == "records"} == {1024, 16384, 65536, 1024 * 1024}
+
+
+# -- the README's run -------------------------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+CLIENTS_RUN = REPO / "results" / "clients-2026-12-01"
+
+
+def readme_block(name: str) -> str:
+    text = (REPO / "README.md").read_text()
+    begin, end = f"<!-- {name}:begin -->\n", f"<!-- {name}:end -->"
+    return text[text.index(begin) + len(begin) : text.index(end)]
+
+
+def test_the_readme_tables_are_what_the_committed_run_gives() -> None:
+    from bench.analysis import clients
+
+    assert readme_block("clients").strip() == clients.to_markdown(results.load(CLIENTS_RUN)).strip()
+
+
+def test_the_committed_run_is_the_clients_spec_measured_as_the_readme_says() -> None:
+    manifest = results.read_manifest(CLIENTS_RUN)
+    df = results.load(CLIENTS_RUN)
+    assert manifest.spec_name == "clients" and manifest.status == "complete"
+    assert not df["failed"].any() and df["cell_key"].nunique() == 18 and len(df) == 18 * 4
+    assert manifest.environment.protobuf_runtime == "upb"
+    assert manifest.cpu_latency_hold is not None and manifest.cpu_latency_hold.held
+    assert {f.name for f in CLIENTS_RUN.iterdir()} == {"manifest.json", "cells.parquet", "cells.csv", "findings.json"}
+
+
+def test_the_report_draws_the_client_figures_from_it(tmp_path: Path) -> None:
+    from bench.analysis import figures
+
+    df, manifest = results.load(CLIENTS_RUN), results.read_manifest(CLIENTS_RUN)
+    for draw in (figures.clients, figures.channels):
+        drawn = draw(df, manifest, tmp_path)
+        assert (tmp_path / drawn.file).read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_readme_prose_quotes_the_committed_run() -> None:
+    from bench.analysis import clients
+
+    cells = clients.medians(results.load(CLIENTS_RUN)).set_index("cell_key")
+    one = "sync/unary/w4/p1/1024B/text/none/tls-off/c1/n1/m1/closed/python"
+    sixteen = one.replace("/c1/", "/c16/")
+    tls_per_call = one.replace("tls-off", "tls-on") + "/channel=per-call"
+    records_64k = sixteen.replace("1024B/text", "65536B/records")
+    aio = "aio/unary/w0/p1/1024B/text/none/tls-off/c16/n1/m1/closed/python"
+    streams_1 = sixteen + "/server_options=max-streams-1"
+
+    def at(key: str, metric: str, form: str = ".0f") -> str:
+        return format(float(cells.loc[key, metric]), form)
+
+    prose = " ".join(readme_block("clients-prose").split())
+    cpu = "loadgen_cpu_us_per_rpc"
+    expected = [
+        f"`sync-threads` spent {at(one + '/client=sync-threads', cpu)} us of client CPU per RPC, "
+        f"`aio` {at(one, cpu)} us and `sync-future` {at(one + '/client=sync-future', cpu)} us",
+        f"server CPU and {at(records_64k, cpu)} against",
+        f"{at(aio + '/event_loop=uvloop', 'rps', ',.0f')} against {at(aio, 'rps', ',.0f')} RPC/s",
+        f"{at(streams_1, 'rps', ',.0f')} RPC/s and p50 {at(streams_1, 'lat_p50_ms', '.3f')} ms "
+        f"against {at(sixteen, 'rps', ',.0f')}",
+        f"{at(tls_per_call, 'lat_p50_ms', '.3f')} ms and {at(tls_per_call, cpu, ',.0f')} us",
+        f"({at(one + '/channel=per-call', 'server_cpu_us_per_rpc')} against {at(one, 'server_cpu_us_per_rpc')} us:",
+    ]
+    for text in expected:
+        assert text in prose, text
+    ttfr = cells["time_to_first_rpc_ms"].loc[[k for k in cells.index if "/1024B/" in k and "/c1/" in k]]
+    assert f"was {ttfr.min():.1f}-{ttfr.max():.1f} ms in medians" in prose
