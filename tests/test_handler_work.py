@@ -17,12 +17,13 @@ from bench.analysis import figures, findings, handlers, results, table
 from bench.load import ghz
 from bench.load.job import LoadJob
 from bench.load.workload import Workload
-from bench.spec import DEFAULTS, Cell, Settings, SpecError, parse_spec
+from bench.spec import DEFAULTS, Cell, Settings, SpecError, load_spec, parse_spec
 from bench.spec.cell import LATER_AXES
 from protos import greet_pb2, lab_pb2
 from servers import work
 
-DATA = Path(__file__).resolve().parent / "data"
+REPO = Path(__file__).resolve().parent.parent
+DATA = REPO / "tests" / "data"
 AXES = ("handler_wait_ms", "handler_block_ms", "handler_cpu_us")
 SETTINGS = Settings(duration=2.0, warmup=0.5, cell_timeout=30.0)
 
@@ -145,6 +146,7 @@ def knee_run() -> tuple[pd.DataFrame, object]:
                 row = {**template, "impl": impl, "workers": workers, "handler_wait_ms": 0.0, "handler_cpu_us": 0}
                 row |= axes | {"repetition": repetition, "rps": rps * (1 + 0.01 * repetition)}
                 row["loadgen_saturated"] = impl == "go" and kind == "none"
+                row["server_saturated"] = kind == "cpu"
                 row["cell_key"] = Cell.from_dict({a: row[a] for a in Cell.__dataclass_fields__}).key()
                 rows.append(row)
     manifest = results.read_manifest(DATA / "sample-run")
@@ -172,6 +174,9 @@ def test_readme_table_and_figure(tmp_path: Path) -> None:
     assert "| handlers wait 2 ms | 452 | 904 | 1,809 | 3,618 | 6,030 | 20,100 |" in text
     assert "| no handler work | 9,045 | 9,045 | 9,045 | 9,045 | 9,045 | 20,100* |" in text
     assert "*: the load generator was saturated" in text
+    assert "| handlers burn 1000 us of CPU | 904+ | 904+ | 904+ | 904+ | 904+ | 904+ |" in text
+    assert "+: the server's CPU was saturated (>= 90 % busy)" in text
+    assert "+" not in text.split("| handlers wait 2 ms |")[1].splitlines()[0]
     drawn = figures.handlers(df, manifest, tmp_path)
     assert (tmp_path / drawn.file).read_bytes()[:4] == b"\x89PNG"
     assert "aio and go have no thread pool" in drawn.caption
@@ -190,3 +195,58 @@ def test_a_thread_pool_finding_per_kind_of_handler_work() -> None:
     assert "8 threads served 2.00x the RPC/s of 4 threads" in wait.sentence
     assert "the thread pool set the pace" in wait.sentence and "handlers wait 2 ms" in wait.sentence
     assert "not the server's capacity" not in wait.sentence
+
+
+def quick_run(tmp_path: Path) -> Path:
+    """A run of the quick matrix's cells, numbers made up by what each cell's handlers do (2 ms waits and blocks,
+    1 ms of CPU, 16 in flight): the run `make bench` writes, without measuring."""
+    spec = load_spec(REPO / "bench" / "specs" / "quick.toml")
+    base = results.load(DATA / "sample-run")
+    template = base[(base["impl"] == "sync") & ~base["failed"]].iloc[0].to_dict()
+    rows = []
+    for c in spec.cells:
+        wait_s = (c.handler_wait_ms or c.handler_block_ms) / 1000
+        if c.handler_cpu_us:
+            rps = 900.0
+        elif c.handler_block_ms and c.impl == "aio":
+            rps = 0.95 / wait_s  # the event loop held: one RPC per block
+        elif wait_s:
+            rps = 0.9 * (c.workers if c.impl == "sync" else c.concurrency) / wait_s
+        else:
+            rps = 5000.0
+        for repetition in range(spec.settings.repetitions):
+            row = {**template, **c.to_dict(), "cell_key": c.key(), "repetition": repetition}
+            rows.append(row | {"rps": rps * (1 + 0.01 * repetition), "loadgen_saturated": False})
+    run_dir = tmp_path / "quick-run"
+    run_dir.mkdir()
+    (run_dir / results.MANIFEST).write_bytes((DATA / "sample-run" / results.MANIFEST).read_bytes())
+    pd.DataFrame(rows).to_parquet(run_dir / results.PARQUET)
+    return run_dir
+
+
+def test_the_quick_matrix_gives_the_report_its_knee_figure(tmp_path: Path) -> None:
+    """quick.toml's handler cells are enough for the knee: sync at 1 and 8 threads under waiting and CPU handlers,
+    aio and go under waiting handlers, aio under a blocking call; `grpclab report` draws the figure from them.
+    (The committed quick run, results/quick-2026-12-01, predates the handler cells.)"""
+    from bench.analysis import report
+
+    run_dir = quick_run(tmp_path)
+    df = results.load(run_dir)
+    points = handlers.knee_points(df)
+    assert [w.text for w in points.works] == [
+        "no handler work",  # aio's cell at 16 in flight: a reference line in its own panel
+        "handlers wait 2 ms",
+        "handlers block 2 ms",
+        "handlers burn 1000 us of CPU",
+    ]
+    assert points.workers == [1, 8]
+    _, wait, block, cpu = points.works
+    assert points.sync[wait]["med"].round().tolist() == [452, 3618]  # 0.9 x 1 and 8 threads per 2 ms (x 1.005)
+    assert {impl for impl, st in points.flat[wait].items() if not st.empty} == {"aio", "go"}
+    assert points.sync[block].empty and points.flat[block]["aio"]["med"].round().tolist() == [477]
+    assert points.sync[cpu]["workers"].tolist() == [1, 8] and points.held["concurrency"] == 16
+    index = report.write(run_dir)
+    page = index.read_text()
+    assert '<img src="handlers.png"' in page, "the knee figure is missing from the report"
+    assert (index.parent / "handlers.png").read_bytes()[:4] == b"\x89PNG"
+    assert "The worker-count knee under waiting, blocking and CPU-bound handlers" in page

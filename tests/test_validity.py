@@ -19,12 +19,14 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from server_impls import GO_BUILT, GO_MISSING
 
 from bench.load import histogram
+from bench.machine import cpu_latency
 from bench.run import measure as runner
 from bench.run.placement import LocalPlacement
 from bench.spec import Cell, Settings, parse_spec
@@ -452,12 +454,23 @@ def test_failed_rpcs_are_counted_by_code_and_rps_counts_only_ok(lab):
 #     in flight;
 #   - a blocking call holds aio's one event loop (at most one RPC per block), nothing else;
 #   - CPU work holding the GIL is CPU-bound in every Python model: threads do not add CPUs.
-# 16 RPCs in flight, unary, Python generator (which must not be the limit: checked in every cell).
+# 16 RPCs in flight, unary, Python generator (which must not be the limit: checked in every cell). Measured as
+# `grpclab run` measures by default, with /dev/cpu_dma_latency held at 0 (idle CPUs poll) where the machine allows
+# it: without the hold every round trip also pays the machine's wake-ups from idle, which the bounds would have to
+# absorb as slack.
 
 WORK_MS = 5.0
 WORK_CPU_US = 2000
 IN_FLIGHT = 16
 SYNC_THREADS = (1, 4, 8, 16)
+
+
+@pytest.fixture(scope="module")
+def run_lab(lab: Lab) -> Iterator[Lab]:
+    """A Lab measuring under the CPU-latency hold, as runs do (held until the module's last test has run)."""
+    with cpu_latency.hold(0) as state:
+        print(f"cpu latency: {state.describe()}")
+        yield Lab(lab.certs_dir)
 
 
 def work_row(lab: Lab, impl: str, *, workers: int = 4, concurrency: int = IN_FLIGHT, **work: float) -> dict:
@@ -477,11 +490,11 @@ def at_most_one_per(row: dict, seconds: float) -> bool:
     return row["rpcs"] <= row["duration_s"] / seconds + 1
 
 
-def test_sync_rpc_per_second_grows_with_threads_while_handlers_wait(lab):
+def test_sync_rpc_per_second_grows_with_threads_while_handlers_wait(run_lab):
     """Each thread serves one waiting RPC at a time: one thread does at most one RPC per 5 ms, and w threads w of
     them, until the 16 RPCs in flight or the CPU are the limit. S, the service time per RPC with one thread (the wait
     plus that thread's own work), is measured by the one-thread cell."""
-    rows = {w: work_row(lab, "sync", workers=w, handler_wait_ms=WORK_MS) for w in SYNC_THREADS}
+    rows = {w: work_row(run_lab, "sync", workers=w, handler_wait_ms=WORK_MS) for w in SYNC_THREADS}
     wait_s = WORK_MS / 1000
     assert at_most_one_per(rows[1], wait_s), rows[1]["rpcs"]
     service_s = 1 / rows[1]["rps"]
@@ -495,34 +508,42 @@ def test_sync_rpc_per_second_grows_with_threads_while_handlers_wait(lab):
     assert rows[16]["rps"] >= 1.2 * rows[8]["rps"], (rows[8]["rps"], rows[16]["rps"])
 
 
-def test_sync_threads_treat_a_blocking_call_like_a_wait(lab):
-    waiting = work_row(lab, "sync", workers=8, handler_wait_ms=WORK_MS)
-    blocking = work_row(lab, "sync", workers=8, handler_block_ms=WORK_MS)
+def test_sync_threads_treat_a_blocking_call_like_a_wait(run_lab):
+    waiting = work_row(run_lab, "sync", workers=8, handler_wait_ms=WORK_MS)
+    blocking = work_row(run_lab, "sync", workers=8, handler_block_ms=WORK_MS)
     assert blocking["rps"] == pytest.approx(waiting["rps"], rel=0.15)
 
 
 @pytest.mark.parametrize("impl", ["aio", pytest.param("go", marks=GO_NEEDED)])
-def test_waits_overlap_without_threads(lab, impl):
-    """aio awaits, go parks the goroutine: the 16 waits overlap. With one RPC in flight the same cell's mean latency
-    L1 is the wait plus everything else an RPC costs end to end (both sides' code, loopback, wake-ups); 16 RPCs that
-    overlap perfectly make 16 / L1 RPC/s. Issue 18 asks for 70 % of 16 / 5 ms; measured against 16 / L1, the bar
-    does not depend on how fast this machine's round trip is."""
-    alone = work_row(lab, impl, concurrency=1, handler_wait_ms=WORK_MS)
-    together = work_row(lab, impl, handler_wait_ms=WORK_MS)
+def test_waits_overlap_without_threads(run_lab, impl):
+    """aio awaits, go parks the goroutine: the 16 waits overlap. Issue 18 asks for 70 % of 16 / 5 ms "or its CPU
+    limit"; the bounds below are that, in terms measured in this test, so they hold on a slower machine too:
+
+    - With one RPC in flight the cell's mean latency L1 is the wait plus everything else an RPC costs end to end
+      (both sides' code, loopback); 16 RPCs cannot do better than 16 / L1 (perfect overlap).
+    - The CPU limit of one event loop that overlaps the waits: the loop runs every RPC's code in turn, so at worst
+      an RPC waits, besides its own L1, for the 15 others' server CPU c (all 16 arrive together and queue):
+      16 / (L1 + 15 c). A server that does not overlap makes about 1 / L1, 10x less; one that overlaps only half
+      the waits makes about half of 16 / L1, under the bound here.
+    """
+    alone = work_row(run_lab, impl, concurrency=1, handler_wait_ms=WORK_MS)
+    together = work_row(run_lab, impl, handler_wait_ms=WORK_MS)
     latency_s = alone["lat_mean_ms"] / 1000
     assert latency_s >= WORK_MS / 1000
     overlapped = IN_FLIGHT / latency_s
+    queued = IN_FLIGHT / (latency_s + (IN_FLIGHT - 1) * together["server_cpu_us_per_rpc"] / 1e6)
     print(f"{impl}: {together['rps']:.0f} RPC/s = {together['rps'] / overlapped:.0%} of 16 / L1, "
+          f"{together['rps'] / queued:.0%} of 16 / (L1 + 15 c), "
           f"{together['rps'] / (IN_FLIGHT / (WORK_MS / 1000)):.0%} of 16 / 5 ms")  # fmt: skip
-    assert together["rps"] >= 0.7 * min(overlapped, cpu_limit(together)), (together["rps"], overlapped)
-    assert together["rps"] <= IN_FLIGHT / (WORK_MS / 1000) * 1.02
+    assert together["rps"] >= 0.9 * queued, (together["rps"], queued)
+    assert together["rps"] <= 1.05 * overlapped, (together["rps"], overlapped)
 
 
-def test_a_blocking_call_holds_the_aio_event_loop(lab):
+def test_a_blocking_call_holds_the_aio_event_loop(run_lab):
     """time.sleep in an aio handler: one RPC per 5 ms (plus its own CPU), however many are in flight, and each
     RPC waits for the ones ahead of it: p50 about 16 x 5 ms. The same work awaited overlaps (at least 8x more)."""
-    blocking = work_row(lab, "aio", handler_block_ms=WORK_MS)
-    waiting = work_row(lab, "aio", handler_wait_ms=WORK_MS)
+    blocking = work_row(run_lab, "aio", handler_block_ms=WORK_MS)
+    waiting = work_row(run_lab, "aio", handler_wait_ms=WORK_MS)
     block_s = WORK_MS / 1000
     assert at_most_one_per(blocking, block_s), blocking["rpcs"]
     assert blocking["rps"] >= 0.8 / (block_s + blocking["server_cpu_us_per_rpc"] / 1e6), blocking["rps"]
@@ -531,19 +552,19 @@ def test_a_blocking_call_holds_the_aio_event_loop(lab):
 
 
 @GO_NEEDED
-def test_a_blocking_call_holds_no_other_goroutine(lab):
+def test_a_blocking_call_holds_no_other_goroutine(run_lab):
     """The same blocking sleep in the Go server (a nanosleep system call): the runtime gives the goroutine's thread
     up to the call and runs the others, so 16 blocking handlers overlap like 16 waiting ones."""
-    waiting = work_row(lab, "go", handler_wait_ms=WORK_MS)
-    blocking = work_row(lab, "go", handler_block_ms=WORK_MS)
+    waiting = work_row(run_lab, "go", handler_wait_ms=WORK_MS)
+    blocking = work_row(run_lab, "go", handler_block_ms=WORK_MS)
     assert blocking["rps"] >= 0.85 * waiting["rps"], (blocking["rps"], waiting["rps"])
     assert blocking["rps"] >= 8 / (WORK_MS / 1000 + blocking["server_cpu_us_per_rpc"] / 1e6)
 
 
-def test_more_threads_do_not_raise_rpc_per_second_of_cpu_bound_handlers(lab):
+def test_more_threads_do_not_raise_rpc_per_second_of_cpu_bound_handlers(run_lab):
     """2 ms of Python CPU per RPC, holding the GIL: one thread already keeps the server's CPU busy, and eight take
     turns on the same CPU (and the same GIL), so RPC/s stays at the CPU's limit."""
-    rows = {w: work_row(lab, "sync", workers=w, handler_cpu_us=WORK_CPU_US) for w in (1, 8)}
+    rows = {w: work_row(run_lab, "sync", workers=w, handler_cpu_us=WORK_CPU_US) for w in (1, 8)}
     for w, row in rows.items():
         assert row["server_cpu_us_per_rpc"] >= WORK_CPU_US, (w, row["server_cpu_us_per_rpc"])
         assert row["rps"] >= 0.85 * cpu_limit(row), (w, row["rps"], cpu_limit(row))  # CPU-bound
@@ -551,8 +572,8 @@ def test_more_threads_do_not_raise_rpc_per_second_of_cpu_bound_handlers(lab):
 
 
 @pytest.mark.parametrize("impl", ["aio", pytest.param("go", marks=GO_NEEDED)])
-def test_cpu_bound_handlers_are_held_to_the_cpu_without_threads_too(lab, impl):
-    row = work_row(lab, impl, handler_cpu_us=WORK_CPU_US)
+def test_cpu_bound_handlers_are_held_to_the_cpu_without_threads_too(run_lab, impl):
+    row = work_row(run_lab, impl, handler_cpu_us=WORK_CPU_US)
     assert row["server_cpu_us_per_rpc"] >= WORK_CPU_US
     assert row["rps"] >= 0.85 * cpu_limit(row), (row["rps"], cpu_limit(row))
     assert row["rps"] <= 1e6 / WORK_CPU_US * 1.02

@@ -7,7 +7,7 @@ during), ``block`` (a blocking call) or ``cpu`` (Python CPU work holding the GIL
 have no pool to size, with every other axis held fixed.
 
     python -c "from bench import results; from bench.analysis import handlers; \\
-        print(handlers.to_markdown(results.load('results/handlers-2026-12-02')))"
+        print(handlers.to_markdown(results.load('results/handlers-2026-12-01')))"
 """
 
 from __future__ import annotations
@@ -110,7 +110,9 @@ def _cell(st: pd.DataFrame | None, where: pd.Series | None = None) -> str:
     if row.empty:
         return "-"
     value = f"{row['med'].iloc[0]:,.0f}"
-    return value + ("*" if bool(row["saturated"].iloc[0]) else "")
+    return (
+        value + ("*" if bool(row["saturated"].iloc[0]) else "") + ("+" if bool(row["server_saturated"].iloc[0]) else "")
+    )
 
 
 def to_markdown(df: pd.DataFrame) -> str:
@@ -124,12 +126,13 @@ def to_markdown(df: pd.DataFrame) -> str:
         "| handler work | " + " | ".join(head) + " |",
         "|---|" + "---:|" * len(head),
     ]
-    any_saturated = False
+    any_saturated = any_cpu_bound = False
     for work in points.works:
         st = points.sync[work]
         cells = [_cell(st, st["workers"] == w) for w in points.workers]
         cells += [_cell(points.flat[work].get(i)) for i in impls]
-        any_saturated |= any(c.endswith("*") for c in cells)
+        any_saturated |= any("*" in c for c in cells)
+        any_cpu_bound |= any(c.endswith("+") for c in cells)
         lines.append(f"| {work.text} | " + " | ".join(cells) + " |")
     held = ", ".join(
         f"{axis}={fmt_size(v) if axis == 'payload_size' else v}" for axis, v in points.held.items() if axis != "link"
@@ -138,4 +141,8 @@ def to_markdown(df: pd.DataFrame) -> str:
     lines.append(f"RPC/s, medians over repetitions; sync N: the sync server with N threads. Held: {held or 'nothing'}.")
     if any_saturated:
         lines.append("*: the load generator was saturated in at least one repetition (the client's limit).")
+    if any_cpu_bound:
+        lines.append(
+            "+: the server's CPU was saturated (>= 90 % busy) in at least one repetition (the server's limit)."
+        )
     return "\n".join(lines) + "\n"

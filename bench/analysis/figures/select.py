@@ -75,13 +75,15 @@ def held_text(held: dict[str, object]) -> str:
 
 
 def stats(sub: pd.DataFrame, by: list[str], metric: str) -> pd.DataFrame:
-    """Per group of ``by``: med, lo, hi, n of ``metric`` over repetitions, and whether any was gen-saturated."""
+    """Per group of ``by``: med, lo, hi, n of ``metric`` over repetitions, and whether any was gen-saturated
+    (``saturated``) or had the server's CPUs saturated (``server_saturated``)."""
     rows = sub.dropna(subset=[metric])
     if rows.empty:
-        return pd.DataFrame(columns=[*by, "med", "lo", "hi", "n", "saturated"])
+        return pd.DataFrame(columns=[*by, "med", "lo", "hi", "n", "saturated", "server_saturated"])
     grouped = rows.groupby(by, observed=True)
     out = grouped[metric].agg(med="median", lo="min", hi="max", n="count")
     out["saturated"] = grouped["loadgen_saturated"].any()
+    out["server_saturated"] = grouped["server_saturated"].any()
     return out.reset_index()
 
 
