@@ -56,6 +56,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         max_concurrent_rpcs=args.max_concurrent_rpcs,
         grace=args.grace,
         uvloop=args.uvloop,
+        options=args.options,
     )
     if args.exit_with_parent:
         serve.exit_with_parent(os.getppid())
@@ -169,7 +170,7 @@ def _cpu_list(text: str) -> tuple[int, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from servers.config import COMPRESSIONS, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_WORKERS, IMPLS
+    from servers.config import COMPRESSIONS, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_WORKERS, IMPLS, SERVER_PRESETS_TEXT
 
     parser = _Parser(prog="grpclab", description="gRPC Python performance lab")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -189,6 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-concurrent-rpcs", type=int, default=None)
     serve.add_argument("--grace", type=float, default=2.0, help="seconds to finish open RPCs on SIGTERM")
     serve.add_argument("--uvloop", action="store_true", help="aio only: run on uvloop")
+    serve.add_argument(
+        "--options",
+        default="default",
+        metavar="PRESET",
+        help=f"gRPC server options preset: {SERVER_PRESETS_TEXT} (servers/config.py)",
+    )
     serve.add_argument(
         "--exit-with-parent",
         action="store_true",

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from . import lab_pb2 as lab__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\nchat.proto\x12\x04\x63hat\x1a\tlab.proto\"\xa4\x01\n\x0b\x43hatRequest\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x1a\n\x12payload_gzip_level\x18\x03 \x01(\r\x12\x15\n\rresponse_size\x18\x04 \x01(\r\x12\'\n\rresponse_kind\x18\x05 \x01(\x0e\x32\x10.lab.PayloadKind\x12\x17\n\x04work\x18\x06 \x01(\x0b\x32\t.lab.Work\"L\n\x0c\x43hatResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x1a\n\x12payload_gzip_level\x18\x03 \x01(\r2@\n\x0b\x43hatService\x12\x31\n\x04\x43hat\x12\x11.chat.ChatRequest\x1a\x12.chat.ChatResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\nchat.proto\x12\x04\x63hat\x1a\tlab.proto\"\xc3\x01\n\x0b\x43hatRequest\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x1a\n\x12payload_gzip_level\x18\x03 \x01(\r\x12\x15\n\rresponse_size\x18\x04 \x01(\r\x12\'\n\rresponse_kind\x18\x05 \x01(\x0e\x32\x10.lab.PayloadKind\x12\x17\n\x04work\x18\x06 \x01(\x0b\x32\t.lab.Work\x12\x1d\n\x07records\x18\x07 \x01(\x0b\x32\x0c.lab.Records\"k\n\x0c\x43hatResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x1a\n\x12payload_gzip_level\x18\x03 \x01(\r\x12\x1d\n\x07records\x18\x04 \x01(\x0b\x32\x0c.lab.Records2@\n\x0b\x43hatService\x12\x31\n\x04\x43hat\x12\x11.chat.ChatRequest\x1a\x12.chat.ChatResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,9 +33,9 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'chat_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CHATREQUEST']._serialized_start=32
-  _globals['_CHATREQUEST']._serialized_end=196
-  _globals['_CHATRESPONSE']._serialized_start=198
-  _globals['_CHATRESPONSE']._serialized_end=274
-  _globals['_CHATSERVICE']._serialized_start=276
-  _globals['_CHATSERVICE']._serialized_end=340
+  _globals['_CHATREQUEST']._serialized_end=227
+  _globals['_CHATRESPONSE']._serialized_start=229
+  _globals['_CHATRESPONSE']._serialized_end=336
+  _globals['_CHATSERVICE']._serialized_start=338
+  _globals['_CHATSERVICE']._serialized_end=402
 # @@protoc_insertion_point(module_scope)

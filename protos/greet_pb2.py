@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from . import lab_pb2 as lab__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0bgreet.proto\x12\x05greet\x1a\tlab.proto\"\xa2\x01\n\x0cHelloRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x1a\n\x12payload_gzip_level\x18\x03 \x01(\r\x12\x15\n\rresponse_size\x18\x04 \x01(\r\x12\'\n\rresponse_kind\x18\x05 \x01(\x0e\x32\x10.lab.PayloadKind\x12\x17\n\x04work\x18\x06 \x01(\x0b\x32\t.lab.Work\"J\n\nHelloReply\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x1a\n\x12payload_gzip_level\x18\x03 \x01(\r2=\n\x07Greeter\x12\x32\n\x08SayHello\x12\x13.greet.HelloRequest\x1a\x11.greet.HelloReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0bgreet.proto\x12\x05greet\x1a\tlab.proto\"\xc1\x01\n\x0cHelloRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x1a\n\x12payload_gzip_level\x18\x03 \x01(\r\x12\x15\n\rresponse_size\x18\x04 \x01(\r\x12\'\n\rresponse_kind\x18\x05 \x01(\x0e\x32\x10.lab.PayloadKind\x12\x17\n\x04work\x18\x06 \x01(\x0b\x32\t.lab.Work\x12\x1d\n\x07records\x18\x07 \x01(\x0b\x32\x0c.lab.Records\"i\n\nHelloReply\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x1a\n\x12payload_gzip_level\x18\x03 \x01(\r\x12\x1d\n\x07records\x18\x04 \x01(\x0b\x32\x0c.lab.Records2=\n\x07Greeter\x12\x32\n\x08SayHello\x12\x13.greet.HelloRequest\x1a\x11.greet.HelloReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,9 +33,9 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'greet_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_HELLOREQUEST']._serialized_start=34
-  _globals['_HELLOREQUEST']._serialized_end=196
-  _globals['_HELLOREPLY']._serialized_start=198
-  _globals['_HELLOREPLY']._serialized_end=272
-  _globals['_GREETER']._serialized_start=274
-  _globals['_GREETER']._serialized_end=335
+  _globals['_HELLOREQUEST']._serialized_end=227
+  _globals['_HELLOREPLY']._serialized_start=229
+  _globals['_HELLOREPLY']._serialized_end=334
+  _globals['_GREETER']._serialized_start=336
+  _globals['_GREETER']._serialized_end=397
 # @@protoc_insertion_point(module_scope)

@@ -24,23 +24,33 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\tlab.proto\x12\x03lab\"9\n\x04Work\x12\x0f\n\x07wait_us\x18\x01 \x01(\r\x12\x10\n\x08\x62lock_us\x18\x02 \x01(\r\x12\x0e\n\x06\x63pu_us\x18\x03 \x01(\r\"\x0e\n\x0cStatsRequest\"\x0e\n\x0cResetRequest\"\xa2\x01\n\nStatsReply\x12\x0b\n\x03pid\x18\x01 \x01(\r\x12\x0c\n\x04impl\x18\x02 \x01(\t\x12\x18\n\x10\x63pu_user_seconds\x18\x03 \x01(\x01\x12\x1a\n\x12\x63pu_system_seconds\x18\x04 \x01(\x01\x12\x11\n\trss_bytes\x18\x05 \x01(\x04\x12\x13\n\x0brpcs_served\x18\x06 \x01(\x04\x12\x1b\n\x13seconds_since_reset\x18\x07 \x01(\x01*U\n\x0bPayloadKind\x12\x16\n\x12PAYLOAD_KIND_ZEROS\x10\x00\x12\x17\n\x13PAYLOAD_KIND_RANDOM\x10\x01\x12\x15\n\x11PAYLOAD_KIND_TEXT\x10\x02\x32\x63\n\x07\x43ontrol\x12+\n\x05Stats\x12\x11.lab.StatsRequest\x1a\x0f.lab.StatsReply\x12+\n\x05Reset\x12\x11.lab.ResetRequest\x1a\x0f.lab.StatsReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\tlab.proto\x12\x03lab\"\xbb\x02\n\x06Record\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04user\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x04 \x01(\x08\x12\r\n\x05score\x18\x05 \x01(\x01\x12\x0b\n\x03\x61ge\x18\x06 \x01(\x05\x12\x15\n\rcreated_at_ms\x18\x07 \x01(\x04\x12\x15\n\rbalance_cents\x18\x08 \x01(\x12\x12\r\n\x05ratio\x18\t \x01(\x02\x12\x0c\n\x04tags\x18\n \x03(\t\x12\x0e\n\x06\x63ounts\x18\x0b \x03(\x03\x12\x1d\n\x07\x61\x64\x64ress\x18\x0c \x01(\x0b\x32\x0c.lab.Address\x12/\n\nattributes\x18\r \x03(\x0b\x32\x1b.lab.Record.AttributesEntry\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"^\n\x07\x41\x64\x64ress\x12\x0e\n\x06street\x18\x01 \x01(\t\x12\x0c\n\x04\x63ity\x18\x02 \x01(\t\x12\x10\n\x08postcode\x18\x03 \x01(\t\x12\x10\n\x08latitude\x18\x04 \x01(\x01\x12\x11\n\tlongitude\x18\x05 \x01(\x01\"\'\n\x07Records\x12\x1c\n\x07records\x18\x01 \x03(\x0b\x32\x0b.lab.Record\"9\n\x04Work\x12\x0f\n\x07wait_us\x18\x01 \x01(\r\x12\x10\n\x08\x62lock_us\x18\x02 \x01(\r\x12\x0e\n\x06\x63pu_us\x18\x03 \x01(\r\"\x0e\n\x0cStatsRequest\"\x0e\n\x0cResetRequest\"\xa2\x01\n\nStatsReply\x12\x0b\n\x03pid\x18\x01 \x01(\r\x12\x0c\n\x04impl\x18\x02 \x01(\t\x12\x18\n\x10\x63pu_user_seconds\x18\x03 \x01(\x01\x12\x1a\n\x12\x63pu_system_seconds\x18\x04 \x01(\x01\x12\x11\n\trss_bytes\x18\x05 \x01(\x04\x12\x13\n\x0brpcs_served\x18\x06 \x01(\x04\x12\x1b\n\x13seconds_since_reset\x18\x07 \x01(\x01*o\n\x0bPayloadKind\x12\x16\n\x12PAYLOAD_KIND_ZEROS\x10\x00\x12\x17\n\x13PAYLOAD_KIND_RANDOM\x10\x01\x12\x15\n\x11PAYLOAD_KIND_TEXT\x10\x02\x12\x18\n\x14PAYLOAD_KIND_RECORDS\x10\x03\x32\x63\n\x07\x43ontrol\x12+\n\x05Stats\x12\x11.lab.StatsRequest\x1a\x0f.lab.StatsReply\x12+\n\x05Reset\x12\x11.lab.ResetRequest\x1a\x0f.lab.StatsReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'lab_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PAYLOADKIND']._serialized_start=274
-  _globals['_PAYLOADKIND']._serialized_end=359
-  _globals['_WORK']._serialized_start=18
-  _globals['_WORK']._serialized_end=75
-  _globals['_STATSREQUEST']._serialized_start=77
-  _globals['_STATSREQUEST']._serialized_end=91
-  _globals['_RESETREQUEST']._serialized_start=93
-  _globals['_RESETREQUEST']._serialized_end=107
-  _globals['_STATSREPLY']._serialized_start=110
-  _globals['_STATSREPLY']._serialized_end=272
-  _globals['_CONTROL']._serialized_start=361
-  _globals['_CONTROL']._serialized_end=460
+  _globals['_RECORD_ATTRIBUTESENTRY']._loaded_options = None
+  _globals['_RECORD_ATTRIBUTESENTRY']._serialized_options = b'8\001'
+  _globals['_PAYLOADKIND']._serialized_start=729
+  _globals['_PAYLOADKIND']._serialized_end=840
+  _globals['_RECORD']._serialized_start=19
+  _globals['_RECORD']._serialized_end=334
+  _globals['_RECORD_ATTRIBUTESENTRY']._serialized_start=285
+  _globals['_RECORD_ATTRIBUTESENTRY']._serialized_end=334
+  _globals['_ADDRESS']._serialized_start=336
+  _globals['_ADDRESS']._serialized_end=430
+  _globals['_RECORDS']._serialized_start=432
+  _globals['_RECORDS']._serialized_end=471
+  _globals['_WORK']._serialized_start=473
+  _globals['_WORK']._serialized_end=530
+  _globals['_STATSREQUEST']._serialized_start=532
+  _globals['_STATSREQUEST']._serialized_end=546
+  _globals['_RESETREQUEST']._serialized_start=548
+  _globals['_RESETREQUEST']._serialized_end=562
+  _globals['_STATSREPLY']._serialized_start=565
+  _globals['_STATSREPLY']._serialized_end=727
+  _globals['_CONTROL']._serialized_start=842
+  _globals['_CONTROL']._serialized_end=941
 # @@protoc_insertion_point(module_scope)

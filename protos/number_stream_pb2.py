@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from . import lab_pb2 as lab__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13number_stream.proto\x12\rnumber_stream\x1a\tlab.proto\"\xa4\x01\n\rNumberRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x1a\n\x12payload_gzip_level\x18\x03 \x01(\r\x12\x15\n\rresponse_size\x18\x04 \x01(\r\x12\'\n\rresponse_kind\x18\x05 \x01(\x0e\x32\x10.lab.PayloadKind\x12\x17\n\x04work\x18\x06 \x01(\x0b\x32\t.lab.Work\"M\n\x0eNumberResponse\x12\x0e\n\x06number\x18\x01 \x01(\x05\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x1a\n\x12payload_gzip_level\x18\x03 \x01(\r2\\\n\rNumberService\x12K\n\nGetNumbers\x12\x1c.number_stream.NumberRequest\x1a\x1d.number_stream.NumberResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13number_stream.proto\x12\rnumber_stream\x1a\tlab.proto\"\xc3\x01\n\rNumberRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x1a\n\x12payload_gzip_level\x18\x03 \x01(\r\x12\x15\n\rresponse_size\x18\x04 \x01(\r\x12\'\n\rresponse_kind\x18\x05 \x01(\x0e\x32\x10.lab.PayloadKind\x12\x17\n\x04work\x18\x06 \x01(\x0b\x32\t.lab.Work\x12\x1d\n\x07records\x18\x07 \x01(\x0b\x32\x0c.lab.Records\"l\n\x0eNumberResponse\x12\x0e\n\x06number\x18\x01 \x01(\x05\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x1a\n\x12payload_gzip_level\x18\x03 \x01(\r\x12\x1d\n\x07records\x18\x04 \x01(\x0b\x32\x0c.lab.Records2\\\n\rNumberService\x12K\n\nGetNumbers\x12\x1c.number_stream.NumberRequest\x1a\x1d.number_stream.NumberResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,9 +33,9 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'number_stream_pb2', _global
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_NUMBERREQUEST']._serialized_start=50
-  _globals['_NUMBERREQUEST']._serialized_end=214
-  _globals['_NUMBERRESPONSE']._serialized_start=216
-  _globals['_NUMBERRESPONSE']._serialized_end=293
-  _globals['_NUMBERSERVICE']._serialized_start=295
-  _globals['_NUMBERSERVICE']._serialized_end=387
+  _globals['_NUMBERREQUEST']._serialized_end=245
+  _globals['_NUMBERRESPONSE']._serialized_start=247
+  _globals['_NUMBERRESPONSE']._serialized_end=355
+  _globals['_NUMBERSERVICE']._serialized_start=357
+  _globals['_NUMBERSERVICE']._serialized_end=449
 # @@protoc_insertion_point(module_scope)

@@ -7,27 +7,31 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class NumberRequest(_message.Message):
-    __slots__ = ("limit", "payload", "payload_gzip_level", "response_size", "response_kind", "work")
+    __slots__ = ("limit", "payload", "payload_gzip_level", "response_size", "response_kind", "work", "records")
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_GZIP_LEVEL_FIELD_NUMBER: _ClassVar[int]
     RESPONSE_SIZE_FIELD_NUMBER: _ClassVar[int]
     RESPONSE_KIND_FIELD_NUMBER: _ClassVar[int]
     WORK_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
     limit: int
     payload: bytes
     payload_gzip_level: int
     response_size: int
     response_kind: _lab_pb2.PayloadKind
     work: _lab_pb2.Work
-    def __init__(self, limit: _Optional[int] = ..., payload: _Optional[bytes] = ..., payload_gzip_level: _Optional[int] = ..., response_size: _Optional[int] = ..., response_kind: _Optional[_Union[_lab_pb2.PayloadKind, str]] = ..., work: _Optional[_Union[_lab_pb2.Work, _Mapping]] = ...) -> None: ...
+    records: _lab_pb2.Records
+    def __init__(self, limit: _Optional[int] = ..., payload: _Optional[bytes] = ..., payload_gzip_level: _Optional[int] = ..., response_size: _Optional[int] = ..., response_kind: _Optional[_Union[_lab_pb2.PayloadKind, str]] = ..., work: _Optional[_Union[_lab_pb2.Work, _Mapping]] = ..., records: _Optional[_Union[_lab_pb2.Records, _Mapping]] = ...) -> None: ...
 
 class NumberResponse(_message.Message):
-    __slots__ = ("number", "payload", "payload_gzip_level")
+    __slots__ = ("number", "payload", "payload_gzip_level", "records")
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_GZIP_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
     number: int
     payload: bytes
     payload_gzip_level: int
-    def __init__(self, number: _Optional[int] = ..., payload: _Optional[bytes] = ..., payload_gzip_level: _Optional[int] = ...) -> None: ...
+    records: _lab_pb2.Records
+    def __init__(self, number: _Optional[int] = ..., payload: _Optional[bytes] = ..., payload_gzip_level: _Optional[int] = ..., records: _Optional[_Union[_lab_pb2.Records, _Mapping]] = ...) -> None: ...

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from . import lab_pb2 as lab__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10sum_stream.proto\x12\nsum_stream\x1a\tlab.proto\"\xa5\x01\n\rNumberRequest\x12\x0e\n\x06number\x18\x01 \x01(\x05\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x1a\n\x12payload_gzip_level\x18\x03 \x01(\r\x12\x15\n\rresponse_size\x18\x04 \x01(\r\x12\'\n\rresponse_kind\x18\x05 \x01(\x0e\x32\x10.lab.PayloadKind\x12\x17\n\x04work\x18\x06 \x01(\x0b\x32\t.lab.Work\"G\n\x0bSumResponse\x12\x0b\n\x03sum\x18\x01 \x01(\x05\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x1a\n\x12payload_gzip_level\x18\x03 \x01(\r2R\n\nSumService\x12\x44\n\x0c\x43\x61lculateSum\x12\x19.sum_stream.NumberRequest\x1a\x17.sum_stream.SumResponse(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10sum_stream.proto\x12\nsum_stream\x1a\tlab.proto\"\xc4\x01\n\rNumberRequest\x12\x0e\n\x06number\x18\x01 \x01(\x05\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x1a\n\x12payload_gzip_level\x18\x03 \x01(\r\x12\x15\n\rresponse_size\x18\x04 \x01(\r\x12\'\n\rresponse_kind\x18\x05 \x01(\x0e\x32\x10.lab.PayloadKind\x12\x17\n\x04work\x18\x06 \x01(\x0b\x32\t.lab.Work\x12\x1d\n\x07records\x18\x07 \x01(\x0b\x32\x0c.lab.Records\"f\n\x0bSumResponse\x12\x0b\n\x03sum\x18\x01 \x01(\x05\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x1a\n\x12payload_gzip_level\x18\x03 \x01(\r\x12\x1d\n\x07records\x18\x04 \x01(\x0b\x32\x0c.lab.Records2R\n\nSumService\x12\x44\n\x0c\x43\x61lculateSum\x12\x19.sum_stream.NumberRequest\x1a\x17.sum_stream.SumResponse(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,9 +33,9 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'sum_stream_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_NUMBERREQUEST']._serialized_start=44
-  _globals['_NUMBERREQUEST']._serialized_end=209
-  _globals['_SUMRESPONSE']._serialized_start=211
-  _globals['_SUMRESPONSE']._serialized_end=282
-  _globals['_SUMSERVICE']._serialized_start=284
-  _globals['_SUMSERVICE']._serialized_end=366
+  _globals['_NUMBERREQUEST']._serialized_end=240
+  _globals['_SUMRESPONSE']._serialized_start=242
+  _globals['_SUMRESPONSE']._serialized_end=344
+  _globals['_SUMSERVICE']._serialized_start=346
+  _globals['_SUMSERVICE']._serialized_end=428
 # @@protoc_insertion_point(module_scope)

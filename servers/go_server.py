@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import logic, payloads
-from .config import ConfigError, ServerConfig
+from .config import ConfigError, ServerConfig, server_preset
 
 BINARY_NAME = "grpclab-go-server"
 # Another build of the Go server (default: .venv/bin/grpclab-go-server, where `make setup` puts it).
@@ -93,6 +93,36 @@ def text_corpus(cache_dir: Path | None = None) -> Path:
     return path
 
 
+# gRPC core server arguments of the options presets -> the Go server's flag for grpc-go's equivalent.
+GO_OPTION_FLAGS = {
+    "grpc.max_concurrent_streams": "--max-concurrent-streams",  # grpc.MaxConcurrentStreams
+    "grpc.keepalive_time_ms": "--keepalive-time-ms",  # keepalive.ServerParameters.Time
+    "grpc.keepalive_timeout_ms": "--keepalive-timeout-ms",  # keepalive.ServerParameters.Timeout
+    "grpc.http2.min_recv_ping_interval_without_data_ms": "--keepalive-min-time-ms",  # EnforcementPolicy.MinTime
+    "grpc.keepalive_permit_without_calls": "--keepalive-permit-without-stream",  # EnforcementPolicy.PermitWith...
+}
+
+
+def option_flags(preset: str) -> tuple[list[str], list[str]]:
+    """(the Go server's flags for a server options preset, the gRPC core arguments grpc-go has no equivalent of).
+
+    grpc-go has no ping-strike setting (it always allows two pings too early before GOAWAY), so a preset's
+    grpc.http2.max_ping_strikes is not applied; the run's rows say so.
+    """
+    args = server_preset(preset)
+    flags = [f"--options-preset={preset}"] if args else []
+    missing = []
+    for name, value in args:
+        flag = GO_OPTION_FLAGS.get(name)
+        if flag is None:
+            missing.append(name)
+        elif flag.startswith("--keepalive-permit"):
+            flags.append(f"{flag}={'true' if value else 'false'}")
+        else:
+            flags.append(f"{flag}={value}")
+    return flags, missing
+
+
 def command(config: ServerConfig, binary: Path, corpus: Path) -> list[str]:
     """The Go server's argv for ``config``. --workers has no Go counterpart (a goroutine per RPC)."""
     args = [
@@ -103,6 +133,7 @@ def command(config: ServerConfig, binary: Path, corpus: Path) -> list[str]:
         f"--max-message-bytes={config.max_message_bytes}",
         f"--grace={config.grace}",
         f"--text-corpus={corpus}",
+        *option_flags(config.options)[0],
     ]
     if config.max_concurrent_rpcs is not None:
         args.append(f"--max-concurrent-rpcs={config.max_concurrent_rpcs}")

@@ -20,7 +20,7 @@ import psutil
 
 from protos import chat_pb2, greet_pb2, lab_pb2, number_stream_pb2, sum_stream_pb2
 
-from . import calls, payloads, work
+from . import calls, payloads, records, work
 from .faults import Faults
 
 INT32_MAX = 2**31 - 1
@@ -35,6 +35,8 @@ SERVICE_NAMES = (
     chat_pb2.DESCRIPTOR.services_by_name["ChatService"].full_name,
 )
 CONTROL_SERVICE_NAME = lab_pb2.DESCRIPTOR.services_by_name["Control"].full_name
+# The Go server says the same (servers/go/services.go recordsGzipMessage).
+RECORDS_GZIP_MESSAGE = "response_kind RECORDS has no bytes payload to gzip: payload_gzip_level must be 0, got {}"
 
 
 class RpcAbort(Exception):
@@ -104,11 +106,15 @@ def _read_payload(data: bytes, level: int) -> bytes:
 
 
 class ReplyPayload:
-    """The payload a call's replies carry, built from the request's response_* fields."""
+    """The payload a call's replies carry, built from the request's response_* fields.
+
+    Bytes (``next()``), or for response_kind RECORDS a Records message (``records``; the bytes payload stays
+    empty, so app-level gzip has nothing to compress and is refused).
+    """
 
     def __init__(self, size: int, kind_value: int, level: int) -> None:
         kind = payloads.PROTO_TO_KIND.get(kind_value)
-        if kind is None:
+        if kind is None and kind_value != records.PROTO_KIND:
             raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown response_kind {kind_value}")
         if size > MAX_RESPONSE_SIZE:
             raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT, f"response_size {size} > {MAX_RESPONSE_SIZE}")
@@ -117,6 +123,15 @@ class ReplyPayload:
         except payloads.PayloadError as exc:
             raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
         self.level = level
+        self.records: lab_pb2.Records | None = None
+        if kind is None:
+            if level:
+                raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT, RECORDS_GZIP_MESSAGE.format(level))
+            self._body = b""
+            built = records.build(size)
+            self.records = built.message if built.count else None
+            self.empty = self.records is None  # no record fits in so few bytes: a plain reply, as for size 0
+            return
         self._body = payloads.make(kind, size)
         # A tutorial request asks for no payload: its replies set no lab field at all (cheapest to build).
         self.empty = not size and not level
@@ -159,6 +174,8 @@ def say_hello(request: greet_pb2.HelloRequest) -> greet_pb2.HelloReply:
     reply = _reply_payload(request.response_size, request.response_kind, level)
     if reply.empty:
         return greet_pb2.HelloReply(message=f"Hello, {request.name}!")
+    if reply.records is not None:
+        return greet_pb2.HelloReply(message=f"Hello, {request.name}!", records=reply.records)
     return greet_pb2.HelloReply(message=f"Hello, {request.name}!", payload=reply.next(), payload_gzip_level=level)
 
 
@@ -170,6 +187,9 @@ def get_numbers(request: number_stream_pb2.NumberRequest) -> Iterator[number_str
     if reply.empty:
         for i in range(request.limit):
             yield response(number=i)
+    elif reply.records is not None:
+        for i in range(request.limit):
+            yield response(number=i, records=reply.records)
     else:
         for i in range(request.limit):
             yield response(number=i, payload=reply.next(), payload_gzip_level=level)
@@ -195,6 +215,8 @@ class SumAccumulator:
         reply = self._reply or _reply_payload(0, lab_pb2.PAYLOAD_KIND_ZEROS, 0)
         if reply.empty:
             return sum_stream_pb2.SumResponse(sum=self.total)
+        if reply.records is not None:
+            return sum_stream_pb2.SumResponse(sum=self.total, records=reply.records)
         return sum_stream_pb2.SumResponse(sum=self.total, payload=reply.next(), payload_gzip_level=reply.level)
 
 
@@ -204,4 +226,6 @@ def chat_reply(request: chat_pb2.ChatRequest) -> chat_pb2.ChatResponse:
     reply = _reply_payload(request.response_size, request.response_kind, level)
     if reply.empty:
         return chat_pb2.ChatResponse(message=f"You said: {request.message}")
+    if reply.records is not None:
+        return chat_pb2.ChatResponse(message=f"You said: {request.message}", records=reply.records)
     return chat_pb2.ChatResponse(message=f"You said: {request.message}", payload=reply.next(), payload_gzip_level=level)

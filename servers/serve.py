@@ -47,9 +47,35 @@ def ready_line(config: ServerConfig, port: int, pids: list[int], faults: Faults)
         "compression": config.compression,
         "workers": config.workers if config.impl == "sync" else None,
         "processes": config.processes,
+        "options": config.options,
         "grpcio": grpc.__version__,
+        "protobuf": protobuf_runtime(),
         "faults_injected": faults.active,
     }
+
+
+# The metaclass of generated message classes belongs to the runtime that implements them: its module names
+# the runtime. protobuf has no public function for this (api_implementation is internal), but every message
+# class is a public object, and these module names have held from protobuf 4 to 7.
+PROTOBUF_RUNTIMES = {
+    "google._upb._message": "upb",
+    "google.protobuf.pyext._message": "cpp",
+    "google.protobuf.internal.python_message": "python",
+}
+
+
+def protobuf_runtime() -> str | None:
+    """Which protobuf runtime this process encodes and decodes with: "upb", "cpp" or "python".
+
+    Read from a generated message class (see PROTOBUF_RUNTIMES); an unknown module is returned as it is,
+    so a new runtime shows up by name rather than as a wrong one. None: protobuf could not be imported.
+    """
+    try:
+        from protos import lab_pb2
+    except ImportError:
+        return None
+    module = type(lab_pb2.Record).__module__
+    return PROTOBUF_RUNTIMES.get(module, module)
 
 
 def _print_line(info: dict) -> None:

@@ -86,6 +86,25 @@ def test_command_translates_the_options(tmp_path: Path) -> None:
     assert not any(a.startswith(("--tls", "--mtls", "--max-concurrent")) for a in plain)
 
 
+def test_options_presets_become_grpc_go_flags_and_the_rest_is_named() -> None:
+    flags, missing = go_server.option_flags("keepalive")
+    assert flags == [
+        "--options-preset=keepalive",
+        "--keepalive-time-ms=1000",
+        "--keepalive-timeout-ms=5000",
+        "--keepalive-permit-without-stream=true",
+        "--keepalive-min-time-ms=500",
+    ]
+    assert missing == ["grpc.http2.max_ping_strikes"]  # grpc-go has no such setting
+    assert go_server.option_flags("max-streams-3") == (
+        ["--options-preset=max-streams-3", "--max-concurrent-streams=3"],
+        [],
+    )
+    assert go_server.option_flags("default") == ([], [])
+    argv = go_server.command(ServerConfig(impl="go", options="max-streams-2"), Path("/bin/server"), Path("/c"))
+    assert argv[-2:] == ["--options-preset=max-streams-2", "--max-concurrent-streams=2"]
+
+
 def test_missing_binary_names_make_setup(monkeypatch) -> None:
     monkeypatch.delenv(go_server.ENV_BINARY, raising=False)
     monkeypatch.setattr(go_server, "find_binary", lambda: None)

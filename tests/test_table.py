@@ -33,11 +33,7 @@ def test_one_row_per_cell_in_spec_order_with_the_varying_axes(df):
         "connections": "1",
         "arrival": "constant",
         "loadgen": "python",
-        "link": "loopback",  # later axes: rows written before them read as their defaults
-        "handler_wait_ms": "0",
-        "handler_block_ms": "0",
-        "handler_cpu_us": "0",
-    }
+    }  # later axes (link, handler work, client side) at their defaults are not named, as in cell keys
     # spec order: by impl (sync, aio), then rpc (unary, server_stream, ...), ...
     first = df.drop_duplicates("cell_key").set_index("cell_key")
     order = [

@@ -171,7 +171,7 @@ def to_table(found: Sequence[Ratio]) -> table.CellTable:
         reps = min(py.repetitions, go.repetitions)
         rows.append(table.CellRow(py.key, labels, reps, values, tuple(flags)))
     shared = [a for a in AXES if a not in axes and found and applies(a, found[0].python.axes)]
-    fixed = tuple((a, table.value_text(a, found[0].python.axes[a])) for a in shared)
+    fixed = table.fixed_axes(found[0].python.axes, shared) if found else ()
     return table.CellTable(tuple(axes), tuple(rows), fixed, shown=SHOWN)
 
 

@@ -88,6 +88,13 @@ METRICS = (
     Column("first_msg_p50_ms", "float", "ms", "server stream: median time to first message"),
     Column("first_msg_p99_ms", "float", "ms", "server stream: 99th percentile time to first message"),
     Column("send_lag_p99_ms", "float", "ms", "open loop: how late the generator sent, 99th percentile"),
+    Column(
+        "time_to_first_rpc_ms",
+        "float",
+        "ms",
+        "connect + first call on a fresh channel before the warm-up (TCP, HTTP/2, TLS, the cell's first RPC)",
+        since=2,
+    ),
     Column("server_cpu_s", "float", "s", "server CPU (user+system, all server processes) in the window"),
     Column("server_cpu_util", "float", "fraction", "server_cpu_s / (duration_s x server CPUs)"),
     Column("server_cpu_us_per_rpc", "float", "us", "server CPU per OK RPC"),

@@ -12,12 +12,14 @@ by axis values). ``build`` makes the model from a run's tidy table; ``to_rich``,
 from __future__ import annotations
 
 import html
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import pandas as pd
 from rich.table import Table
 
-from ..spec import AXES
+from ..spec import AXES, DEFAULTS
+from ..spec.cell import LATER_AXES
 from . import stability
 
 # (column, header, format): the metrics a table shows, in order
@@ -157,8 +159,13 @@ def build(df: pd.DataFrame, noise_cv: dict[str, float] | None = None) -> CellTab
         labels = tuple(value_text(a, first.loc[key, a]) for a in axes)
         values = tuple(float(r[c]) for c, _, _ in SHOWN)
         rows.append(CellRow(str(key), labels, int(r["reps"]), values, tuple(flags)))
-    fixed = tuple((a, value_text(a, first.iloc[0][a])) for a in AXES if a not in axes)
-    return CellTable(tuple(axes), tuple(rows), fixed)
+    return CellTable(tuple(axes), tuple(rows), fixed_axes(first.iloc[0], [a for a in AXES if a not in axes]))
+
+
+def fixed_axes(values: Mapping[str, object], shared: Iterable[str]) -> tuple[tuple[str, str], ...]:
+    """(axis, value text) of the axes every cell shares, for 'same in every cell'. An axis added later and left at
+    its default is not named, as in cell keys: it is what every run before it did."""
+    return tuple((a, value_text(a, values[a])) for a in shared if not (a in LATER_AXES and values[a] == DEFAULTS[a]))
 
 
 def _number(value: float, fmt: str) -> str:

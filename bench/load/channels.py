@@ -7,7 +7,7 @@ from pathlib import Path
 import grpc
 
 from servers import certs
-from servers.config import COMPRESSIONS, DEFAULT_MAX_MESSAGE_BYTES
+from servers.config import COMPRESSIONS, DEFAULT_MAX_MESSAGE_BYTES, channel_preset
 
 
 def channel_credentials(tls_dir: str | Path) -> grpc.ChannelCredentials:
@@ -23,10 +23,12 @@ def channel_credentials(tls_dir: str | Path) -> grpc.ChannelCredentials:
     )
 
 
-def channel_options(own_connection: bool = True) -> list[tuple[str, int]]:
+def channel_options(own_connection: bool = True, preset: str = "default") -> list[tuple[str, int]]:
+    """The lab's channel arguments, then the ``channel_options`` preset's (servers.config.CHANNEL_PRESETS)."""
     options = [
         ("grpc.max_send_message_length", DEFAULT_MAX_MESSAGE_BYTES),
         ("grpc.max_receive_message_length", DEFAULT_MAX_MESSAGE_BYTES),
+        *channel_preset(preset),
     ]
     if own_connection:
         # Channels with equal arguments share one TCP connection through the global
@@ -42,9 +44,11 @@ def open_channel(
     tls_dir: str | Path | None = None,
     compression: str = "none",
     aio: bool = False,
+    preset: str = "default",
 ) -> grpc.Channel | grpc.aio.Channel:
+    """A channel with its own TCP connection; ``preset``: a channel options preset."""
     module = grpc.aio if aio else grpc
-    kwargs = {"options": channel_options(), "compression": COMPRESSIONS[compression]}
+    kwargs = {"options": channel_options(preset=preset), "compression": COMPRESSIONS[compression]}
     if tls_dir is None:
         return module.insecure_channel(target, **kwargs)
     return module.secure_channel(target, channel_credentials(tls_dir), **kwargs)

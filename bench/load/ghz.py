@@ -43,6 +43,7 @@ from hdrh.histogram import HdrHistogram
 
 import protos
 from protos import chat_pb2, greet_pb2, number_stream_pb2, sum_stream_pb2
+from servers.config import KEEPALIVE_TIME_MS
 
 from . import histogram
 from .job import LoadError, LoadJob, LoadResult
@@ -208,6 +209,9 @@ def ghz_args(job: LoadJob, *, data_file: str, output: str, run_s: float, cpus: i
     if job.rpc in ("client_stream", "bidi"):
         args += ["--stream-call-count", str(job.stream_messages)]
     args += job.compression.ghz_flags() or []
+    if job.channel_options == "keepalive":
+        # ghz has a flag for the keepalive time only (grpc-go's ClientParameters.Time); the row says so
+        args += ["--keepalive", _ms(KEEPALIVE_TIME_MS / 1000)]
     tls_dir = job.tls_dir
     if job.tls == "off" or not tls_dir:
         args.append("--insecure")

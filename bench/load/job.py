@@ -49,6 +49,12 @@ class LoadJob:
     handler_wait_us: int = 0
     handler_block_us: int = 0
     handler_cpu_us: int = 0
+    # The client side (bench.spec.cell CLIENT_RULES): which gRPC Python API, a channel per RPC or reused
+    # channels, the channel options preset, and the aio client's event loop.
+    client: str = "aio"  # "aio" | "sync-threads" | "sync-future"
+    channel: str = "reuse"  # "reuse" | "per-call"
+    channel_options: str = "default"
+    event_loop: str = "asyncio"  # "asyncio" | "uvloop" (aio client only)
 
     @classmethod
     def for_cell(cls, cell: Cell, *, target: str, tls_dir: Path | None, settings: Settings, repetition: int) -> LoadJob:
@@ -74,13 +80,18 @@ class LoadJob:
             handler_wait_us=round(cell.handler_wait_ms * 1000),
             handler_block_us=round(cell.handler_block_ms * 1000),
             handler_cpu_us=cell.handler_cpu_us,
+            client=cell.client,
+            channel=cell.channel,
+            channel_options=cell.channel_options,
+            event_loop=cell.event_loop if cell.client == "aio" else "asyncio",
         )
 
     def share(self, index: int, parts: int) -> LoadJob:
         """Process ``index`` of ``parts``: its connections, RPCs in flight and rate, and a seed of its own."""
         return replace(
             self,
-            connections=split(self.connections, parts)[index],
+            # per-call: every RPC opens its own channel, so there are no connections to split
+            connections=split(self.connections, parts)[index] if self.channel == "reuse" else 1,
             concurrency=split(self.concurrency, parts)[index],
             rate=self.rate / parts,
             seed=self.seed * 1000 + index,
@@ -119,6 +130,8 @@ class LoadResult:
     notes: list[str] = field(default_factory=list)
     # seconds the generator's event loop was running or waiting for a CPU, all processes (None: unknown)
     busy_s: float | None = None
+    # connect + first call on a fresh channel before the warm-up, ms (median over processes; None: not measured)
+    time_to_first_rpc_ms: float | None = None
 
     @property
     def rpcs(self) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,14 +25,19 @@ READY_TIMEOUT_S = 20.0
 DRAIN_MARGIN_S = 15.0  # after the window: time for counted RPCs to finish before workers are killed
 
 
-def worker_count(requested: int, connections: int, concurrency: int) -> int:
+def worker_count(requested: int, connections: int, concurrency: int, channel: str = "reuse") -> int:
     # A TCP connection cannot be shared across processes, and a process with no RPC
-    # in flight is idle: never more workers than connections or concurrency.
-    return max(1, min(requested, connections, concurrency))
+    # in flight is idle: never more workers than connections or concurrency. A channel per
+    # call shares no connection, so only concurrency bounds it.
+    return max(1, min(requested, connections if channel == "reuse" else concurrency, concurrency))
 
 
 def _command() -> list[str]:
     return [sys.executable, "-m", "bench.load.worker", "--parent", str(os.getpid())]
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
 
 
 class PythonLoad:
@@ -43,7 +49,7 @@ class PythonLoad:
 
     def __init__(self, job: LoadJob, processes: int, host: LoadgenHost) -> None:
         self.job = job
-        self.n = worker_count(processes, job.connections, job.concurrency)
+        self.n = worker_count(processes, job.connections, job.concurrency, job.channel)
         self.host = host
         self.procs: list[subprocess.Popen] = []
         self._logs: list[str] = []
@@ -122,8 +128,19 @@ class PythonLoad:
             errors=errors,
             cpu_s=sum(m["cpu_s"] for m in messages),
             hists={name: histogram.merge([m["hist"][name] for m in messages]) for name in messages[0]["hist"]},
-            busy_s=None if any(m.get("busy_s") is None for m in messages) else sum(m["busy_s"] for m in messages),
+            busy_s=self._busy_s(messages),
+            time_to_first_rpc_ms=_median(
+                [m["time_to_first_rpc_ms"] for m in messages if m.get("time_to_first_rpc_ms")]
+            ),
         )
+
+    def _busy_s(self, messages: list[dict]) -> float | None:
+        """The generator's busy time: the aio workers' loop threads added up; for the sync clients, whose
+        workers each read their (shared) CPUs' busy time (bench.load.sync_clients.busy_s), the largest."""
+        readings = [m.get("busy_s") for m in messages]
+        if any(r is None for r in readings):
+            return None
+        return sum(readings) if self.job.client == "aio" else max(readings)
 
     def close(self) -> None:
         """Kill whatever still runs (failure or Ctrl-C) and remove the logs."""

@@ -10,6 +10,11 @@ Protocol on stdin/stdout, one JSON object per line:
   in  {"close": true}                -> closes its channels and exits
 CLOCK_MONOTONIC is system-wide on Linux, so every worker and the runner share one timeline.
 
+The client API is the job's ``client``: grpc.aio here (on asyncio, or uvloop for ``event_loop``), the sync
+clients in bench.load.sync_clients, with the same protocol and rules. ``channel = "per-call"`` gives every
+RPC its own channel (:class:`PerCall`). Before reporting ready, a worker times connect + first call on a
+fresh channel (``time_to_first_rpc_ms``).
+
 Which RPCs count: those whose *intended* start falls in the measured window. In
 closed loop the intended start is the actual start; in open loop it is the
 schedule's time, and latency is measured from it even when the send happens late
@@ -140,15 +145,65 @@ async def _cpu_at(moment_ns: int) -> tuple[float, float | None, int]:
     return time.process_time(), _busy_s(), time.monotonic_ns()
 
 
+def _channel(job: LoadJob) -> grpc.aio.Channel:
+    return open_channel(
+        job.target, tls_dir=job.tls_dir, compression=job.compression.grpc, aio=True, preset=job.channel_options
+    )
+
+
+class PerCall:
+    """``channel = "per-call"``: the workload's RPC on a channel of its own, opened for it and closed after it.
+
+    It stands in for the workload where the loops call ``call(stub, timeout)``; the stub they pass is unused.
+    Latency includes opening the channel (TCP connect, HTTP/2 and TLS handshakes) and closing it.
+    """
+
+    def __init__(self, job: LoadJob, workload: Workload) -> None:
+        self.job = job
+        self.workload = workload
+
+    async def call(self, stub, timeout: float):
+        async with _channel(self.job) as channel:
+            return await self.workload.call(self.workload.stub(channel), timeout)
+
+
+async def _time_to_first_rpc_ms(job: LoadJob, workload: Workload) -> float | None:
+    """Connect + first call on a fresh channel, ms (bench.load.sync_clients.time_to_first_rpc_ms)."""
+    began = time.perf_counter_ns()
+    channel = _channel(job)
+    try:
+        await workload.call(workload.stub(channel), job.rpc_timeout)
+        return (time.perf_counter_ns() - began) / 1e6
+    except (grpc.aio.AioRpcError, ReplyMismatch):
+        return None
+    finally:
+        await channel.close()
+
+
+def result_message(rec: Recorder, cpu_s: float, busy_s: float | None, time_to_first_rpc_ms: float | None) -> dict:
+    return {
+        "event": "result",
+        "ok": rec.ok,
+        "errors": rec.errors,
+        "cpu_s": cpu_s,
+        "busy_s": busy_s,
+        "hist": {name: histogram.encode(getattr(rec, name)) for name in ("call", "msg", "first", "lag")},
+        "time_to_first_rpc_ms": time_to_first_rpc_ms,
+    }
+
+
 async def run(job: LoadJob, read_line) -> dict:
     workload = Workload.for_job(job)
-    channels = [
-        open_channel(job.target, tls_dir=job.tls_dir, compression=job.compression.grpc, aio=True)
-        for _ in range(job.connections)
-    ]
+    channels = [_channel(job) for _ in range(job.connections)]
     try:
         await asyncio.wait_for(asyncio.gather(*(ch.channel_ready() for ch in channels)), job.connect_timeout)
+        first_ms = await _time_to_first_rpc_ms(job, workload)
         stubs = [workload.stub(ch) for ch in channels]
+        if job.channel == "per-call":
+            # The channel above only showed that the server is there; every RPC brings its own.
+            for ch in channels:
+                await ch.close()
+            channels, workload, stubs = [], PerCall(job, workload), [None]
         _emit({"event": "ready"})
         start_ns = int(float(json.loads(await read_line())["start"]) * NS)
         lo = start_ns + int(job.warmup * NS)
@@ -168,14 +223,8 @@ async def run(job: LoadJob, read_line) -> dict:
         (cpu_lo, busy_lo, at_lo), (cpu_hi, busy_hi, at_hi) = await cpu
         # A busy loop reads late, and not equally late at both edges: rescale to the window.
         scale = (hi - lo) / (at_hi - at_lo) if at_hi > at_lo else 1.0
-        result = {
-            "event": "result",
-            "ok": rec.ok,
-            "errors": rec.errors,
-            "cpu_s": (cpu_hi - cpu_lo) * scale,
-            "busy_s": (busy_hi - busy_lo) * scale if busy_lo is not None and busy_hi is not None else None,
-            "hist": {name: histogram.encode(getattr(rec, name)) for name in ("call", "msg", "first", "lag")},
-        }
+        busy = (busy_hi - busy_lo) * scale if busy_lo is not None and busy_hi is not None else None
+        result = result_message(rec, (cpu_hi - cpu_lo) * scale, busy, first_ms)
         _emit(result)
         # Keep the connections until the runner has read the kernel's TCP counters at the
         # window's end (it says "close", or its end of stdin closes); a closed socket has no counters.
@@ -212,7 +261,16 @@ def main() -> int:
         return await run(job, reader.readline)
 
     try:
-        asyncio.run(amain())
+        if job.client != "aio":
+            from . import sync_clients
+
+            sync_clients.run(job, sys.stdin.readline)
+        elif job.event_loop == "uvloop":
+            import uvloop
+
+            uvloop.run(amain())
+        else:
+            asyncio.run(amain())
     except Exception as exc:  # noqa: BLE001 - reported to the parent as this cell's error
         _emit({"event": "error", "message": f"{type(exc).__name__}: {exc}"})
         return 1

@@ -3,6 +3,11 @@
 The client pays the same app-level gzip cost a real client would: every request
 payload is compressed and every reply payload decompressed, per message. Reply
 sizes are checked, so a server that skips work shows up as DATA_LOSS errors.
+A records cell sends and expects lab.Records (servers.records) instead of bytes;
+its replies are checked by record count and last record.
+
+These are the aio client's calls; the sync clients (bench.load.sync_clients) build
+and check the same messages through ``request_fields`` and ``check``.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from protos import (
     sum_stream_pb2,
     sum_stream_pb2_grpc,
 )
-from servers import payloads
+from servers import payloads, records
 
 from ..spec.compression import Compression
 from .job import LoadJob
@@ -63,8 +68,12 @@ class Workload:
         self.size = payload_size
         self.level = compression.app_level
         self.messages = stream_messages if rpc != "unary" else 1
-        self.raw = payloads.make(payload_kind, payload_size, seed)
-        self.kind = payloads.KIND_TO_PROTO[payload_kind]
+        # records: the message is built once per size (servers.records), the bytes payload stays empty
+        self.records = records.build(payload_size) if payload_kind == records.KIND else None
+        if self.records is not None and self.level:
+            raise ValueError("records cells have no bytes payload for app-level gzip")
+        self.raw = payloads.make(payload_kind, payload_size, seed) if self.records is None else b""
+        self.kind = payloads.KIND_TO_PROTO[payload_kind] if self.records is None else records.PROTO_KIND
         # (wait, block, cpu) us of handler work per message; none: the field is left out, as before it existed
         wait_us, block_us, cpu_us = work
         self.work = lab_pb2.Work(wait_us=wait_us, block_us=block_us, cpu_us=cpu_us) if any(work) else None
@@ -78,17 +87,31 @@ class Workload:
     def request_fields(self) -> dict:
         """The lab's fields of every request message (what the server reads to build and check its reply, and the
         work its handler does for the message)."""
-        fields = {
-            "payload": payloads.encode(self.raw, self.level),  # compressed per message: real client CPU
-            "payload_gzip_level": self.level,
-            "response_size": self.size,
-            "response_kind": self.kind,
-        }
+        if self.records is not None:
+            fields = {"response_size": self.size, "response_kind": self.kind}
+            if self.records.count:  # copied into each request message, encoded per message
+                fields["records"] = self.records.message
+        else:
+            fields = {
+                "payload": payloads.encode(self.raw, self.level),  # compressed per message: real client CPU
+                "payload_gzip_level": self.level,
+                "response_size": self.size,
+                "response_kind": self.kind,
+            }
         if self.work is not None:
             fields["work"] = self.work
         return fields
 
-    def _check(self, reply) -> None:
+    def check(self, reply) -> None:
+        """ReplyMismatch unless ``reply`` carries the payload asked for (bytes size and level, or records)."""
+        if self.records is not None:
+            got = reply.records.records
+            if reply.payload or len(got) != self.records.count or (got and got[-1] != self.records.last):
+                raise ReplyMismatch(
+                    f"reply with {len(got)} records and {len(reply.payload)} B of payload, "
+                    f"asked {self.records.count} records ({self.records.size} B) and no payload"
+                )
+            return
         try:
             body = payloads.decode(reply.payload, reply.payload_gzip_level)
         except payloads.PayloadError as exc:
@@ -111,7 +134,7 @@ class Workload:
         """One RPC; raises grpc.aio.AioRpcError or ReplyMismatch on failure."""
         if self.rpc == "unary":
             reply = await stub.SayHello(greet_pb2.HelloRequest(name="lab", **self.request_fields()), timeout=timeout)
-            self._check(reply)
+            self.check(reply)
             return None
         if self.rpc == "server_stream":
             return await self._server_stream(stub, timeout)
@@ -134,7 +157,7 @@ class Workload:
             else:
                 gaps.append(now - last)
             last = now
-            self._check(reply)
+            self.check(reply)
             count += 1
         if count != self.messages:
             raise ReplyMismatch(f"{count} stream messages, asked {self.messages}")
@@ -146,7 +169,7 @@ class Workload:
             await call.write(sum_stream_pb2.NumberRequest(number=i, **self.request_fields()))
         await call.done_writing()
         reply = await call
-        self._check(reply)
+        self.check(reply)
         expected = self.messages * (self.messages - 1) // 2
         if reply.sum != expected:
             raise ReplyMismatch(f"sum {reply.sum}, expected {expected}")
@@ -163,7 +186,7 @@ class Workload:
             if reply is grpc.aio.EOF:
                 raise ReplyMismatch(f"stream ended after {i} of {self.messages} replies")
             rtts.append(time.monotonic_ns() - sent)
-            self._check(reply)
+            self.check(reply)
         await call.done_writing()
         # Reading past the last reply yields EOF on an OK status and raises AioRpcError otherwise.
         if await call.read() is not grpc.aio.EOF:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-PACKAGES = ("grpcio", "protobuf", "grpcio-tools", "hdrhistogram", "pandas", "pyarrow")
+PACKAGES = ("grpcio", "protobuf", "grpcio-tools", "hdrhistogram", "pandas", "pyarrow", "uvloop")
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -46,6 +46,14 @@ def versions() -> dict[str, str | None]:
     return found
 
 
+def protobuf_runtime() -> str | None:
+    """The protobuf runtime (upb, cpp, python) of this interpreter, which the servers and the Python
+    generator run with too (their ready line reports theirs: servers.serve.protobuf_runtime)."""
+    from servers.serve import protobuf_runtime as runtime
+
+    return runtime()
+
+
 def ghz_version() -> str | None:
     from ..load.ghz import find_ghz
     from ..load.ghz import ghz_version as version
@@ -64,5 +72,6 @@ def describe() -> dict:
         "os": platform.platform(),
         "python_executable": sys.executable,
         "versions": versions(),
+        "protobuf_runtime": protobuf_runtime(),
         "git": git_state(),
     }

@@ -59,6 +59,8 @@ class Environment:
     versions: dict[str, str | None] = field(default_factory=dict)  # package -> version (python, grpcio, ...)
     git: GitState = GitState()
     ghz: str | None = None  # ghz's version, None: not installed
+    # the protobuf runtime that encodes and decodes messages: "upb", "cpp" or "python" (None: not recorded)
+    protobuf_runtime: str | None = None
 
 
 @dataclass(frozen=True)

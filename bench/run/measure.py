@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -64,6 +64,10 @@ def server_args(cell: Cell, certs_dir: Path) -> list[str]:
     if cell.tls != "off":
         args += ["--tls", str(certs_dir)] + (["--mtls"] if cell.tls == "mtls" else [])
     args += Compression.parse(cell.compression).server_args()
+    if cell.server_options != "default":
+        args += ["--options", cell.server_options]
+    if cell.event_loop == "uvloop" and cell.impl == "aio":
+        args.append("--uvloop")
     return args
 
 
@@ -96,6 +100,30 @@ def go_warning(cells: Iterable[Cell]) -> str | None:
     return f"{len(keys)} go cells will fail ({go_server.missing_text()}); the other cells run"
 
 
+def client_notes(cell: Cell) -> list[str]:
+    """What the client-side and options axes did in this cell (bench.spec.cell CLIENT_RULES), for the row."""
+    notes = []
+    if cell.event_loop == "uvloop":
+        ends = ["server"] if cell.impl == "aio" else []
+        ends += ["client"] if cell.loadgen == "python" and cell.client == "aio" else []
+        notes.append(f"uvloop: {ends[0]} only (the other end runs no asyncio loop)" if len(ends) == 1 else "")
+    if cell.channel == "per-call":
+        notes.append(
+            "per-call: a channel per RPC, opened and closed inside each call's latency; wire bytes not measured "
+            "(the server's connections close within the window, and only open ones can be read)"
+        )
+    if cell.loadgen == "ghz":
+        if cell.channel_options == "keepalive":
+            notes.append("ghz: keepalive time only (--keepalive); timeout and permit-without-calls are grpc-go's")
+    if cell.impl == "go" and cell.server_options != "default":
+        from servers.go_server import option_flags
+
+        missing = option_flags(cell.server_options)[1]
+        if missing:
+            notes.append(f"go server: no grpc-go equivalent of {', '.join(missing)} (not applied)")
+    return [note for note in notes if note]
+
+
 def _sleep_until(moment: float) -> None:
     delay = moment - time.monotonic()
     if delay > 0:
@@ -125,7 +153,7 @@ def measure(cell: Cell, repetition: int, order: int, ctx: Context) -> dict:
         server_cpus=",".join(map(str, where.server_cpus)),
         loadgen_cpus=",".join(map(str, where.loadgen_cpus)),
     )
-    notes = impl_notes(cell)
+    notes = impl_notes(cell) + client_notes(cell)
     missing = missing_server(cell, ctx.server)
     if missing:
         row.update(failed=True, error=missing, notes="; ".join(notes))
@@ -165,6 +193,8 @@ def measure(cell: Cell, repetition: int, order: int, ctx: Context) -> dict:
         return row
     if server_exit != 0:
         notes.append(f"server exited with code {server_exit}")
+    if cell.channel == "per-call":
+        before = replace(before, tx_bytes=None, rx_bytes=None)  # see client_notes: not measurable
     fill_metrics(row, result, before, after, cpus, notes)
     floor_note = ctx.calibration.floor_note(cell.loadgen, row["lat_p50_ms"]) if ctx.calibration else None
     if floor_note:
@@ -203,6 +233,8 @@ def fill_metrics(
     call = histogram.summary_ms(result.hists["call"])
     for stat in ("mean", "p50", "p90", "p99", "p999", "max"):
         row[f"lat_{stat}_ms"] = call[stat]
+    if result.time_to_first_rpc_ms is not None:
+        row["time_to_first_rpc_ms"] = result.time_to_first_rpc_ms
     msg = histogram.summary_ms(result.hists["msg"])
     first = histogram.summary_ms(result.hists["first"])
     row.update(
@@ -223,7 +255,9 @@ def fill_metrics(
         loadgen_cpu_us_per_rpc=per_rpc(result.cpu_s * 1e6),
         server_rss_mb=after.rss_bytes / 2**20,
     )
-    if before.tx_bytes is None or after.tx_bytes is None:
+    if row.get("channel") == "per-call":
+        pass  # said in the notes already (client_notes)
+    elif before.tx_bytes is None or after.tx_bytes is None:
         notes.append("wire bytes unavailable (sock_diag could not read the server's TCP counters)")
     else:
         tx = (after.tx_bytes - before.tx_bytes) * wire_scale

@@ -28,7 +28,7 @@ class Cell:
     workers: int  # sync thread-pool size; 0 for aio and go (they have no pool to size)
     processes: int  # server processes sharing one port
     payload_size: int  # bytes of request and reply payload, uncompressed
-    payload_kind: str  # "random" | "text" | "zeros"
+    payload_kind: str  # "random" | "text" | "zeros" | "records" (lab.Records, servers/records.py)
     compression: str  # "none" | "grpc-gzip" | "grpc-deflate" | "app-gzip-1" ... "app-gzip-9" (bench.spec.compression)
     tls: str  # "off" | "on" | "mtls"
     concurrency: int  # RPCs in flight (closed loop) / cap on in-flight RPCs (open loop)
@@ -43,6 +43,12 @@ class Cell:
     handler_wait_ms: float = 0.0  # a wait the handler yields during (a database call)
     handler_block_ms: float = 0.0  # a blocking call that does not yield (holds aio's event loop)
     handler_cpu_us: int = 0  # pure-Python CPU work holding the GIL
+    # The Python generator's client side (issue 18), later axes, format 2; see CLIENT_RULES below.
+    client: str = "aio"  # "aio" | "sync-threads" | "sync-future": the gRPC Python client API the load goes through
+    channel: str = "reuse"  # "reuse": channels open for the whole cell | "per-call": a new channel for every RPC
+    channel_options: str = "default"  # a client channel options preset (servers.config.CHANNEL_PRESETS)
+    server_options: str = "default"  # a server options preset (servers.config.SERVER_PRESETS, max-streams-N)
+    event_loop: str = "asyncio"  # "asyncio" | "uvloop": the loop of the aio server and of the aio client
 
     def key(self) -> str:
         """Stable, unique, human-readable id.
@@ -102,17 +108,30 @@ AXES: tuple[str, ...] = tuple(f.name for f in fields(Cell))
 # Axes added after results format 1 (grpclab.cell/1), in the order they were added. Rows and keys
 # written before an axis existed mean its DEFAULTS value (Cell.from_dict, Cell.key,
 # bench.analysis.schema.complete). A new axis goes at the end of Cell, gets a default, and is listed here.
-LATER_AXES: tuple[str, ...] = ("link", "handler_wait_ms", "handler_block_ms", "handler_cpu_us")
+LATER_AXES: tuple[str, ...] = (
+    "link",
+    "handler_wait_ms",
+    "handler_block_ms",
+    "handler_cpu_us",
+    "client",
+    "channel",
+    "channel_options",
+    "server_options",
+    "event_loop",
+)
 
 ALLOWED: dict[str, tuple[str, ...]] = {
     "impl": ("sync", "aio", "go"),
     "rpc": ("unary", "server_stream", "client_stream", "bidi"),
-    "payload_kind": ("random", "text", "zeros"),
+    "payload_kind": ("random", "text", "zeros", "records"),
     "compression": compression.VALUES,
     "tls": ("off", "on", "mtls"),
     "mode": ("closed", "open"),
     "arrival": ("constant", "poisson"),
     "loadgen": ("python", "ghz"),
+    "client": ("aio", "sync-threads", "sync-future"),
+    "channel": ("reuse", "per-call"),
+    "event_loop": ("asyncio", "uvloop"),
 }
 
 # Value of an axis that a spec does not list.
@@ -136,7 +155,30 @@ DEFAULTS: dict[str, object] = {
     "handler_wait_ms": 0.0,
     "handler_block_ms": 0.0,
     "handler_cpu_us": 0,
+    "client": "aio",
+    "channel": "reuse",
+    "channel_options": "default",
+    "server_options": "default",
+    "event_loop": "asyncio",
 }
+
+CLIENT_RULES = """How the client-side axes combine with the others (normalize, check_cell):
+
+* ghz is its own client (grpc-go, one channel per connection for the whole cell): in a ghz cell `client`
+  and `channel` take their defaults, as aio's `workers` does (ghz cells with other values are the same
+  cell), and `event_loop` applies to the aio server only. `channel_options` applies where ghz has a flag
+  (keepalive: --keepalive; the row notes what it leaves out), `server_options` always.
+* `channel = "per-call"` opens a channel (TCP connection, HTTP/2 setup, TLS handshake) for every RPC and
+  closes it after: `connections` does not apply and is 1.
+* `event_loop` applies to each end that runs an asyncio loop: the aio server and the aio client. A cell with
+  neither (a sync server driven by a sync client or ghz) has `asyncio`.
+* `channel_options = "single-threaded-unary-stream"` is read by grpcio's sync channel for unary-stream calls
+  only: elsewhere it is `default`.
+* Spec errors: `client = "sync-future"` with `rpc` server_stream or bidi (grpcio has .future() only on
+  unary-unary and stream-unary callables); `payload_kind = "records"` with `app-gzip-N` (app-level gzip
+  compresses the bytes payload, which records cells leave empty; grpc-gzip compresses whole messages and
+  does apply).
+"""
 
 # The servers accept 64 MiB messages; 16 MiB leaves room for framing and for
 # app-gzip growing incompressible payloads, and is already far past typical RPCs.
@@ -249,6 +291,19 @@ def _handler_cpu_us(value: object, path: str) -> int:
     return value
 
 
+def _preset(kind: str) -> Callable[[object, str], str]:
+    def parse(value: object, path: str) -> str:
+        from servers import config  # the presets are defined once, with the servers
+
+        try:
+            (config.channel_preset if kind == "channel" else config.server_preset)(value)
+        except ValueError as exc:
+            raise SpecError(f"{path}: {exc}") from None
+        return value
+
+    return parse
+
+
 def _rate(value: object, path: str) -> float:
     if not is_number(value) or value < 0:
         raise SpecError(f"{path}: expected a number >= 0 (RPC/s), got {show(value)}")
@@ -267,6 +322,8 @@ AXIS_PARSERS: dict[str, Callable[[object, str], object]] = {axis: _choice(axis) 
     "handler_wait_ms": _handler_ms,
     "handler_block_ms": _handler_ms,
     "handler_cpu_us": _handler_cpu_us,
+    "channel_options": _preset("channel"),
+    "server_options": _preset("server"),
 }
 
 
@@ -308,7 +365,34 @@ def check_combination(values: Mapping[str, object], path: str) -> None:
 def normalize(values: dict[str, object]) -> Cell:
     """Fix fields a cell ignores, so cells that would measure the same thing compare equal."""
     fixed = {axis: value for axis, (_, _, value) in INAPPLICABLE.items() if not applies(axis, values)}
-    return Cell(**(values | fixed))
+    values = values | fixed
+    # The client-side axes (CLIENT_RULES); a row written before they existed has their defaults.
+    values = {**{axis: DEFAULTS[axis] for axis in LATER_AXES if axis not in values}, **values}
+    if values["loadgen"] == "ghz":
+        values = values | {"client": DEFAULTS["client"], "channel": DEFAULTS["channel"]}
+    if values["channel"] == "per-call":
+        values = values | {"connections": 1}
+    if values["impl"] != "aio" and not (values["loadgen"] == "python" and values["client"] == "aio"):
+        values = values | {"event_loop": DEFAULTS["event_loop"]}
+    if values["channel_options"] == "single-threaded-unary-stream" and not (
+        values["loadgen"] == "python" and values["client"] != "aio" and values["rpc"] == "server_stream"
+    ):
+        values = values | {"channel_options": DEFAULTS["channel_options"]}
+    return Cell(**values)
+
+
+def check_cell(cell: Cell, path: str) -> None:
+    """SpecError for a cell no generator can run as asked (CLIENT_RULES); ``path``: where the spec made it."""
+    if cell.client == "sync-future" and cell.rpc in ("server_stream", "bidi"):
+        raise SpecError(
+            f"{path}: client 'sync-future' cannot make {cell.rpc} calls: grpcio has .future() only for unary and "
+            'client_stream (exclude them: [[exclude]] client = "sync-future", rpc = ["server_stream", "bidi"])'
+        )
+    if cell.payload_kind == "records" and compression.Compression.parse(cell.compression).is_app_gzip:
+        raise SpecError(
+            f"{path}: payload_kind 'records' with {cell.compression}: app-level gzip compresses the bytes payload, "
+            "which records cells leave empty; use none, grpc-gzip or grpc-deflate for records"
+        )
 
 
 def check_keys(table: dict, allowed: Iterable[str], prefix: str, what: str = "key") -> None:

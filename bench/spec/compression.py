@@ -84,9 +84,12 @@ def _parse(value: str) -> Compression:
 
 @functools.lru_cache(maxsize=64)
 def _payload_ratio(level: int, payload_kind: str, payload_size: int) -> float:
-    from servers import payloads
+    from servers import payloads, records
 
-    raw = payloads.make(payload_kind, payload_size)
+    if payload_kind == records.KIND:  # the serialized Records message is what gRPC's gzip compresses
+        raw = records.build(payload_size).message.SerializeToString()
+    else:
+        raw = payloads.make(payload_kind, payload_size)
     if not raw or not level:
         return 1.0
     return len(raw) / len(payloads.encode(raw, level))

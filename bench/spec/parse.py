@@ -21,6 +21,7 @@ from .cell import (
     DEFAULTS,
     Cell,
     SpecError,
+    check_cell,
     check_combination,
     check_keys,
     fmt_number,
@@ -136,6 +137,7 @@ def parse_spec(data: dict, path: str | None = None) -> Spec:
     cells = [cell for cell in product if not any(matches(cell, table) for table in excludes)]
     for cell in cells:  # after the excludes, which may remove an impossible combination
         check_combination(cell.to_dict(), "axes")
+        check_cell(cell, "axes")
 
     for i, table in enumerate(_tables(data, "include")):
         where = f"include[{i}]"
@@ -148,7 +150,9 @@ def parse_spec(data: dict, path: str | None = None) -> Spec:
             raise SpecError(f"include[{i}].rate: open mode needs rate > 0, got {fmt_number(bad_rate)}{how}")
         for combo in _product(values, where):
             check_combination(combo, where)
-            cells.append(normalize(combo))
+            cell = normalize(combo)
+            check_cell(cell, where)
+            cells.append(cell)
 
     unique = tuple(dict.fromkeys(cells))
     if not unique:

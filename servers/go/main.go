@@ -28,6 +28,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
 	"grpclab/servers/go/gen/chatpb"
@@ -49,6 +50,14 @@ type config struct {
 	maxConcurrentRPCs int
 	grace             time.Duration
 	textCorpus        string
+	// The server options preset `grpclab serve --options` named (reported on the ready line), translated by
+	// servers/go_server.py into the flags below for the gRPC core arguments grpc-go has an equivalent of.
+	optionsPreset        string
+	maxConcurrentStreams int           // grpc.max_concurrent_streams (0: grpc-go's default, unlimited)
+	keepaliveTime        time.Duration // grpc.keepalive_time_ms (0: grpc-go's default, 2 h)
+	keepaliveTimeout     time.Duration // grpc.keepalive_timeout_ms (0: grpc-go's default, 20 s)
+	keepaliveMinTime     time.Duration // grpc.http2.min_recv_ping_interval_without_data_ms (0: default, 5 min)
+	permitWithoutStream  bool          // grpc.keepalive_permit_without_calls
 }
 
 // usageError is a bad flag, file or address: one line on stderr and exit 2, as `grpclab serve` does.
@@ -72,6 +81,13 @@ func parseFlags(args []string) (config, bool, error) {
 	fs.IntVar(&c.maxConcurrentRPCs, "max-concurrent-rpcs", 0, "RPCs in flight beyond this get RESOURCE_EXHAUSTED (0: no limit)")
 	fs.Float64Var(&grace, "grace", 2.0, "seconds open RPCs get after SIGTERM/SIGINT")
 	fs.StringVar(&c.textCorpus, "text-corpus", "", "the Python lab's text payload, 32 MiB (grpclab serve writes it)")
+	fs.StringVar(&c.optionsPreset, "options-preset", "default", "the server options preset these flags come from")
+	fs.IntVar(&c.maxConcurrentStreams, "max-concurrent-streams", 0, "HTTP/2 streams in flight per connection (0: no limit)")
+	var keepaliveMs, keepaliveTimeoutMs, keepaliveMinMs int
+	fs.IntVar(&keepaliveMs, "keepalive-time-ms", 0, "ping an idle connection after this long (0: grpc-go's default)")
+	fs.IntVar(&keepaliveTimeoutMs, "keepalive-timeout-ms", 0, "close it when a ping is not answered in time (0: default)")
+	fs.IntVar(&keepaliveMinMs, "keepalive-min-time-ms", 0, "accept client pings this often (0: grpc-go's default)")
+	fs.BoolVar(&c.permitWithoutStream, "keepalive-permit-without-stream", false, "accept client pings without calls")
 	version := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return c, false, usagef("%v", err)
@@ -101,11 +117,42 @@ func parseFlags(args []string) (config, bool, error) {
 	if grace < 0 {
 		return c, false, usagef("--grace: must be >= 0, got %g", grace)
 	}
+	for _, v := range []struct {
+		flag  string
+		value int
+	}{
+		{"--max-concurrent-streams", c.maxConcurrentStreams}, {"--keepalive-time-ms", keepaliveMs},
+		{"--keepalive-timeout-ms", keepaliveTimeoutMs}, {"--keepalive-min-time-ms", keepaliveMinMs},
+	} {
+		if v.value < 0 {
+			return c, false, usagef("%s: must be >= 0, got %d", v.flag, v.value)
+		}
+	}
+	c.keepaliveTime = time.Duration(keepaliveMs) * time.Millisecond
+	c.keepaliveTimeout = time.Duration(keepaliveTimeoutMs) * time.Millisecond
+	c.keepaliveMinTime = time.Duration(keepaliveMinMs) * time.Millisecond
 	if c.mtls && c.tlsDir == "" {
 		return c, false, usagef("--mtls: needs --tls DIR (the server certificate and the CA that signs client certs)")
 	}
 	c.grace = time.Duration(grace * float64(time.Second))
 	return c, false, nil
+}
+
+// presetOptions are the server options preset's settings, where it set any (servers/config.py SERVER_PRESETS).
+func presetOptions(c config) []grpc.ServerOption {
+	var options []grpc.ServerOption
+	if c.maxConcurrentStreams > 0 {
+		options = append(options, grpc.MaxConcurrentStreams(uint32(c.maxConcurrentStreams)))
+	}
+	if c.keepaliveTime > 0 || c.keepaliveTimeout > 0 {
+		options = append(options, grpc.KeepaliveParams(keepalive.ServerParameters{Time: c.keepaliveTime, Timeout: c.keepaliveTimeout}))
+	}
+	if c.keepaliveMinTime > 0 || c.permitWithoutStream {
+		options = append(options, grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+			MinTime: c.keepaliveMinTime, PermitWithoutStream: c.permitWithoutStream,
+		}))
+	}
+	return options
 }
 
 func transportCredentials(c config) (credentials.TransportCredentials, error) {
@@ -151,6 +198,7 @@ type readyLine struct {
 	Compression    string `json:"compression"`
 	Workers        *int   `json:"workers"` // null: no thread pool to size (goroutine per RPC)
 	Processes      int    `json:"processes"`
+	Options        string `json:"options"`
 	GrpcGo         string `json:"grpc_go"`
 	Go             string `json:"go"`
 	Gomaxprocs     int    `json:"gomaxprocs"` // the runtime's default: the CPUs this process may run on
@@ -179,6 +227,7 @@ func run(args []string) error {
 		hooks.sendCompressor = "gzip"
 	}
 	options := []grpc.ServerOption{grpc.MaxRecvMsgSize(c.maxMessageBytes), grpc.MaxSendMsgSize(c.maxMessageBytes)}
+	options = append(options, presetOptions(c)...)
 	if c.tlsDir != "" {
 		creds, err := transportCredentials(c)
 		if err != nil {
@@ -222,7 +271,7 @@ func run(args []string) error {
 	ready, _ := json.Marshal(readyLine{
 		Event: "ready", Impl: "go", Host: c.host, Port: listener.Addr().(*net.TCPAddr).Port,
 		Pid: pid, Pids: []int{pid}, TLS: c.tlsDir != "", MTLS: c.mtls, Compression: c.compression,
-		Processes: 1, GrpcGo: grpc.Version, Go: runtime.Version(), Gomaxprocs: runtime.GOMAXPROCS(0),
+		Processes: 1, Options: c.optionsPreset, GrpcGo: grpc.Version, Go: runtime.Version(), Gomaxprocs: runtime.GOMAXPROCS(0),
 		FaultsInjected: f.active,
 	})
 	if _, err := os.Stdout.Write(append(ready, '\n')); err != nil {

@@ -28,6 +28,7 @@ import (
 // lab is the state every service of one server shares.
 type lab struct {
 	bodies  *bodies
+	records recordCache
 	faults  *faults
 	hooks   *rpcHooks
 	started time.Time
@@ -44,6 +45,9 @@ func (l *lab) begin(ctx context.Context) error {
 	return nil
 }
 
+// recordsGzipMessage is servers/logic.py's RECORDS_GZIP_MESSAGE.
+const recordsGzipMessage = "response_kind RECORDS has no bytes payload to gzip: payload_gzip_level must be 0, got %d"
+
 func invalidArgument(err error) error {
 	return status.Error(codes.InvalidArgument, err.Error())
 }
@@ -56,15 +60,18 @@ func readPayload(data []byte, level uint32) error {
 	return nil
 }
 
-// replyPayload is the payload a call's replies carry, from the request's response_* fields.
+// replyPayload is the payload a call's replies carry, from the request's response_* fields: bytes, or
+// (response_kind RECORDS) a Records message.
 type replyPayload struct {
-	body  []byte
-	level uint32
+	body    []byte
+	level   uint32
+	records *labpb.Records // nil unless RECORDS with a size that holds a record
 }
 
 func (l *lab) replyPayload(size uint32, kind labpb.PayloadKind, level uint32) (replyPayload, error) {
 	switch kind {
-	case labpb.PayloadKind_PAYLOAD_KIND_ZEROS, labpb.PayloadKind_PAYLOAD_KIND_RANDOM, labpb.PayloadKind_PAYLOAD_KIND_TEXT:
+	case labpb.PayloadKind_PAYLOAD_KIND_ZEROS, labpb.PayloadKind_PAYLOAD_KIND_RANDOM, labpb.PayloadKind_PAYLOAD_KIND_TEXT,
+		labpb.PayloadKind_PAYLOAD_KIND_RECORDS:
 	default:
 		return replyPayload{}, status.Errorf(codes.InvalidArgument, "unknown response_kind %d", int32(kind))
 	}
@@ -73,6 +80,16 @@ func (l *lab) replyPayload(size uint32, kind labpb.PayloadKind, level uint32) (r
 	}
 	if err := checkLevel(level); err != nil {
 		return replyPayload{}, invalidArgument(err)
+	}
+	if kind == labpb.PayloadKind_PAYLOAD_KIND_RECORDS {
+		if level != 0 {
+			return replyPayload{}, status.Errorf(codes.InvalidArgument, recordsGzipMessage, level)
+		}
+		records := l.records.get(int(size))
+		if len(records.GetRecords()) == 0 {
+			records = nil // no record fits: the reply carries no lab field, as for size 0
+		}
+		return replyPayload{records: records}, nil
 	}
 	return replyPayload{body: l.bodies.get(kind, int(size)), level: level}, nil
 }
@@ -101,6 +118,7 @@ func (g *greeter) SayHello(ctx context.Context, req *greetpb.HelloRequest) (*gre
 	}
 	return &greetpb.HelloReply{
 		Message: "Hello, " + req.GetName() + "!", Payload: reply.next(), PayloadGzipLevel: reply.level,
+		Records: reply.records,
 	}, nil
 }
 
@@ -136,7 +154,7 @@ func (n *numberService) GetNumbers(req *numberstreampb.NumberRequest, stream num
 			}
 		}
 		if err := stream.Send(&numberstreampb.NumberResponse{
-			Number: i, Payload: reply.next(), PayloadGzipLevel: reply.level,
+			Number: i, Payload: reply.next(), PayloadGzipLevel: reply.level, Records: reply.records,
 		}); err != nil {
 			return err
 		}
@@ -186,7 +204,7 @@ func (s *sumService) CalculateSum(stream sumstreampb.SumService_CalculateSumServ
 		reply = &replyPayload{body: nil, level: 0}
 	}
 	return stream.SendAndClose(&sumstreampb.SumResponse{
-		Sum: int32(total), Payload: reply.next(), PayloadGzipLevel: reply.level,
+		Sum: int32(total), Payload: reply.next(), PayloadGzipLevel: reply.level, Records: reply.records,
 	})
 }
 
@@ -219,6 +237,7 @@ func (c *chatService) Chat(stream chatpb.ChatService_ChatServer) error {
 		}
 		if err := stream.Send(&chatpb.ChatResponse{
 			Message: "You said: " + req.GetMessage(), Payload: reply.next(), PayloadGzipLevel: reply.level,
+			Records: reply.records,
 		}); err != nil {
 			return err
 		}

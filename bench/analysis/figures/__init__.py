@@ -10,7 +10,8 @@ Reads only what bench.analysis.results returns; draws with matplotlib's object A
 
 The figures live in this package by kind: ``sweeps`` (payload size, compression, workers, processes,
 TLS), ``latency`` (open-loop rate sweep, percentile curves, streams), ``links`` (link rate), ``reference``
-(what Python costs against the grpc-go server) and ``handlers`` (the worker-count knee under handler work);
+(what Python costs against the grpc-go server), ``handlers`` (the worker-count knee under handler work) and
+``clients`` (client models, channel per call);
 ``select`` picks like-for-like rows, ``draw`` holds what every figure shares.
 """
 
@@ -22,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from ...run.manifest import Manifest
+from .clients import channels, clients
 from .draw import TITLES, Drawn, Skip, Skipped, footer_text
 from .handlers import handlers
 from .latency import knee, latency_percentiles, open_loop, streaming
@@ -56,6 +58,8 @@ FIGURES: tuple[tuple[str, Callable[[pd.DataFrame, Manifest, Path], Drawn]], ...]
     ("links", links),
     ("python_cost", python_cost),
     ("handlers", handlers),
+    ("clients", clients),
+    ("channels", channels),
 )
 
 

@@ -35,6 +35,8 @@ TITLES = {
     "links": "Throughput and latency against link rate, per compression",
     "python_cost": "What Python costs per RPC, against the grpc-go reference",
     "handlers": "The worker-count knee under waiting, blocking and CPU-bound handlers",
+    "clients": "Client models: the same load through grpc.aio, blocking stubs in threads and futures",
+    "channels": "A new channel per RPC against a reused channel, and the time to first RPC",
 }
 BARS = "Points: median over repetitions; error bars: min..max across repetitions"
 

@@ -32,7 +32,8 @@ type HelloRequest struct {
 	PayloadGzipLevel uint32                 `protobuf:"varint,3,opt,name=payload_gzip_level,json=payloadGzipLevel,proto3" json:"payload_gzip_level,omitempty"` // 0: raw; 1-9: app-level gzip at this zlib level (reply uses it too)
 	ResponseSize     uint32                 `protobuf:"varint,4,opt,name=response_size,json=responseSize,proto3" json:"response_size,omitempty"`               // uncompressed bytes of payload wanted in the reply
 	ResponseKind     labpb.PayloadKind      `protobuf:"varint,5,opt,name=response_kind,json=responseKind,proto3,enum=lab.PayloadKind" json:"response_kind,omitempty"`
-	Work             *labpb.Work            `protobuf:"bytes,6,opt,name=work,proto3" json:"work,omitempty"` // work the handler does for this message (lab.Work); unset: none
+	Work             *labpb.Work            `protobuf:"bytes,6,opt,name=work,proto3" json:"work,omitempty"`       // work the handler does for this message (lab.Work); unset: none
+	Records          *labpb.Records         `protobuf:"bytes,7,opt,name=records,proto3" json:"records,omitempty"` // payload_kind records: the request body (payload stays empty)
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -109,11 +110,19 @@ func (x *HelloRequest) GetWork() *labpb.Work {
 	return nil
 }
 
+func (x *HelloRequest) GetRecords() *labpb.Records {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
 type HelloReply struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
 	Message          string                 `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
 	Payload          []byte                 `protobuf:"bytes,2,opt,name=payload,proto3" json:"payload,omitempty"`
 	PayloadGzipLevel uint32                 `protobuf:"varint,3,opt,name=payload_gzip_level,json=payloadGzipLevel,proto3" json:"payload_gzip_level,omitempty"`
+	Records          *labpb.Records         `protobuf:"bytes,4,opt,name=records,proto3" json:"records,omitempty"` // response_kind RECORDS: the reply body (payload stays empty)
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -169,23 +178,32 @@ func (x *HelloReply) GetPayloadGzipLevel() uint32 {
 	return 0
 }
 
+func (x *HelloReply) GetRecords() *labpb.Records {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
 var File_greet_proto protoreflect.FileDescriptor
 
 const file_greet_proto_rawDesc = "" +
 	"\n" +
-	"\vgreet.proto\x12\x05greet\x1a\tlab.proto\"\xe5\x01\n" +
+	"\vgreet.proto\x12\x05greet\x1a\tlab.proto\"\x8d\x02\n" +
 	"\fHelloRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\apayload\x18\x02 \x01(\fR\apayload\x12,\n" +
 	"\x12payload_gzip_level\x18\x03 \x01(\rR\x10payloadGzipLevel\x12#\n" +
 	"\rresponse_size\x18\x04 \x01(\rR\fresponseSize\x125\n" +
 	"\rresponse_kind\x18\x05 \x01(\x0e2\x10.lab.PayloadKindR\fresponseKind\x12\x1d\n" +
-	"\x04work\x18\x06 \x01(\v2\t.lab.WorkR\x04work\"n\n" +
+	"\x04work\x18\x06 \x01(\v2\t.lab.WorkR\x04work\x12&\n" +
+	"\arecords\x18\a \x01(\v2\f.lab.RecordsR\arecords\"\x96\x01\n" +
 	"\n" +
 	"HelloReply\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x18\n" +
 	"\apayload\x18\x02 \x01(\fR\apayload\x12,\n" +
-	"\x12payload_gzip_level\x18\x03 \x01(\rR\x10payloadGzipLevel2=\n" +
+	"\x12payload_gzip_level\x18\x03 \x01(\rR\x10payloadGzipLevel\x12&\n" +
+	"\arecords\x18\x04 \x01(\v2\f.lab.RecordsR\arecords2=\n" +
 	"\aGreeter\x122\n" +
 	"\bSayHello\x12\x13.greet.HelloRequest\x1a\x11.greet.HelloReplyb\x06proto3"
 
@@ -207,17 +225,20 @@ var file_greet_proto_goTypes = []any{
 	(*HelloReply)(nil),     // 1: greet.HelloReply
 	(labpb.PayloadKind)(0), // 2: lab.PayloadKind
 	(*labpb.Work)(nil),     // 3: lab.Work
+	(*labpb.Records)(nil),  // 4: lab.Records
 }
 var file_greet_proto_depIdxs = []int32{
 	2, // 0: greet.HelloRequest.response_kind:type_name -> lab.PayloadKind
 	3, // 1: greet.HelloRequest.work:type_name -> lab.Work
-	0, // 2: greet.Greeter.SayHello:input_type -> greet.HelloRequest
-	1, // 3: greet.Greeter.SayHello:output_type -> greet.HelloReply
-	3, // [3:4] is the sub-list for method output_type
-	2, // [2:3] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	4, // 2: greet.HelloRequest.records:type_name -> lab.Records
+	4, // 3: greet.HelloReply.records:type_name -> lab.Records
+	0, // 4: greet.Greeter.SayHello:input_type -> greet.HelloRequest
+	1, // 5: greet.Greeter.SayHello:output_type -> greet.HelloReply
+	5, // [5:6] is the sub-list for method output_type
+	4, // [4:5] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_greet_proto_init() }

@@ -32,6 +32,10 @@ const (
 	PayloadKind_PAYLOAD_KIND_ZEROS  PayloadKind = 0 // all zero bytes: compresses almost to nothing
 	PayloadKind_PAYLOAD_KIND_RANDOM PayloadKind = 1 // incompressible
 	PayloadKind_PAYLOAD_KIND_TEXT   PayloadKind = 2 // JSON-like records: a realistic compressible body
+	// Structured: the message's `records` field (Records) instead of bytes; response_size is its
+	// serialized size, about (servers/records.py). The bytes payload stays empty, so app-level gzip
+	// (payload_gzip_level) does not apply to it.
+	PayloadKind_PAYLOAD_KIND_RECORDS PayloadKind = 3
 )
 
 // Enum value maps for PayloadKind.
@@ -40,11 +44,13 @@ var (
 		0: "PAYLOAD_KIND_ZEROS",
 		1: "PAYLOAD_KIND_RANDOM",
 		2: "PAYLOAD_KIND_TEXT",
+		3: "PAYLOAD_KIND_RECORDS",
 	}
 	PayloadKind_value = map[string]int32{
-		"PAYLOAD_KIND_ZEROS":  0,
-		"PAYLOAD_KIND_RANDOM": 1,
-		"PAYLOAD_KIND_TEXT":   2,
+		"PAYLOAD_KIND_ZEROS":   0,
+		"PAYLOAD_KIND_RANDOM":  1,
+		"PAYLOAD_KIND_TEXT":    2,
+		"PAYLOAD_KIND_RECORDS": 3,
 	}
 )
 
@@ -75,6 +81,269 @@ func (PayloadKind) EnumDescriptor() ([]byte, []int) {
 	return file_lab_proto_rawDescGZIP(), []int{0}
 }
 
+// One structured record of typed fields, as an API object would carry: protobuf encodes and decodes it
+// field by field (varints, zigzag, doubles, strings, a nested message, a map), unlike a bytes payload.
+// Its content is a deterministic function of its index, the same in the Python and Go servers.
+type Record struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	User          string                 `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	Email         string                 `protobuf:"bytes,3,opt,name=email,proto3" json:"email,omitempty"`
+	Active        bool                   `protobuf:"varint,4,opt,name=active,proto3" json:"active,omitempty"`
+	Score         float64                `protobuf:"fixed64,5,opt,name=score,proto3" json:"score,omitempty"`
+	Age           int32                  `protobuf:"varint,6,opt,name=age,proto3" json:"age,omitempty"`
+	CreatedAtMs   uint64                 `protobuf:"varint,7,opt,name=created_at_ms,json=createdAtMs,proto3" json:"created_at_ms,omitempty"`
+	BalanceCents  int64                  `protobuf:"zigzag64,8,opt,name=balance_cents,json=balanceCents,proto3" json:"balance_cents,omitempty"`
+	Ratio         float32                `protobuf:"fixed32,9,opt,name=ratio,proto3" json:"ratio,omitempty"`
+	Tags          []string               `protobuf:"bytes,10,rep,name=tags,proto3" json:"tags,omitempty"`
+	Counts        []int64                `protobuf:"varint,11,rep,packed,name=counts,proto3" json:"counts,omitempty"`
+	Address       *Address               `protobuf:"bytes,12,opt,name=address,proto3" json:"address,omitempty"`
+	Attributes    map[string]string      `protobuf:"bytes,13,rep,name=attributes,proto3" json:"attributes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Record) Reset() {
+	*x = Record{}
+	mi := &file_lab_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Record) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Record) ProtoMessage() {}
+
+func (x *Record) ProtoReflect() protoreflect.Message {
+	mi := &file_lab_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Record.ProtoReflect.Descriptor instead.
+func (*Record) Descriptor() ([]byte, []int) {
+	return file_lab_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *Record) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *Record) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *Record) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *Record) GetActive() bool {
+	if x != nil {
+		return x.Active
+	}
+	return false
+}
+
+func (x *Record) GetScore() float64 {
+	if x != nil {
+		return x.Score
+	}
+	return 0
+}
+
+func (x *Record) GetAge() int32 {
+	if x != nil {
+		return x.Age
+	}
+	return 0
+}
+
+func (x *Record) GetCreatedAtMs() uint64 {
+	if x != nil {
+		return x.CreatedAtMs
+	}
+	return 0
+}
+
+func (x *Record) GetBalanceCents() int64 {
+	if x != nil {
+		return x.BalanceCents
+	}
+	return 0
+}
+
+func (x *Record) GetRatio() float32 {
+	if x != nil {
+		return x.Ratio
+	}
+	return 0
+}
+
+func (x *Record) GetTags() []string {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
+}
+
+func (x *Record) GetCounts() []int64 {
+	if x != nil {
+		return x.Counts
+	}
+	return nil
+}
+
+func (x *Record) GetAddress() *Address {
+	if x != nil {
+		return x.Address
+	}
+	return nil
+}
+
+func (x *Record) GetAttributes() map[string]string {
+	if x != nil {
+		return x.Attributes
+	}
+	return nil
+}
+
+type Address struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Street        string                 `protobuf:"bytes,1,opt,name=street,proto3" json:"street,omitempty"`
+	City          string                 `protobuf:"bytes,2,opt,name=city,proto3" json:"city,omitempty"`
+	Postcode      string                 `protobuf:"bytes,3,opt,name=postcode,proto3" json:"postcode,omitempty"`
+	Latitude      float64                `protobuf:"fixed64,4,opt,name=latitude,proto3" json:"latitude,omitempty"`
+	Longitude     float64                `protobuf:"fixed64,5,opt,name=longitude,proto3" json:"longitude,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Address) Reset() {
+	*x = Address{}
+	mi := &file_lab_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Address) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Address) ProtoMessage() {}
+
+func (x *Address) ProtoReflect() protoreflect.Message {
+	mi := &file_lab_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Address.ProtoReflect.Descriptor instead.
+func (*Address) Descriptor() ([]byte, []int) {
+	return file_lab_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Address) GetStreet() string {
+	if x != nil {
+		return x.Street
+	}
+	return ""
+}
+
+func (x *Address) GetCity() string {
+	if x != nil {
+		return x.City
+	}
+	return ""
+}
+
+func (x *Address) GetPostcode() string {
+	if x != nil {
+		return x.Postcode
+	}
+	return ""
+}
+
+func (x *Address) GetLatitude() float64 {
+	if x != nil {
+		return x.Latitude
+	}
+	return 0
+}
+
+func (x *Address) GetLongitude() float64 {
+	if x != nil {
+		return x.Longitude
+	}
+	return 0
+}
+
+type Records struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Records       []*Record              `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Records) Reset() {
+	*x = Records{}
+	mi := &file_lab_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Records) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Records) ProtoMessage() {}
+
+func (x *Records) ProtoReflect() protoreflect.Message {
+	mi := &file_lab_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Records.ProtoReflect.Descriptor instead.
+func (*Records) Descriptor() ([]byte, []int) {
+	return file_lab_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Records) GetRecords() []*Record {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
 // Work a handler does before answering each request message it gets (each reply of a server stream, each
 // received message of a client stream or bidi stream): the lab's handler_* axes. All zero, or the field not
 // set (a tutorial client), is no work. Beyond 10 s of wait or block, or 1 s of CPU, per message: INVALID_ARGUMENT.
@@ -89,7 +358,7 @@ type Work struct {
 
 func (x *Work) Reset() {
 	*x = Work{}
-	mi := &file_lab_proto_msgTypes[0]
+	mi := &file_lab_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -101,7 +370,7 @@ func (x *Work) String() string {
 func (*Work) ProtoMessage() {}
 
 func (x *Work) ProtoReflect() protoreflect.Message {
-	mi := &file_lab_proto_msgTypes[0]
+	mi := &file_lab_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -114,7 +383,7 @@ func (x *Work) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Work.ProtoReflect.Descriptor instead.
 func (*Work) Descriptor() ([]byte, []int) {
-	return file_lab_proto_rawDescGZIP(), []int{0}
+	return file_lab_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Work) GetWaitUs() uint32 {
@@ -146,7 +415,7 @@ type StatsRequest struct {
 
 func (x *StatsRequest) Reset() {
 	*x = StatsRequest{}
-	mi := &file_lab_proto_msgTypes[1]
+	mi := &file_lab_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -158,7 +427,7 @@ func (x *StatsRequest) String() string {
 func (*StatsRequest) ProtoMessage() {}
 
 func (x *StatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lab_proto_msgTypes[1]
+	mi := &file_lab_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -171,7 +440,7 @@ func (x *StatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
 func (*StatsRequest) Descriptor() ([]byte, []int) {
-	return file_lab_proto_rawDescGZIP(), []int{1}
+	return file_lab_proto_rawDescGZIP(), []int{4}
 }
 
 type ResetRequest struct {
@@ -182,7 +451,7 @@ type ResetRequest struct {
 
 func (x *ResetRequest) Reset() {
 	*x = ResetRequest{}
-	mi := &file_lab_proto_msgTypes[2]
+	mi := &file_lab_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -194,7 +463,7 @@ func (x *ResetRequest) String() string {
 func (*ResetRequest) ProtoMessage() {}
 
 func (x *ResetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lab_proto_msgTypes[2]
+	mi := &file_lab_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -207,7 +476,7 @@ func (x *ResetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetRequest.ProtoReflect.Descriptor instead.
 func (*ResetRequest) Descriptor() ([]byte, []int) {
-	return file_lab_proto_rawDescGZIP(), []int{2}
+	return file_lab_proto_rawDescGZIP(), []int{5}
 }
 
 // Counters of the one server process that answered (with --processes N each
@@ -232,7 +501,7 @@ type StatsReply struct {
 
 func (x *StatsReply) Reset() {
 	*x = StatsReply{}
-	mi := &file_lab_proto_msgTypes[3]
+	mi := &file_lab_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -244,7 +513,7 @@ func (x *StatsReply) String() string {
 func (*StatsReply) ProtoMessage() {}
 
 func (x *StatsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_lab_proto_msgTypes[3]
+	mi := &file_lab_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -257,7 +526,7 @@ func (x *StatsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsReply.ProtoReflect.Descriptor instead.
 func (*StatsReply) Descriptor() ([]byte, []int) {
-	return file_lab_proto_rawDescGZIP(), []int{3}
+	return file_lab_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *StatsReply) GetPid() uint32 {
@@ -313,7 +582,35 @@ var File_lab_proto protoreflect.FileDescriptor
 
 const file_lab_proto_rawDesc = "" +
 	"\n" +
-	"\tlab.proto\x12\x03lab\"Q\n" +
+	"\tlab.proto\x12\x03lab\"\xb1\x03\n" +
+	"\x06Record\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x12\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\x12\x14\n" +
+	"\x05email\x18\x03 \x01(\tR\x05email\x12\x16\n" +
+	"\x06active\x18\x04 \x01(\bR\x06active\x12\x14\n" +
+	"\x05score\x18\x05 \x01(\x01R\x05score\x12\x10\n" +
+	"\x03age\x18\x06 \x01(\x05R\x03age\x12\"\n" +
+	"\rcreated_at_ms\x18\a \x01(\x04R\vcreatedAtMs\x12#\n" +
+	"\rbalance_cents\x18\b \x01(\x12R\fbalanceCents\x12\x14\n" +
+	"\x05ratio\x18\t \x01(\x02R\x05ratio\x12\x12\n" +
+	"\x04tags\x18\n" +
+	" \x03(\tR\x04tags\x12\x16\n" +
+	"\x06counts\x18\v \x03(\x03R\x06counts\x12&\n" +
+	"\aaddress\x18\f \x01(\v2\f.lab.AddressR\aaddress\x12;\n" +
+	"\n" +
+	"attributes\x18\r \x03(\v2\x1b.lab.Record.AttributesEntryR\n" +
+	"attributes\x1a=\n" +
+	"\x0fAttributesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8b\x01\n" +
+	"\aAddress\x12\x16\n" +
+	"\x06street\x18\x01 \x01(\tR\x06street\x12\x12\n" +
+	"\x04city\x18\x02 \x01(\tR\x04city\x12\x1a\n" +
+	"\bpostcode\x18\x03 \x01(\tR\bpostcode\x12\x1a\n" +
+	"\blatitude\x18\x04 \x01(\x01R\blatitude\x12\x1c\n" +
+	"\tlongitude\x18\x05 \x01(\x01R\tlongitude\"0\n" +
+	"\aRecords\x12%\n" +
+	"\arecords\x18\x01 \x03(\v2\v.lab.RecordR\arecords\"Q\n" +
 	"\x04Work\x12\x17\n" +
 	"\await_us\x18\x01 \x01(\rR\x06waitUs\x12\x19\n" +
 	"\bblock_us\x18\x02 \x01(\rR\ablockUs\x12\x15\n" +
@@ -329,11 +626,12 @@ const file_lab_proto_rawDesc = "" +
 	"\trss_bytes\x18\x05 \x01(\x04R\brssBytes\x12\x1f\n" +
 	"\vrpcs_served\x18\x06 \x01(\x04R\n" +
 	"rpcsServed\x12.\n" +
-	"\x13seconds_since_reset\x18\a \x01(\x01R\x11secondsSinceReset*U\n" +
+	"\x13seconds_since_reset\x18\a \x01(\x01R\x11secondsSinceReset*o\n" +
 	"\vPayloadKind\x12\x16\n" +
 	"\x12PAYLOAD_KIND_ZEROS\x10\x00\x12\x17\n" +
 	"\x13PAYLOAD_KIND_RANDOM\x10\x01\x12\x15\n" +
-	"\x11PAYLOAD_KIND_TEXT\x10\x022c\n" +
+	"\x11PAYLOAD_KIND_TEXT\x10\x02\x12\x18\n" +
+	"\x14PAYLOAD_KIND_RECORDS\x10\x032c\n" +
 	"\aControl\x12+\n" +
 	"\x05Stats\x12\x11.lab.StatsRequest\x1a\x0f.lab.StatsReply\x12+\n" +
 	"\x05Reset\x12\x11.lab.ResetRequest\x1a\x0f.lab.StatsReplyb\x06proto3"
@@ -351,24 +649,31 @@ func file_lab_proto_rawDescGZIP() []byte {
 }
 
 var file_lab_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_lab_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_lab_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_lab_proto_goTypes = []any{
 	(PayloadKind)(0),     // 0: lab.PayloadKind
-	(*Work)(nil),         // 1: lab.Work
-	(*StatsRequest)(nil), // 2: lab.StatsRequest
-	(*ResetRequest)(nil), // 3: lab.ResetRequest
-	(*StatsReply)(nil),   // 4: lab.StatsReply
+	(*Record)(nil),       // 1: lab.Record
+	(*Address)(nil),      // 2: lab.Address
+	(*Records)(nil),      // 3: lab.Records
+	(*Work)(nil),         // 4: lab.Work
+	(*StatsRequest)(nil), // 5: lab.StatsRequest
+	(*ResetRequest)(nil), // 6: lab.ResetRequest
+	(*StatsReply)(nil),   // 7: lab.StatsReply
+	nil,                  // 8: lab.Record.AttributesEntry
 }
 var file_lab_proto_depIdxs = []int32{
-	2, // 0: lab.Control.Stats:input_type -> lab.StatsRequest
-	3, // 1: lab.Control.Reset:input_type -> lab.ResetRequest
-	4, // 2: lab.Control.Stats:output_type -> lab.StatsReply
-	4, // 3: lab.Control.Reset:output_type -> lab.StatsReply
-	2, // [2:4] is the sub-list for method output_type
-	0, // [0:2] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	2, // 0: lab.Record.address:type_name -> lab.Address
+	8, // 1: lab.Record.attributes:type_name -> lab.Record.AttributesEntry
+	1, // 2: lab.Records.records:type_name -> lab.Record
+	5, // 3: lab.Control.Stats:input_type -> lab.StatsRequest
+	6, // 4: lab.Control.Reset:input_type -> lab.ResetRequest
+	7, // 5: lab.Control.Stats:output_type -> lab.StatsReply
+	7, // 6: lab.Control.Reset:output_type -> lab.StatsReply
+	5, // [5:7] is the sub-list for method output_type
+	3, // [3:5] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_lab_proto_init() }
@@ -382,7 +687,7 @@ func file_lab_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lab_proto_rawDesc), len(file_lab_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   4,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

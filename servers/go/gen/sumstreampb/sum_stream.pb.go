@@ -32,7 +32,8 @@ type NumberRequest struct {
 	PayloadGzipLevel uint32                 `protobuf:"varint,3,opt,name=payload_gzip_level,json=payloadGzipLevel,proto3" json:"payload_gzip_level,omitempty"`
 	ResponseSize     uint32                 `protobuf:"varint,4,opt,name=response_size,json=responseSize,proto3" json:"response_size,omitempty"`
 	ResponseKind     labpb.PayloadKind      `protobuf:"varint,5,opt,name=response_kind,json=responseKind,proto3,enum=lab.PayloadKind" json:"response_kind,omitempty"`
-	Work             *labpb.Work            `protobuf:"bytes,6,opt,name=work,proto3" json:"work,omitempty"` // work the handler does for this message (lab.Work); unset: none
+	Work             *labpb.Work            `protobuf:"bytes,6,opt,name=work,proto3" json:"work,omitempty"`       // work the handler does for this message (lab.Work); unset: none
+	Records          *labpb.Records         `protobuf:"bytes,7,opt,name=records,proto3" json:"records,omitempty"` // payload_kind records: the request body (payload stays empty)
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -109,11 +110,19 @@ func (x *NumberRequest) GetWork() *labpb.Work {
 	return nil
 }
 
+func (x *NumberRequest) GetRecords() *labpb.Records {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
 type SumResponse struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
 	Sum              int32                  `protobuf:"varint,1,opt,name=sum,proto3" json:"sum,omitempty"`
 	Payload          []byte                 `protobuf:"bytes,2,opt,name=payload,proto3" json:"payload,omitempty"`
 	PayloadGzipLevel uint32                 `protobuf:"varint,3,opt,name=payload_gzip_level,json=payloadGzipLevel,proto3" json:"payload_gzip_level,omitempty"`
+	Records          *labpb.Records         `protobuf:"bytes,4,opt,name=records,proto3" json:"records,omitempty"` // response_kind RECORDS: the reply body (payload stays empty)
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -169,23 +178,32 @@ func (x *SumResponse) GetPayloadGzipLevel() uint32 {
 	return 0
 }
 
+func (x *SumResponse) GetRecords() *labpb.Records {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
 var File_sum_stream_proto protoreflect.FileDescriptor
 
 const file_sum_stream_proto_rawDesc = "" +
 	"\n" +
 	"\x10sum_stream.proto\x12\n" +
-	"sum_stream\x1a\tlab.proto\"\xea\x01\n" +
+	"sum_stream\x1a\tlab.proto\"\x92\x02\n" +
 	"\rNumberRequest\x12\x16\n" +
 	"\x06number\x18\x01 \x01(\x05R\x06number\x12\x18\n" +
 	"\apayload\x18\x02 \x01(\fR\apayload\x12,\n" +
 	"\x12payload_gzip_level\x18\x03 \x01(\rR\x10payloadGzipLevel\x12#\n" +
 	"\rresponse_size\x18\x04 \x01(\rR\fresponseSize\x125\n" +
 	"\rresponse_kind\x18\x05 \x01(\x0e2\x10.lab.PayloadKindR\fresponseKind\x12\x1d\n" +
-	"\x04work\x18\x06 \x01(\v2\t.lab.WorkR\x04work\"g\n" +
+	"\x04work\x18\x06 \x01(\v2\t.lab.WorkR\x04work\x12&\n" +
+	"\arecords\x18\a \x01(\v2\f.lab.RecordsR\arecords\"\x8f\x01\n" +
 	"\vSumResponse\x12\x10\n" +
 	"\x03sum\x18\x01 \x01(\x05R\x03sum\x12\x18\n" +
 	"\apayload\x18\x02 \x01(\fR\apayload\x12,\n" +
-	"\x12payload_gzip_level\x18\x03 \x01(\rR\x10payloadGzipLevel2R\n" +
+	"\x12payload_gzip_level\x18\x03 \x01(\rR\x10payloadGzipLevel\x12&\n" +
+	"\arecords\x18\x04 \x01(\v2\f.lab.RecordsR\arecords2R\n" +
 	"\n" +
 	"SumService\x12D\n" +
 	"\fCalculateSum\x12\x19.sum_stream.NumberRequest\x1a\x17.sum_stream.SumResponse(\x01b\x06proto3"
@@ -208,17 +226,20 @@ var file_sum_stream_proto_goTypes = []any{
 	(*SumResponse)(nil),    // 1: sum_stream.SumResponse
 	(labpb.PayloadKind)(0), // 2: lab.PayloadKind
 	(*labpb.Work)(nil),     // 3: lab.Work
+	(*labpb.Records)(nil),  // 4: lab.Records
 }
 var file_sum_stream_proto_depIdxs = []int32{
 	2, // 0: sum_stream.NumberRequest.response_kind:type_name -> lab.PayloadKind
 	3, // 1: sum_stream.NumberRequest.work:type_name -> lab.Work
-	0, // 2: sum_stream.SumService.CalculateSum:input_type -> sum_stream.NumberRequest
-	1, // 3: sum_stream.SumService.CalculateSum:output_type -> sum_stream.SumResponse
-	3, // [3:4] is the sub-list for method output_type
-	2, // [2:3] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	4, // 2: sum_stream.NumberRequest.records:type_name -> lab.Records
+	4, // 3: sum_stream.SumResponse.records:type_name -> lab.Records
+	0, // 4: sum_stream.SumService.CalculateSum:input_type -> sum_stream.NumberRequest
+	1, // 5: sum_stream.SumService.CalculateSum:output_type -> sum_stream.SumResponse
+	5, // [5:6] is the sub-list for method output_type
+	4, // [4:5] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_sum_stream_proto_init() }
