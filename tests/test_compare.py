@@ -24,7 +24,7 @@ import pytest
 
 from bench import cli
 from bench.analysis import results, schema
-from bench.gate import compare, regress, stats, study
+from bench.gate import compare, regress, render, stats, study
 from bench.run import server_process
 from bench.run.executor import Side, execute
 from bench.run.manifest import Environment, Manifest, PlacementInfo
@@ -200,6 +200,54 @@ def test_failed_and_saturated_rows_are_left_out_with_a_warning():
     text = " ".join(cmp.warnings)
     assert "1 with the load generator saturated" in text and "1 failed" in text
     assert cmp.head_failures == [cell.key()] and cmp.regression  # head failed where base did not
+
+
+def _cpu_comparison(cv: float, n: int = 5, factor: float = 1.0, seed: int = 20) -> compare.Comparison:
+    cell = Cell(**CELL)
+    base = frame(synthetic_rows(cell, {"server_cpu_us_per_rpc": lognormal(seed, n, 200.0, cv)}))
+    head = frame(synthetic_rows(cell, {"server_cpu_us_per_rpc": lognormal(seed + 1, n, 200.0 * factor, cv)}))
+    return compare.compare_frames(base, head, ["server_cpu_us_per_rpc"])
+
+
+def test_a_noisy_comparison_says_what_it_could_not_have_detected():
+    cmp = _cpu_comparison(cv=0.15)
+    row = cmp.rows.iloc[0]
+    assert row["verdict"] == "~" and row["underpowered"]
+    assert row["detectable"] > 0.3  # 15 % noise at 5 + 5: only a very large change would show
+    assert row["detectable"] == pytest.approx(
+        stats.detectable_change(row["spread"] * stats.detectable_shift_in_sds(5, 5), -1)
+    )
+    assert len(cmp.blind) == 1 and not cmp.regression
+    summary = render._summary_line(cmp)
+    assert summary.startswith("no significant regression shown, but the run was underpowered")
+    assert "1 of the ~ (in 1 cells) are underpowered" in summary
+    (line,) = render.power_lines(cmp)
+    assert line == (
+        f"this run could not have detected a 5 % change in server CPU per RPC of {row['cell']}: "
+        f"the smallest detectable was {row['detectable'] * 100:.1f}%"
+    )
+    markdown = render.to_markdown(cmp)
+    assert "| detectable (80%) | verdict |" in markdown and "**~ underpowered**" in markdown
+    assert line in markdown
+    doc = json.loads(render.to_json(cmp))
+    assert doc["power"]["underpowered"] == 1 and doc["power"]["sentences"] == [line]
+    assert doc["rows"][0]["detectable"] == pytest.approx(row["detectable"]) and doc["rows"][0]["underpowered"]
+
+
+def test_a_quiet_comparison_is_not_underpowered():
+    cmp = _cpu_comparison(cv=0.005)
+    row = cmp.rows.iloc[0]
+    assert row["verdict"] == "~" and not row["underpowered"] and row["detectable"] < 0.05
+    assert render._summary_line(cmp).startswith("no significant regression:")
+    assert render.power_lines(cmp) == []
+    assert "~ underpowered" not in render.to_markdown(cmp)
+
+
+def test_a_caught_regression_is_not_called_underpowered_even_when_noisy():
+    cmp = _cpu_comparison(cv=0.03, factor=1.5)
+    row = cmp.rows.iloc[0]
+    assert row["verdict"] == "worse"
+    assert len(cmp.blind) == 0 and render._summary_line(cmp).startswith("REGRESSION")
 
 
 def test_unknown_metric_and_disjoint_runs_are_refused():

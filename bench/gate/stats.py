@@ -121,7 +121,7 @@ DEFAULT_ALPHA = 0.05
 POWER = 0.80  # the detectable change is the one caught with this probability
 POWER_DRAWS = 4000  # seeded normal samples behind each (n, m, alpha) power number
 _POWER_SEED = 20261128
-METHOD = "Mann-Whitney U (exact), Hodges-Lehmann ratio, Moses CI; detectable change at 80 % power"
+METHOD = "Mann-Whitney U (exact), Hodges-Lehmann ratio, Moses CI"
 _EXACT_PAIRS_LIMIT = 10_000  # n*m above this: normal approximation (the lab's runs are far below)
 MIN_SAMPLES = 2  # per side, to compute anything at all
 
