@@ -24,7 +24,7 @@ import pytest
 
 from bench import cli
 from bench.analysis import results, schema
-from bench.gate import compare, regress, render, stats, study
+from bench.gate import adaptive, compare, regress, render, stats, study
 from bench.run import server_process
 from bench.run.executor import Side, execute
 from bench.run.manifest import Environment, Manifest, PlacementInfo
@@ -220,7 +220,7 @@ def test_a_noisy_comparison_says_what_it_could_not_have_detected():
     assert len(cmp.blind) == 1 and not cmp.regression
     summary = render._summary_line(cmp)
     assert summary.startswith("no significant regression shown, but the run was underpowered")
-    assert "1 of the ~ (in 1 cells) are underpowered" in summary
+    assert "1 of the ~ (in 1 cell) are underpowered" in summary
     (line,) = render.power_lines(cmp)
     assert line == (
         f"this run could not have detected a 5 % change in server CPU per RPC of {row['cell']}: "
@@ -449,7 +449,9 @@ def test_regress_measures_both_sides_and_removes_its_worktree(tiny_spec_file, tm
     before = _worktrees()
     out = tmp_path / "regress"
     spec = str(tiny_spec_file)
-    done = grpclab("regress", "--base", "HEAD", "--spec", spec, "--out", str(out), "--fail-on-regression")
+    done = grpclab(
+        "regress", "--base", "HEAD", "--spec", spec, "--out", str(out), "--fail-on-regression", "--max-repetitions", "2"
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert _worktrees() == before
     for side in ("base", "head"):
@@ -460,6 +462,38 @@ def test_regress_measures_both_sides_and_removes_its_worktree(tiny_spec_file, tm
     assert json.loads((out / "comparison.json").read_text())["regression"] is False
     # 2 repetitions per side can never be significant, and the output says so instead of hiding it
     assert "too few usable repetitions" in done.stderr
+    assert "too few usable repetitions for any change to be significant" in done.stdout
+    assert "stopped because the underpowered cells reached --max-repetitions 2" in done.stdout
+
+
+@pytest.mark.slow
+def test_regress_adds_rounds_for_underpowered_cells_within_its_budget(tiny_spec_file, tmp_path):
+    """2 repetitions can detect nothing: the gate measures more rounds, interleaved, until the cap of 6,
+    and both manifests, the rows and the comparison say how it went."""
+    out = tmp_path / "regress"
+    spec = str(tiny_spec_file)
+    adaptive_args = ["--max-repetitions", "6", "--budget", "2", "--threshold", "0.001"]  # never powered
+    done = grpclab("regress", "--base", "HEAD", "--spec", spec, "--out", str(out), *adaptive_args)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "round 2:" in done.stdout and "round 3:" in done.stdout
+    frames = {side: results.load(out / side) for side in ("base", "head")}
+    for side, df in frames.items():
+        manifest = results.read_manifest(out / side)
+        assert manifest.status == "complete"
+        assert (manifest.regress.rounds, manifest.regress.stop, manifest.regress.max_repetitions) == (
+            3,
+            "max-repetitions",
+            6,
+        )
+        assert manifest.regress.budget_s == 120
+        assert sorted(df["repetition"]) == list(range(6))  # rounds of 2, 2 more (doubling), 2 more (cap)
+        assert sorted(df["order"]) == list(range(6))  # each step's position in the whole run
+        assert len(manifest.plan.steps) == 6
+    doc = json.loads((out / "comparison.json").read_text())
+    assert doc["adaptive"]["rounds"] == 3 and doc["adaptive"]["stop"] == "max-repetitions"
+    assert doc["adaptive"]["repetitions"] == {frames["base"]["cell_key"][0]: 6}
+    assert all(row["detectable"] is None or row["detectable"] >= 0 for row in doc["rows"])
+    assert "adaptive repetitions: 3 rounds, 6 per side and cell" in done.stdout
 
 
 @pytest.mark.slow
@@ -502,7 +536,18 @@ def test_regress_can_give_the_base_its_own_environment(tiny_spec_file, tmp_path)
     before = _worktrees()
     out = tmp_path / "regress"
     done = grpclab(
-        "regress", "--base", "HEAD", "--spec", str(tiny_spec_file), "--out", str(out), "--base-env", "own", timeout=900
+        "regress",
+        "--base",
+        "HEAD",
+        "--spec",
+        str(tiny_spec_file),
+        "--out",
+        str(out),
+        "--base-env",
+        "own",
+        "--max-repetitions",
+        "2",
+        timeout=900,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "building the base's own environment" in done.stdout
@@ -523,6 +568,9 @@ def test_cli_metric_defaults_are_compare_s_and_the_gate_s():
     parser = build_parser()
     assert parser.parse_args(["compare", "a", "b"]).metric == ",".join(compare.DEFAULT_METRICS)
     assert parser.parse_args(["regress", "--base", "x"]).metric == ",".join(compare.GATE_METRICS)
+    regress_defaults = parser.parse_args(["regress", "--base", "x"])
+    assert regress_defaults.budget * 60 == adaptive.DEFAULT_BUDGET_S
+    assert regress_defaults.max_repetitions == adaptive.DEFAULT_MAX_REPETITIONS
     assert "lat_p99_ms" not in compare.GATE_METRICS and set(compare.GATE_METRICS) < set(compare.DEFAULT_METRICS)
 
 

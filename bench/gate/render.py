@@ -101,10 +101,14 @@ def _summary_line(cmp: Comparison) -> str:
     text = f"{headline}: {', '.join(parts)} of {len(cmp.rows)} cell x metric comparisons"
     if len(blind):
         text += (
-            f"; {len(blind)} of the ~ (in {blind['cell_key'].nunique()} cells) are underpowered: "
+            f"; {len(blind)} of the ~ (in {_cells(blind['cell_key'].nunique())}) are underpowered: "
             f"they could not have detected a {cmp.threshold * 100:g} % change"
         )
     return text
+
+
+def _cells(count: int) -> str:
+    return f"{count} cell" if count == 1 else f"{count} cells"
 
 
 def power_lines(cmp: Comparison, limit: int = 4) -> list[str]:
@@ -150,7 +154,7 @@ def adaptive_line(cmp: Comparison) -> str | None:
     return (
         f"adaptive repetitions: {info['rounds']} round{'s' if info['rounds'] != 1 else ''}, {reps} per side and cell, "
         f"{info['measured_s'] / 60:.1f} min measured; stopped because {why}"
-        + (f"; {len(stayed)} cells stayed underpowered" if stayed else "")
+        + (f"; {_cells(len(stayed))} stayed underpowered" if stayed else "")
     )
 
 
