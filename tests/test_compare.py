@@ -24,7 +24,7 @@ import pytest
 
 from bench import cli
 from bench.analysis import results, schema
-from bench.gate import adaptive, compare, regress, render, stats, study
+from bench.gate import adaptive, compare, regress, render, stats
 from bench.run import server_process
 from bench.run.executor import Side, execute
 from bench.run.manifest import Environment, Manifest, PlacementInfo
@@ -603,12 +603,3 @@ def test_compare_markdown_and_refusals_on_the_committed_runs(capsys, tmp_path):
     assert "protobuf" in err and "0.0.1" in err and len(err.strip().splitlines()) == 1
     assert cli.main(["compare", str(RUN_V1), str(RUN_V2), "--metric", "rps,nope"]) == 2
     assert "unknown metric 'nope'" in capsys.readouterr().err
-
-
-def test_gate_study_reuse_without_its_recording_is_one_line_exit_2(capsys):
-    # results/gate-study-2026-11-25 commits the study and its trials, not the 1,800 recorded repetitions
-    committed = REPO / "results" / "gate-study-2026-11-25"
-    assert json.loads((committed / "study.json").read_text())["k"] == 5
-    assert study.main(["--reuse", "--out", str(committed)]) == 2
-    err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "A/manifest.json: not found" in err
