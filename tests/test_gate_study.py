@@ -128,11 +128,11 @@ def test_the_report_names_rates_overlap_noise_and_walls():
 def test_the_cpu_latency_device_is_read_as_a_native_int(tmp_path, monkeypatch):
     device = tmp_path / "cpu_dma_latency"
     monkeypatch.setattr(study, "CPU_LATENCY_DEVICE", device)
-    assert study._latency_state() == "no /dev/cpu_dma_latency"
+    assert study.latency_state() == "no /dev/cpu_dma_latency"
     device.write_bytes((2_000_000_000).to_bytes(4, sys.byteorder))
-    assert study.cpu_latency_request_us() is None and study._latency_state() == "no request (2000000000)"
+    assert study.cpu_latency_request_us() is None and study.latency_state() == "no request (2000000000)"
     device.write_bytes((0).to_bytes(4, sys.byteorder))
-    assert study.cpu_latency_request_us() == 0 and study._latency_state() == "held at 0 us"
+    assert study.cpu_latency_request_us() == 0 and study.latency_state() == "held at 0 us"
 
 
 def test_gate_study_reuse_of_the_study_before_the_adaptive_gate_without_its_recording_is_one_line_exit_2(capsys):

@@ -106,7 +106,8 @@ def cpu_latency_request_us() -> int | None:
     return None if value >= NO_LATENCY_REQUEST else value
 
 
-def _latency_state() -> str:
+def latency_state() -> str:
+    """The CPU-latency request in force, in words (for reports)."""
     if not CPU_LATENCY_DEVICE.exists():
         return "no /dev/cpu_dma_latency"
     try:
@@ -442,7 +443,7 @@ def report(study: dict, frames: Mapping[str, pd.DataFrame], trials: dict, rule: 
 # -- command ---------------------------------------------------------------
 
 
-def _loadavg() -> str:
+def loadavg() -> str:
     try:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
     except OSError:
@@ -526,7 +527,7 @@ def _main(argv: list[str] | None) -> int:
             flush=True,
         )
         out.mkdir(parents=True, exist_ok=True)
-        loadavg_start, latency_start = _loadavg(), _latency_state()
+        loadavg_start, latency_start = loadavg(), latency_state()
         began = time.monotonic()
         medians = calibrate(spec, cells, settings, out, args.calibration_repetitions)
         injection = injections(medians, args.slowdown)
@@ -545,9 +546,9 @@ def _main(argv: list[str] | None) -> int:
             "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "recording_s": time.monotonic() - began,
             "loadavg_start": loadavg_start,
-            "loadavg_end": _loadavg(),
+            "loadavg_end": loadavg(),
             "cpu_latency_start": latency_start,
-            "cpu_latency_end": _latency_state(),
+            "cpu_latency_end": latency_state(),
             "environment": asdict(results.read_manifest(out / "A").environment),
         }
         (out / STUDY_JSON).write_text(json.dumps(study, indent=2) + "\n")
