@@ -1,4 +1,4 @@
-# grpclab: everything starts from python3 (and Go for ghz). `make test` and `make bench`
+# grpclab: everything starts from python3 (and Go for ghz and the Go reference server). `make test` and `make bench`
 # set up .venv on first use; afterwards the setup step is a no-op.
 PYTHON ?= python3
 VENV   := .venv
@@ -9,7 +9,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: setup test test-fast bench lint protos lock clean
 
-setup: $(VENV)/.installed ghz-if-go
+setup: $(VENV)/.installed ghz-if-go go-server-if-go
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -77,3 +77,51 @@ regress: setup
 
 micro: setup
 	$(BIN)/python -m pytest bench/micro -p no:cacheprovider --benchmark-json=results/micro-benchmarks.json
+
+# --- studies of the lab itself (issue 19): bench/studies/ ---
+# `make overhead`: the lab's servers against bare tutorial servers, every RPC kind, both models, TLS off/on
+# (~30 min with the defaults; OVERHEAD_ARGS="--rounds 4 --rpc unary" for a quick look).
+# `make soak`: every server model under ~1,000,000 RPCs of mixed load with deadline and cancel storms; exit 1 when
+# RSS, threads or descriptors keep growing after the load settles, or health leaves SERVING (~10 min).
+.PHONY: overhead soak
+
+overhead: setup
+	$(BIN)/python -m bench.studies.overhead $(OVERHEAD_ARGS)
+
+soak: setup
+	$(BIN)/python -m bench.studies.soak $(SOAK_ARGS)
+
+# --- the grpc-go reference server (impl = "go"), built from servers/go into .venv/bin ---
+# Optional like ghz: `setup` builds it when Go >= 1.26 is installed (grpc-go v1.85.0 needs it) and says so
+# in one line when not; `grpclab serve --impl go` then names what is missing. It is rebuilt when its sources
+# change. setup also installs the pinned protoc plugins that `make go-protos` and the stub freshness test use.
+GO_SERVER_SOURCES := $(shell find servers/go -name '*.go' 2>/dev/null) servers/go/go.mod servers/go/go.sum
+GO_MIN_VERSION := 1.26
+PROTOC_GEN_GO_VERSION ?= v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION ?= v1.6.2
+
+.PHONY: go-server go-server-if-go go-protos go-plugins
+
+go-server: $(BIN)/grpclab-go-server go-plugins
+
+$(BIN)/grpclab-go-server: $(GO_SERVER_SOURCES)
+	cd servers/go && GOTOOLCHAIN=local go build -trimpath -o $(CURDIR)/$@ .
+
+go-plugins: $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc
+
+$(BIN)/protoc-gen-go:
+	GOBIN=$(CURDIR)/$(BIN) GOTOOLCHAIN=local go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+
+$(BIN)/protoc-gen-go-grpc:
+	GOBIN=$(CURDIR)/$(BIN) GOTOOLCHAIN=local go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+
+go-server-if-go:
+	@if ! command -v go >/dev/null 2>&1; then \
+		echo "grpclab-go-server: Go not found; install Go >= $(GO_MIN_VERSION) for impl go; the Python servers work without it"; \
+	elif [ "$$(printf '%s\n' "go$(GO_MIN_VERSION)" "$$(go env GOVERSION)" | sort -V | head -1)" != "go$(GO_MIN_VERSION)" ]; then \
+		echo "grpclab-go-server: $$(go env GOVERSION) is older than Go $(GO_MIN_VERSION) (grpc-go v1.85.0 needs it); impl go is not built"; \
+	else $(MAKE) --no-print-directory go-server; fi
+
+# Regenerate servers/go/gen from protos/*.proto (protoc from grpcio-tools, the pinned plugins above).
+go-protos: setup go-plugins
+	$(BIN)/python -m protos.generate --go

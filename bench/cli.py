@@ -88,6 +88,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         repetitions=args.repetitions,
         server_cpus=args.server_cpus,
         loadgen_cpus=args.loadgen_cpus,
+        cpu_latency_hold=args.cpu_latency_hold,
+        calibrate=args.calibrate,
     )
 
 
@@ -95,6 +97,22 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     from .machine.doctor import main as doctor
 
     return doctor()
+
+
+def _cmd_system(args: argparse.Namespace) -> int:
+    from .machine.system import main as system
+
+    return system(as_json=args.json, probe_wakeup=args.wakeup)
+
+
+def _cmd_system_tune(args: argparse.Namespace) -> int:
+    from .machine.cpu_latency import NO_REQUEST_US, tune
+
+    if not 0 <= args.us <= NO_REQUEST_US:
+        raise UsageError(f"--us: must be 0..{NO_REQUEST_US} (microseconds), got {args.us}")
+    if args.seconds is not None and args.seconds <= 0:
+        raise UsageError(f"--seconds: must be > 0, got {args.seconds:g}")
+    return tune(args.us, args.seconds)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -207,6 +225,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--repetitions", type=int, help="override settings.repetitions")
     run.add_argument("--server-cpus", type=_cpu_list, help="override settings.server_cpus, e.g. 0")
     run.add_argument("--loadgen-cpus", type=_cpu_list, help="override settings.loadgen_cpus, e.g. 1")
+    run.add_argument(
+        "--cpu-latency-hold",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="override settings.cpu_latency_hold: hold /dev/cpu_dma_latency at 0 while measuring (default: on)",
+    )
+    run.add_argument(
+        "--calibrate",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="override settings.calibrate: measure the machine's floor and noise first (default: on)",
+    )
     run.set_defaults(func=_cmd_run)
 
     report = sub.add_parser("report", help="write RUN_DIR/report/index.html: figures, summary table, manifest")
@@ -265,6 +295,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     doctor = sub.add_parser("doctor", help="versions of Python, grpcio, protobuf, ghz, Go; what is missing")
     doctor.set_defaults(func=_cmd_doctor)
+
+    system = sub.add_parser("system", help="the machine's state that changes results (cpuidle, steal, load...)")
+    system.add_argument("--json", action="store_true", help="print JSON (what a run's manifest records)")
+    system.add_argument("--wakeup", action="store_true", help="also measure what waking an idle CPU costs (~1 s)")
+    system.set_defaults(func=_cmd_system)
+    system_sub = system.add_subparsers(dest="system_command", metavar="tune")
+    tune = system_sub.add_parser("tune", help="hold /dev/cpu_dma_latency (idle CPUs poll) until Ctrl-C or SIGTERM")
+    tune.add_argument("--us", type=int, default=0, help="the CPU latency request, microseconds (default 0)")
+    tune.add_argument("--seconds", type=float, help="release after this long instead of waiting for a signal")
+    tune.set_defaults(func=_cmd_system_tune)
     return parser
 
 

@@ -56,7 +56,7 @@ class ControlServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Reset(self, request, context):
-        """Zeroes rpcs_served and the reset clock; returns the counters as they were.
+        """Restarts rpcs_served and the reset clock from now; returns the counters as they were.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -7,6 +7,8 @@ wait (a test knob) is awaited instead of slept.
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Callable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -21,36 +23,24 @@ from protos import (
 
 from . import logic
 from .config import ServerConfig
+from .faults import Faults
 from .transport import add_port, enable_reflection
 
-
-async def _begin(state: logic.LabState, context: grpc.aio.ServicerContext) -> None:
-    wait = state.rpc_started()
-    # Counted when gRPC ends the RPC, however it ends (OK, error, cancel, deadline).
-    context.add_done_callback(lambda _: state.rpc_finished())
-    if wait:
-        await asyncio.sleep(wait)
+# The servicers call the logic directly: nothing runs per RPC that a tutorial server would not run, apart
+# from turning the logic's RpcAbort into a status. The RPCs served are counted by gRPC core (servers.calls).
 
 
 class Greeter(greet_pb2_grpc.GreeterServicer):
-    def __init__(self, state: logic.LabState) -> None:
-        self.state = state
-
     async def SayHello(self, request, context):  # noqa: N802 - gRPC method name
         try:
-            await _begin(self.state, context)
             return logic.say_hello(request)
         except logic.RpcAbort as exc:
             await context.abort(exc.code, exc.details)
 
 
 class NumberService(number_stream_pb2_grpc.NumberServiceServicer):
-    def __init__(self, state: logic.LabState) -> None:
-        self.state = state
-
     async def GetNumbers(self, request, context):  # noqa: N802
         try:
-            await _begin(self.state, context)
             for response in logic.get_numbers(request):
                 yield response
         except logic.RpcAbort as exc:
@@ -58,12 +48,8 @@ class NumberService(number_stream_pb2_grpc.NumberServiceServicer):
 
 
 class SumService(sum_stream_pb2_grpc.SumServiceServicer):
-    def __init__(self, state: logic.LabState) -> None:
-        self.state = state
-
     async def CalculateSum(self, request_iterator, context):  # noqa: N802
         try:
-            await _begin(self.state, context)
             acc = logic.SumAccumulator()
             async for request in request_iterator:
                 acc.add(request)
@@ -73,16 +59,39 @@ class SumService(sum_stream_pb2_grpc.SumServiceServicer):
 
 
 class ChatService(chat_pb2_grpc.ChatServiceServicer):
-    def __init__(self, state: logic.LabState) -> None:
-        self.state = state
-
     async def Chat(self, request_iterator, context):  # noqa: N802
         try:
-            await _begin(self.state, context)
             async for request in request_iterator:
                 yield logic.chat_reply(request)
         except logic.RpcAbort as exc:
             await context.abort(exc.code, exc.details)
+
+
+def with_faults(method: Callable, faults: Faults, streams_replies: bool) -> Callable:
+    """``method`` preceded by the injected faults: burn CPU on the loop, then await the delay or stall.
+
+    Wrapped at build time and only when a knob is set, so a server without faults pays nothing per RPC.
+    """
+    if streams_replies:
+
+        @functools.wraps(method)
+        async def faulty_stream(request_or_iterator, context):
+            wait = faults.on_rpc_start()
+            if wait:
+                await asyncio.sleep(wait)
+            async for reply in method(request_or_iterator, context):
+                yield reply
+
+        return faulty_stream
+
+    @functools.wraps(method)
+    async def faulty(request_or_iterator, context):
+        wait = faults.on_rpc_start()
+        if wait:
+            await asyncio.sleep(wait)
+        return await method(request_or_iterator, context)
+
+    return faulty
 
 
 class Control(lab_pb2_grpc.ControlServicer):
@@ -103,10 +112,15 @@ async def build(config: ServerConfig, state: logic.LabState) -> tuple[grpc.aio.S
         compression=config.grpc_compression(),
         maximum_concurrent_rpcs=config.max_concurrent_rpcs,
     )
-    greet_pb2_grpc.add_GreeterServicer_to_server(Greeter(state), server)
-    number_stream_pb2_grpc.add_NumberServiceServicer_to_server(NumberService(state), server)
-    sum_stream_pb2_grpc.add_SumServiceServicer_to_server(SumService(state), server)
-    chat_pb2_grpc.add_ChatServiceServicer_to_server(ChatService(state), server)
+    greeter, numbers, sums, chat = Greeter(), NumberService(), SumService(), ChatService()
+    if state.faults.active:
+        methods = ((greeter, "SayHello", False), (numbers, "GetNumbers", True), (sums, "CalculateSum", False))
+        for servicer, name, streams_replies in (*methods, (chat, "Chat", True)):
+            setattr(servicer, name, with_faults(getattr(servicer, name), state.faults, streams_replies))
+    greet_pb2_grpc.add_GreeterServicer_to_server(greeter, server)
+    number_stream_pb2_grpc.add_NumberServiceServicer_to_server(numbers, server)
+    sum_stream_pb2_grpc.add_SumServiceServicer_to_server(sums, server)
+    chat_pb2_grpc.add_ChatServiceServicer_to_server(chat, server)
     lab_pb2_grpc.add_ControlServicer_to_server(Control(state), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -3,7 +3,7 @@
 `generate(DIR)` writes a throwaway CA certificate plus a server and a client certificate signed by it:
 
     ca.crt                     CN "grpclab test CA", CA:true, keyCertSign
-    server.crt / server.key    CN localhost, SAN DNS:localhost, IP:127.0.0.1, IP:::1, EKU serverAuth
+    server.crt / server.key    CN localhost, SAN DNS:localhost, IP:127.0.0.1, IP:::1, IP:198.18.0.1, EKU serverAuth
     client.crt / client.key    CN "grpclab client", EKU clientAuth
 
 The CA key only lives in memory while the set is signed: it is never written, so nothing on disk can mint
@@ -34,7 +34,9 @@ _CURVE = ec.SECP256R1
 CA_CN = "grpclab test CA"
 SERVER_CN = "localhost"
 CLIENT_CN = "grpclab client"
-SERVER_SAN = ("localhost", "127.0.0.1", "::1")
+# 198.18.0.1: the server's address in its own network namespace (link cells, bench.run.netns; RFC 2544's
+# benchmarking range), so TLS verifies across the lab's veth links too.
+SERVER_SAN = ("localhost", "127.0.0.1", "::1", "198.18.0.1")
 
 _KEY_MODE = 0o600
 _CERT_MODE = 0o644

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import grpc
 
-IMPLS = ("sync", "aio")
+IMPLS = ("sync", "aio", "go")  # go: the grpc-go reference server (servers/go, servers/go_server.py)
 COMPRESSIONS = {
     "none": grpc.Compression.NoCompression,
     "gzip": grpc.Compression.Gzip,
@@ -24,7 +24,7 @@ class ServerConfig:
     impl: str = "sync"
     host: str = "127.0.0.1"  # not the tutorial's [::]: a benchmark server must not face the network
     port: int = 50051
-    workers: int = DEFAULT_WORKERS  # sync thread pool size; grpc.aio ignores it
+    workers: int = DEFAULT_WORKERS  # sync thread pool size; grpc.aio and go ignore it
     processes: int = 1
     tls_dir: Path | None = None
     mtls: bool = False
@@ -71,6 +71,12 @@ def validate(config: ServerConfig) -> None:
     ):
         if value < low:
             raise ConfigError(f"{flag}: must be >= {low}, got {value}")
+    if config.impl == "go" and config.processes != 1:
+        raise ConfigError(
+            f"--processes: --impl go runs one process (GOMAXPROCS covers every CPU it may use), got {config.processes}"
+        )
+    if config.impl == "go" and config.compression == "deflate":
+        raise ConfigError("--compression deflate: grpc-go has no deflate compressor; use none or gzip with --impl go")
     if not 0 <= config.port <= 65535:
         raise ConfigError(f"--port: must be 0-65535, got {config.port}")
     if config.max_concurrent_rpcs is not None and config.max_concurrent_rpcs < 1:

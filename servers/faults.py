@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 ENV_DELAY_US = "GRPCLAB_INJECT_DELAY_US"  # sleep this long at the start of every RPC
 ENV_CPU_US = "GRPCLAB_INJECT_CPU_US"  # burn this much thread CPU time at the start of every RPC
 ENV_STALL = "GRPCLAB_INJECT_STALL"  # "AFTER_RPCS:MILLISECONDS": once, stall every RPC start for that long
+ENV_LEAK_BYTES = "GRPCLAB_INJECT_LEAK_BYTES"  # keep this many bytes per RPC forever (the soak test's leak)
 
 
 class FaultConfigError(ValueError):
@@ -36,7 +37,10 @@ class Faults:
     cpu_s: float = 0.0
     stall_after_rpcs: int = 0
     stall_s: float = 0.0
+    leak_bytes: int = 0
     _stall_until: float = 0.0
+    _started: int = 0  # RPCs started (counted only when a knob is set: the stall comes after the Nth)
+    _leaked: list[bytes] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -53,14 +57,24 @@ class Faults:
             cpu_s=_non_negative_int(env, ENV_CPU_US) / 1e6,
             stall_after_rpcs=stall_after,
             stall_s=stall_ms / 1e3,
+            leak_bytes=_non_negative_int(env, ENV_LEAK_BYTES),
         )
 
     @property
     def active(self) -> bool:
-        return bool(self.delay_s or self.cpu_s or self.stall_after_rpcs)
+        return bool(self.delay_s or self.cpu_s or self.stall_after_rpcs or self.leak_bytes)
 
-    def on_rpc_start(self, rpc_number: int) -> float:
-        """Burn the injected CPU now; return how long the caller must wait (its own way: sleep or await)."""
+    def on_rpc_start(self) -> float:
+        """Count an RPC start and burn the injected CPU now; return how long the caller must wait (sleep or await).
+
+        The server adapters call it only when ``active``: with every knob off the servers skip it entirely.
+        """
+        with self._lock:
+            self._started += 1
+            rpc_number = self._started
+            if self.leak_bytes:
+                # Filled, not zeroed: the pages must really be touched to show in RSS.
+                self._leaked.append(b"\x01" * self.leak_bytes)
         if self.cpu_s:
             # thread CPU time, not wall time: the knob must cost exactly this much CPU
             # even when the thread is preempted while burning.

@@ -9,17 +9,18 @@ implementations.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import grpc
 import psutil
 
 from protos import chat_pb2, greet_pb2, lab_pb2, number_stream_pb2, sum_stream_pb2
 
-from . import payloads
+from . import calls, payloads
 from .faults import Faults
 
 INT32_MAX = 2**31 - 1
@@ -46,32 +47,29 @@ class RpcAbort(Exception):
 
 
 class LabState:
-    """Per-process counters and injected faults shared by every servicer of one server."""
+    """What lab.Control reports for one server process: its CPU, RSS and the RPCs it finished.
 
-    def __init__(self, impl: str, faults: Faults | None = None) -> None:
+    Nothing here runs per RPC. ``rpcs_served`` is gRPC core's own count of the calls the server finished
+    (servers.calls: any service, any status, cancellations and deadlines included; the Stats call that
+    asks is still running, so it is not in it), minus the count at the last Reset. The faults are the
+    test-only knobs: the adapters read them once, when the server is built.
+    """
+
+    def __init__(
+        self, impl: str, faults: Faults | None = None, finished_calls: Callable[[], int] | None = None
+    ) -> None:
         self.impl = impl
         self.faults = faults or Faults()
+        self._finished_calls = finished_calls or calls.finished_calls
         self._lock = threading.Lock()
-        self._started = 0
-        self._served = 0
+        self._offset = 0
         self._reset_at = time.monotonic()
         self._process = psutil.Process()
 
-    def rpc_started(self) -> float:
-        """Count an RPC start; return seconds the adapter must wait before serving (injected faults)."""
-        with self._lock:
-            self._started += 1
-            number = self._started
-        return self.faults.on_rpc_start(number) if self.faults.active else 0.0
-
-    def rpc_finished(self) -> None:
-        with self._lock:
-            self._served += 1
-
-    def stats(self) -> lab_pb2.StatsReply:
+    def _reply(self, finished: int, now: float) -> lab_pb2.StatsReply:
         cpu = os.times()
         with self._lock:
-            served, since = self._served, time.monotonic() - self._reset_at
+            served, since = finished - self._offset, now - self._reset_at
         return lab_pb2.StatsReply(
             pid=os.getpid(),
             impl=self.impl,
@@ -82,15 +80,23 @@ class LabState:
             seconds_since_reset=since,
         )
 
+    def stats(self) -> lab_pb2.StatsReply:
+        return self._reply(self._finished_calls(), time.monotonic())
+
     def reset(self) -> lab_pb2.StatsReply:
-        before = self.stats()
+        """Start counting from now; returns the counters as they were (the Reset call counts once it ends)."""
+        finished, now = self._finished_calls(), time.monotonic()
+        before = self._reply(finished, now)
         with self._lock:
-            self._served = 0
-            self._reset_at = time.monotonic()
+            self._offset = finished
+            self._reset_at = now
         return before
 
 
 def _read_payload(data: bytes, level: int) -> bytes:
+    """A request payload's body; only compressed ones cost work (a raw body is used as it is)."""
+    if not level:
+        return data
     try:
         return payloads.decode(data, level)
     except payloads.PayloadError as exc:
@@ -112,27 +118,46 @@ class ReplyPayload:
             raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
         self.level = level
         self._body = payloads.make(kind, size)
+        # A tutorial request asks for no payload: its replies set no lab field at all (cheapest to build).
+        self.empty = not size and not level
 
     @classmethod
     def for_request(cls, request) -> ReplyPayload:
-        return cls(request.response_size, request.response_kind, request.payload_gzip_level)
+        return _reply_payload(request.response_size, request.response_kind, request.payload_gzip_level)
 
     def next(self) -> bytes:
         """Encode once per message: app-level gzip CPU is paid per reply, as a real server would."""
-        return payloads.encode(self._body, self.level)
+        return payloads.encode(self._body, self.level) if self.level else self._body
+
+
+# Checked and built once per distinct (size, kind, level), not per message: the lab's own per-RPC cost must
+# stay out of what it measures (issue 19). Small, because each entry keeps a body alive (up to 32 MiB);
+# a rejected request raises and is never cached.
+@functools.lru_cache(maxsize=16)
+def _reply_payload(size: int, kind_value: int, level: int) -> ReplyPayload:
+    return ReplyPayload(size, kind_value, level)
 
 
 def say_hello(request: greet_pb2.HelloRequest) -> greet_pb2.HelloReply:
-    _read_payload(request.payload, request.payload_gzip_level)
-    reply = ReplyPayload.for_request(request)
-    return greet_pb2.HelloReply(message=f"Hello, {request.name}!", payload=reply.next(), payload_gzip_level=reply.level)
+    level = request.payload_gzip_level
+    _read_payload(request.payload, level)
+    reply = _reply_payload(request.response_size, request.response_kind, level)
+    if reply.empty:
+        return greet_pb2.HelloReply(message=f"Hello, {request.name}!")
+    return greet_pb2.HelloReply(message=f"Hello, {request.name}!", payload=reply.next(), payload_gzip_level=level)
 
 
 def get_numbers(request: number_stream_pb2.NumberRequest) -> Iterator[number_stream_pb2.NumberResponse]:
-    _read_payload(request.payload, request.payload_gzip_level)
-    reply = ReplyPayload.for_request(request)
-    for i in range(request.limit):
-        yield number_stream_pb2.NumberResponse(number=i, payload=reply.next(), payload_gzip_level=reply.level)
+    level = request.payload_gzip_level
+    _read_payload(request.payload, level)
+    reply = _reply_payload(request.response_size, request.response_kind, level)
+    response = number_stream_pb2.NumberResponse
+    if reply.empty:
+        for i in range(request.limit):
+            yield response(number=i)
+    else:
+        for i in range(request.limit):
+            yield response(number=i, payload=reply.next(), payload_gzip_level=level)
 
 
 class SumAccumulator:
@@ -152,13 +177,16 @@ class SumAccumulator:
             raise RpcAbort(grpc.StatusCode.OUT_OF_RANGE, "sum does not fit the int32 'sum' field")
 
     def result(self) -> sum_stream_pb2.SumResponse:
-        reply = self._reply or ReplyPayload(0, lab_pb2.PAYLOAD_KIND_ZEROS, 0)
+        reply = self._reply or _reply_payload(0, lab_pb2.PAYLOAD_KIND_ZEROS, 0)
+        if reply.empty:
+            return sum_stream_pb2.SumResponse(sum=self.total)
         return sum_stream_pb2.SumResponse(sum=self.total, payload=reply.next(), payload_gzip_level=reply.level)
 
 
 def chat_reply(request: chat_pb2.ChatRequest) -> chat_pb2.ChatResponse:
-    _read_payload(request.payload, request.payload_gzip_level)
-    reply = ReplyPayload.for_request(request)
-    return chat_pb2.ChatResponse(
-        message=f"You said: {request.message}", payload=reply.next(), payload_gzip_level=reply.level
-    )
+    level = request.payload_gzip_level
+    _read_payload(request.payload, level)
+    reply = _reply_payload(request.response_size, request.response_kind, level)
+    if reply.empty:
+        return chat_pb2.ChatResponse(message=f"You said: {request.message}")
+    return chat_pb2.ChatResponse(message=f"You said: {request.message}", payload=reply.next(), payload_gzip_level=level)

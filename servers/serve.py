@@ -63,6 +63,11 @@ def run(config: ServerConfig, faults: Faults | None = None) -> int:
     if config.tls_dir is not None:
         certs.load(config.tls_dir)  # a missing file is a usage error, before any fork
     faults = faults if faults is not None else Faults.from_env(os.environ)
+    if config.impl == "go":
+        from . import go_server
+
+        probe_port(config)
+        go_server.exec_server(config)  # the Go server reads the same fault variables itself
     if config.processes == 1:
         probe_port(config)
         return _serve_one(config, faults, lambda port: _print_line(ready_line(config, port, [os.getpid()], faults)))
@@ -192,11 +197,17 @@ def _serve_many(config: ServerConfig, faults: Faults) -> int:
     os.close(write_fd)
 
     stopping = False
+    signalled: set[int] = set()
 
     def forward(*_: object) -> None:
         nonlocal stopping
         stopping = True
+        # Once per child: a second SIGTERM can reach a child after asyncio.run() restored SIG_DFL on its way
+        # out, and would kill it (exit -15) instead of letting it finish its graceful stop.
         for child in pids:
+            if child in signalled:
+                continue
+            signalled.add(child)
             try:
                 os.kill(child, signal.SIGTERM)
             except ProcessLookupError:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent import futures
-from typing import TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -20,73 +20,63 @@ from protos import (
 
 from . import logic
 from .config import ServerConfig
+from .faults import Faults
 from .transport import add_port, enable_reflection
 
-T = TypeVar("T")
-
-
-def _begin(state: logic.LabState, context: grpc.ServicerContext) -> None:
-    wait = state.rpc_started()
-    # Counted when gRPC ends the RPC, however it ends (OK, error, cancel, deadline): a
-    # generator's `finally` would not run for a stream the client abandoned.
-    if not context.add_callback(state.rpc_finished):
-        state.rpc_finished()
-    if wait:
-        time.sleep(wait)
-
-
-def _unary(state: logic.LabState, context: grpc.ServicerContext, fn: Callable[[], T]) -> T:
-    _begin(state, context)
-    try:
-        return fn()
-    except logic.RpcAbort as exc:
-        context.abort(exc.code, exc.details)
-
-
-def _streaming(state: logic.LabState, context: grpc.ServicerContext, gen: Callable[[], Iterator[T]]) -> Iterator[T]:
-    _begin(state, context)
-    try:
-        yield from gen()
-    except logic.RpcAbort as exc:
-        context.abort(exc.code, exc.details)
+# The servicers call the logic directly: nothing runs per RPC that a tutorial server would not run, apart
+# from turning the logic's RpcAbort into a status. The RPCs served are counted by gRPC core (servers.calls).
 
 
 class Greeter(greet_pb2_grpc.GreeterServicer):
-    def __init__(self, state: logic.LabState) -> None:
-        self.state = state
-
     def SayHello(self, request, context):  # noqa: N802 - gRPC method name
-        return _unary(self.state, context, lambda: logic.say_hello(request))
+        try:
+            return logic.say_hello(request)
+        except logic.RpcAbort as exc:
+            context.abort(exc.code, exc.details)
 
 
 class NumberService(number_stream_pb2_grpc.NumberServiceServicer):
-    def __init__(self, state: logic.LabState) -> None:
-        self.state = state
-
     def GetNumbers(self, request, context):  # noqa: N802
-        return _streaming(self.state, context, lambda: logic.get_numbers(request))
+        try:
+            yield from logic.get_numbers(request)
+        except logic.RpcAbort as exc:
+            context.abort(exc.code, exc.details)
 
 
 class SumService(sum_stream_pb2_grpc.SumServiceServicer):
-    def __init__(self, state: logic.LabState) -> None:
-        self.state = state
-
     def CalculateSum(self, request_iterator, context):  # noqa: N802
-        def run():
+        try:
             acc = logic.SumAccumulator()
             for request in request_iterator:
                 acc.add(request)
             return acc.result()
-
-        return _unary(self.state, context, run)
+        except logic.RpcAbort as exc:
+            context.abort(exc.code, exc.details)
 
 
 class ChatService(chat_pb2_grpc.ChatServiceServicer):
-    def __init__(self, state: logic.LabState) -> None:
-        self.state = state
-
     def Chat(self, request_iterator, context):  # noqa: N802
-        return _streaming(self.state, context, lambda: map(logic.chat_reply, request_iterator))
+        try:
+            yield from map(logic.chat_reply, request_iterator)
+        except logic.RpcAbort as exc:
+            context.abort(exc.code, exc.details)
+
+
+def with_faults(method: Callable, faults: Faults) -> Callable:
+    """``method`` preceded by the injected faults: burn CPU, then sleep (delay, stall) on the worker thread.
+
+    Wrapped at build time and only when a knob is set, so a server without faults pays nothing per RPC.
+    For a streaming method the faults come before its generator is created, i.e. before the first reply.
+    """
+
+    @functools.wraps(method)
+    def faulty(request_or_iterator, context):
+        wait = faults.on_rpc_start()
+        if wait:
+            time.sleep(wait)
+        return method(request_or_iterator, context)
+
+    return faulty
 
 
 class Control(lab_pb2_grpc.ControlServicer):
@@ -108,10 +98,14 @@ def build(config: ServerConfig, state: logic.LabState) -> tuple[grpc.Server, int
         compression=config.grpc_compression(),
         maximum_concurrent_rpcs=config.max_concurrent_rpcs,
     )
-    greet_pb2_grpc.add_GreeterServicer_to_server(Greeter(state), server)
-    number_stream_pb2_grpc.add_NumberServiceServicer_to_server(NumberService(state), server)
-    sum_stream_pb2_grpc.add_SumServiceServicer_to_server(SumService(state), server)
-    chat_pb2_grpc.add_ChatServiceServicer_to_server(ChatService(state), server)
+    greeter, numbers, sums, chat = Greeter(), NumberService(), SumService(), ChatService()
+    if state.faults.active:
+        for servicer, name in ((greeter, "SayHello"), (numbers, "GetNumbers"), (sums, "CalculateSum"), (chat, "Chat")):
+            setattr(servicer, name, with_faults(getattr(servicer, name), state.faults))
+    greet_pb2_grpc.add_GreeterServicer_to_server(greeter, server)
+    number_stream_pb2_grpc.add_NumberServiceServicer_to_server(numbers, server)
+    sum_stream_pb2_grpc.add_SumServiceServicer_to_server(sums, server)
+    chat_pb2_grpc.add_ChatServiceServicer_to_server(chat, server)
     lab_pb2_grpc.add_ControlServicer_to_server(Control(state), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -129,6 +129,7 @@ def test_server_certificate(tls: CertPaths) -> None:
     assert set(san.get_values_for_type(x509.IPAddress)) == {
         ipaddress.ip_address("127.0.0.1"),
         ipaddress.ip_address("::1"),
+        ipaddress.ip_address("198.18.0.1"),  # the server's address in its namespace (link cells)
     }
     eku = server.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert ExtendedKeyUsageOID.SERVER_AUTH in eku

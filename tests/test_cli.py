@@ -19,6 +19,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from server_impls import impls, param
 
 # Every test here starts processes (servers, generators, the CLI): not part of `pytest -m "not slow"`.
 pytestmark = pytest.mark.slow
@@ -116,7 +117,7 @@ def _loopback(ip: str) -> bool:
     return str(getattr(address, "ipv4_mapped", None) or address) == "127.0.0.1"
 
 
-@pytest.mark.parametrize("impl", ["aio", "sync"])
+@pytest.mark.parametrize("impl", impls("aio", "sync", "go"))
 def test_serve_prints_one_json_ready_line(impl: str) -> None:
     with serve_raw("--impl", impl, "--port", "0") as (proc, ready):
         assert ready["event"] == "ready"
@@ -143,8 +144,9 @@ def holder(request, module_server) -> int:
     return module_server("--impl", "sync", "--processes", str(request.param)).port
 
 
-@pytest.mark.parametrize("processes", ["1", "2"])
-@pytest.mark.parametrize("impl", ["sync", "aio"])
+@pytest.mark.parametrize(
+    "impl, processes", [param("sync", "1"), param("sync", "2"), param("aio", "1"), param("aio", "2"), param("go", "1")]
+)
 def test_port_in_use_is_one_line_exit_2(holder: int, impl: str, processes: str) -> None:
     # The newcomer must be refused, never join the holder's SO_REUSEPORT group.
     result = run_cli("serve", "--impl", impl, "--port", str(holder), "--processes", processes, timeout=10)
@@ -167,6 +169,12 @@ BAD_SERVE = {
     "max-message-bytes-0": (["--max-message-bytes", "0"], {}, ["--max-message-bytes"]),
     "negative-grace": (["--grace", "-1"], {}, ["--grace"]),
     "uvloop-with-sync": (["--uvloop", "--impl", "sync"], {}, ["--uvloop"]),
+    "uvloop-with-go": (["--uvloop", "--impl", "go"], {}, ["--uvloop"]),
+    # grpc-go: one process, and no deflate compressor (these need no Go binary: refused before it runs)
+    "go-processes-2": (["--impl", "go", "--processes", "2"], {}, ["--processes", "go"]),
+    "go-deflate": (["--impl", "go", "--compression", "deflate"], {}, ["deflate", "grpc-go"]),
+    "go-binary-missing": (["--impl", "go"], {"GRPCLAB_GO_SERVER": "/nonexistent/server"}, ["GRPCLAB_GO_SERVER"]),
+    "go-delay-abc": (["--impl", "go"], {"GRPCLAB_INJECT_DELAY_US": "abc"}, ["GRPCLAB_INJECT_DELAY_US"]),
     "unknown-flag": (["--no-such-flag"], {}, ["--no-such-flag"]),
     **{
         f"delay-{label}": ([], {"GRPCLAB_INJECT_DELAY_US": value}, ["GRPCLAB_INJECT_DELAY_US"])

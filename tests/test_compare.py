@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import re
 import shutil
 import signal
 import subprocess
@@ -227,7 +229,8 @@ def test_a_noisy_comparison_says_what_it_could_not_have_detected():
         f"the smallest detectable was {row['detectable'] * 100:.1f}%"
     )
     markdown = render.to_markdown(cmp)
-    assert "| detectable (80%) | verdict |" in markdown and "**~ underpowered**" in markdown
+    # 15 % noise is also over the stability limit (10 %), so the verdict names the unstable sides too
+    assert "| detectable (80%) | verdict |" in markdown and "**~ underpowered (unstable: base and head)**" in markdown
     assert line in markdown
     doc = json.loads(render.to_json(cmp))
     assert doc["power"]["underpowered"] == 1 and doc["power"]["sentences"] == [line]
@@ -288,6 +291,7 @@ TINY = {
         "cell_timeout": 20.0,
         "server_cpus": [0],
         "loadgen_cpus": [1],
+        "calibrate": False,
     },
     "axes": {"impl": ["sync"], "rpc": ["unary"], "payload_size": ["1KiB"], "concurrency": [1]},
 }
@@ -349,7 +353,9 @@ def test_without_fail_on_regression_a_regression_exits_0(real_runs):
     done = grpclab("compare", str(real_runs["A"]), str(real_runs["B"]), "--format", "markdown")
     assert done.returncode == 0, done.stderr
     assert "| cell | metric | base | head |" in done.stdout
-    assert "**worse**" in done.stdout and "REGRESSION" in done.stdout
+    # the verdict is bold; a side whose repetitions were spread (bench.analysis.stability) is named after it
+    assert re.search(r"\*\*worse( \(unstable: [a-z ]+\))?\*\*", done.stdout), done.stdout
+    assert "REGRESSION" in done.stdout
 
 
 def _copy_with_manifest(src: Path, dst: Path, edit) -> Path:
@@ -430,8 +436,25 @@ def test_pins_are_read_from_constraints_and_pyproject():
     assert pins == {"grpcio": "1.85.3", "foo-bar": "2.0", "rich": "15.0.0"}
 
 
-def _worktrees() -> str:
-    return subprocess.run(["git", "-C", str(REPO), "worktree", "list"], capture_output=True, text=True).stdout
+def _worktrees() -> list[str]:
+    """This test's worktrees of the repository: those under its own TMPDIR (see ``own_tmpdir``).
+
+    The repository's whole list is shared with every other checkout of it (other worktrees, other
+    regress runs), so comparing all of it would see their changes as this test's.
+    """
+    command = ["git", "-C", str(REPO), "worktree", "list", "--porcelain"]
+    listing = subprocess.run(command, capture_output=True, text=True)
+    root = os.environ["TMPDIR"]
+    paths = [line.removeprefix("worktree ") for line in listing.stdout.splitlines() if line.startswith("worktree ")]
+    return [path for path in paths if path.startswith(root)]
+
+
+@pytest.fixture(autouse=True)
+def own_tmpdir(tmp_path, monkeypatch) -> None:
+    """regress makes its worktree with tempfile.mkdtemp: under this directory, for this test's processes."""
+    tmpdir = tmp_path / "tmpdir"
+    tmpdir.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmpdir))
 
 
 @pytest.fixture
@@ -439,6 +462,7 @@ def tiny_spec_file(tmp_path) -> Path:
     path = tmp_path / "gate-tiny.toml"
     path.write_text(
         'name = "gate-tiny"\n[settings]\nduration = 0.3\nwarmup = 0.1\nrepetitions = 2\ncell_timeout = 20.0\n'
+        "calibrate = false\n"
         'loadgen_processes = 1\n[axes]\nimpl = ["sync"]\nrpc = ["unary"]\nconcurrency = [1]\n'
     )
     return path
@@ -511,7 +535,7 @@ def test_regress_ctrl_c_removes_the_worktree(tiny_spec_file, tmp_path):
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not list(out.glob("*/cells/*.json")):
         time.sleep(0.05)
-    assert _worktrees() != before  # the base worktree exists while measuring
+    assert _worktrees() != before == []  # the base worktree exists while measuring, under this test's TMPDIR
     proc.send_signal(signal.SIGINT)
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, output

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import signal
+import struct
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from bench.analysis import schema
+from bench.machine import cpu_latency, system
 from bench.run import executor
 from bench.run.executor import Side, Step, execute, schedule
 from bench.run.manifest import PlacementInfo, read
@@ -18,14 +20,28 @@ from bench.run.store import RunStore
 from bench.spec import parse_spec
 
 FIXTURE = Path(__file__).resolve().parent / "data" / "sample-run"
+SYSTEM_TREE = Path(__file__).resolve().parent / "data" / "system" / "kvm-haltpoll"
+# These tests are about the schedule and the lifecycle; tests/test_calibration.py runs the calibration.
 SPEC = parse_spec(
     {
         "name": "three",
-        "settings": {"repetitions": 2, "seed": 7},
+        "settings": {"repetitions": 2, "seed": 7, "calibrate": False},
         "axes": {"impl": ["sync", "aio"], "concurrency": [1, 2]},
     }
 )
 PLAN = Plan.make(SPEC.cells, SPEC.settings)
+
+
+@pytest.fixture(autouse=True)
+def fake_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The machine's facts from a committed tree, and a regular file as /dev/cpu_dma_latency (returned)."""
+    device = tmp_path / "cpu_dma_latency"
+    device.write_bytes(struct.pack("=i", cpu_latency.NO_REQUEST_US))
+    monkeypatch.setattr(cpu_latency, "DEVICE", device)
+    monkeypatch.setattr(
+        executor, "machine_facts", lambda pinning: system.collect(SYSTEM_TREE, pinning=pinning, steal_interval_s=0)
+    )
+    return device
 
 
 class FakePlacement:

@@ -39,7 +39,9 @@ def test_a_format_1_manifest_is_upgraded_on_read():
     assert manifest.placement == PlacementInfo("local", tuple(raw["pinning"]["server_cpus"]), (1,))
     assert manifest.steps == raw["steps"] == len(raw["plan"]) and manifest.cells == raw["cells"]
     assert manifest.settings == Settings(
-        **{k: tuple(v) if isinstance(v, list) else v for k, v in raw["settings"].items()}
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in raw["settings"].items()},
+        cpu_latency_hold=False,  # settings added since read as what the run did: no hold, no calibration
+        calibrate=False,
     )
     assert manifest.environment.git.commit == raw["environment"]["git"]["commit"]
     assert manifest.environment.versions == raw["environment"]["versions"]

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 from google.protobuf import descriptor_pb2
+from server_impls import impls
 
-from protos import chat_pb2, greet_pb2, number_stream_pb2, sum_stream_pb2
+from protos import chat_pb2, generate, greet_pb2, number_stream_pb2, sum_stream_pb2
 from servers.config import ServerConfig
 
 REPO = Path(__file__).resolve().parent.parent
@@ -75,7 +76,7 @@ def lab_descriptor(name: str) -> descriptor_pb2.FileDescriptorProto:
 @pytest.mark.slow
 @pytest.mark.parametrize("compression", ["none", "gzip"])
 @pytest.mark.parametrize("security", ["plaintext", "tls"])
-@pytest.mark.parametrize("impl", ["sync", "aio"])
+@pytest.mark.parametrize("impl", impls())
 def test_tutorial_client_gets_the_tutorial_answers(
     server, lab_certs, tutorial_stubs: Path, impl: str, security: str, compression: str
 ) -> None:
@@ -121,11 +122,38 @@ def test_tutorial_client_reports_an_error_status(tutorial_stubs: Path) -> None:
 
 
 @pytest.mark.slow
-def test_generated_stubs_are_fresh() -> None:
+@pytest.mark.parametrize(
+    "language",
+    [
+        "python",
+        pytest.param(
+            "go",
+            marks=pytest.mark.skipif(
+                generate.go_plugins() is None, reason="protoc-gen-go(-grpc) not installed: run make setup with Go"
+            ),
+        ),
+    ],
+)
+def test_generated_stubs_are_fresh(language: str) -> None:
+    flags = ["--go"] if language == "go" else []
     result = subprocess.run(
-        [sys.executable, "-m", "protos.generate", "--check"], cwd=REPO, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "protos.generate", "--check", *flags],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_go_stubs_cover_every_proto_and_no_proto_names_a_go_package() -> None:
+    # The Go package of each file comes from protos.generate's M options, so the .proto files stay the contract.
+    assert set(generate.GO_PACKAGES) == set(generate.PROTO_FILES)
+    for name in generate.PROTO_FILES:
+        assert "go_package" not in (REPO / "protos" / name).read_text(), name
+        stem = name.removesuffix(".proto")
+        package_dir = REPO / "servers" / "go" / generate.GO_PACKAGES[name]
+        assert {p.name for p in package_dir.iterdir()} == {f"{stem}.pb.go", f"{stem}_grpc.pb.go"}
 
 
 def _full_method_names(files) -> set[str]:

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 from bench import cli
-from bench.analysis import figures, report, results
+from bench.analysis import figures, findings, report, results, stability
 from bench.run import sample as sample_run
 from bench.spec import AXES
 
@@ -32,7 +32,7 @@ NOTEBOOKS = ("compare_configs", "compression", "compare_runs")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # What the sample spec (bench/specs/sample.toml) has data for, and what it lacks.
 SAMPLE_DRAWN = {"gzip", "workers", "tls", "open_loop", "latency_percentiles", "streaming"}
-SAMPLE_LEFT_OUT = {"payload", "processes"}
+SAMPLE_LEFT_OUT = {"payload", "processes", "links"}
 
 
 class Page(HTMLParser):
@@ -111,6 +111,33 @@ def page(run_dir: Path) -> tuple[Path, Page]:
 # -- the report ------------------------------------------------------------------
 
 
+def test_the_report_opens_with_the_findings(run_dir: Path, page: tuple[Path, Page]) -> None:
+    index, _ = page
+    text = index.read_text()
+    df, manifest = results.load(run_dir), results.read_manifest(run_dir)
+    found = findings.compute(df, manifest)
+    assert found, "the sample run supports findings"
+    # the first section after the lead and the warnings: before the figures, the table and the manifest
+    body = text[text.index("<body>") :]
+    sections = [
+        body.index(marker)
+        for marker in ('<section class="findings"', "<h2>Figures</h2>", "<h2>Summary", "<h2>Manifest")
+    ]
+    assert sections == sorted(sections)
+    assert "<h2>" not in body[: sections[0]] and "<figure" not in body[: sections[0]]
+    section = body[sections[0] : body.index("</section>") + len("</section>")]
+    note = findings.machine_note(manifest, found)
+    assert section == findings.to_html(found, note)
+    assert section.count('<li class="finding ') == len(found)
+    assert note and note in section  # the sample run has no calibration: its line says what that means
+    # beside the page: findings.json, which reads back as what the run's cells give; summary.md opens with them
+    document = findings.read(index.parent / findings.FILE_NAME)
+    assert document == findings.Document(str(df["run_id"].iloc[0]), found, note)
+    markdown = (index.parent / report.SUMMARY).read_text()
+    assert markdown.index("## Findings") < markdown.index("## Cells") < markdown.index("| ")
+    assert findings.to_markdown(found, note) in markdown
+
+
 def test_every_image_is_a_png_beside_the_page(page: tuple[Path, Page]) -> None:
     index, html = page
     assert html.images, "the report has no figure"
@@ -170,7 +197,13 @@ def test_missing_data_failed_and_saturated_cells(thin_run: Path, tmp_path: Path)
     assert len(failed) == 1 and len(saturated) == 1
     assert html.rows[failed[0]] == "failed" and "2 failed" in html.row_text[failed[0]]
     assert html.rows[saturated[0]] == "saturated" and "gen-saturated" in html.row_text[saturated[0]]
-    assert [k for k, css in html.rows.items() if css] == [k for k in html.rows if k in failed + saturated]
+    assert [k for k, css in html.rows.items() if css in ("failed", "saturated")] == [
+        k for k in html.rows if k in failed + saturated
+    ]
+    # every other flagged row is unstable, by the one rule (bench.analysis.stability), and says in what
+    unstable = set(stability.unstable_cells(results.load(thin_run))) - set(failed + saturated)
+    assert {k for k, css in html.rows.items() if css == "unstable"} == unstable
+    assert all("CV" in html.row_text[k] for k in unstable)
     assert "1 of 10 cells had failed repetitions" in text and "In 1 of 10 cells the load generator" in text
 
 
@@ -299,7 +332,22 @@ def test_notebook_runs_top_to_bottom(
     else:
         monkeypatch.delenv("GRPCLAB_RUN_DIR_B", raising=False)
     out = "\n".join(_execute(name, cwd))
+    flat = " ".join(out.split())
+    found = findings.compute(results.load(run_dir), results.read_manifest(run_dir))
+    # each notebook starts from the run's findings, and its sections from theirs
+    if name == "compare_configs":
+        model = next(f for f in found if f.study == "server_model")
+        assert " ".join(model.headline.split()) in flat
+        assert flat.index(" ".join(model.headline.split())) < flat.index("held fixed:")  # before its tables
+        for f in found:
+            if f.study in ("server_model", "thread_pool", "tls"):
+                assert " ".join(f.sentence.split()) in flat, f.study
+        assert "no finding: the run has no cells that compare processes" in flat
     if name == "compression":
+        (gzip,) = [f for f in found if f.study == "compression"]
+        assert " ".join(gzip.sentence.split()) in flat
+        assert flat.index(" ".join(gzip.sentence.split())) < flat.index("held fixed:")
+        assert "break-even Mbit/s" in out and "min..max Mbit/s" in out
         assert "pays on links slower than" in out
     if name == "compare_runs":
         assert ("against itself" in out) != second
@@ -308,4 +356,13 @@ def test_notebook_runs_top_to_bottom(
             thin.loc[~thin["failed"], "cell_key"].nunique() if second else results.load(run_dir)["cell_key"].nunique()
         )
         assert f"{common} cells in both runs" in out
+        df_a = results.load(run_dir)
+        if second:
+            in_a, in_b = len(found), len(findings.compute(results.load(thin_run), results.read_manifest(thin_run)))
+        else:  # one repetition each: A is every cell's first, B its second
+            first, last = sorted(df_a["repetition"].unique())[:2]
+            manifest = results.read_manifest(run_dir)
+            in_a = len(findings.compute(df_a[df_a["repetition"] == first], manifest))
+            in_b = len(findings.compute(df_a[df_a["repetition"] == last], manifest))
+        assert f"findings: {in_a} in A, {in_b} in B;" in out
     assert os.environ["GRPCLAB_RUN_DIR"] == str(run_dir)

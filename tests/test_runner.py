@@ -33,7 +33,7 @@ import pandas as pd
 import psutil
 import pytest
 
-from bench.analysis import results, schema
+from bench.analysis import findings, results, schema
 from bench.machine import environment
 from bench.run.manifest import MANIFEST, Manifest, PlacementInfo
 from bench.run.placement import LocalPlacement
@@ -61,6 +61,7 @@ duration = 5.0
 warmup = 0.1
 repetitions = 3
 cell_timeout = 20.0
+calibrate = false  # tests/test_machine_run.py runs the calibration; these tests are about the run's directory
 [axes]
 impl = ["sync"]
 rpc = ["unary", "server_stream", "bidi"]
@@ -76,6 +77,7 @@ duration = 0.3
 warmup = 0.1
 repetitions = 1
 cell_timeout = 20.0
+calibrate = false
 [axes]
 impl = ["sync", "aio"]
 concurrency = [1, 2, 4]
@@ -242,8 +244,11 @@ def test_run_leaves_manifest_and_one_typed_row_per_cell_and_repetition(cli, tmp_
     )
     heads.add(git_head())  # others may commit while the run runs
     assert done.returncode == 0, done.stderr
-    assert f"results: {out}/cells.parquet, cells.csv, manifest.json" in done.stdout
+    assert f"results: {out}/cells.parquet, cells.csv, manifest.json, findings.json" in done.stdout
     assert done.stderr == ""
+    # three RPC kinds of one server: no study, so no finding, and the summary ends saying so
+    assert findings.read(out / findings.FILE_NAME).findings == ()
+    assert done.stdout.rstrip().splitlines()[-1].startswith("Findings: none")
 
     # the manifest: spec, settings as run, code and machine, pinning, the plan
     manifest = results.read_manifest(out)

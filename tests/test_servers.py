@@ -1,15 +1,21 @@
-"""The lab servers over the wire: every RPC on both server models, TLS and compression, lab fields,
-bad input, limits, multi-process serving, health, reflection, SIGTERM and the fault knobs.
+"""The lab servers over the wire: every RPC on the three implementations (the Python sync and aio servers
+and the grpc-go reference server), TLS and compression, lab fields, bad input, limits, multi-process serving,
+health, reflection, SIGTERM, parent death and the fault knobs.
 
 Servers run as real `grpclab serve` subprocesses (tests/conftest.py); the matrix shares one server per
-(impl, security, compression) combination across all the tests that use it.
+(impl, security, compression) combination across all the tests that use it. Where grpc-go legitimately
+behaves differently (no deflate, a compressed request's replies, gzip bytes), the test says so per impl.
+Without the Go binary every go parameter is skipped, with the reason in the summary (tests/server_impls.py).
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import queue
 import socket
+import subprocess
+import sys
 import threading
 import time
 import zlib
@@ -23,6 +29,7 @@ import pytest
 from google.protobuf import descriptor_pool
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+from server_impls import IMPLS, PYTHON_IMPLS, fixture_param, impls, param
 
 from bench.load.channels import open_channel
 from bench.run.server_process import ServerProcess
@@ -46,7 +53,7 @@ pytestmark = pytest.mark.slow
 T = 10.0  # deadline of every call that is expected to succeed
 INT32_MAX = 2**31 - 1
 INT32_MIN = -(2**31)
-IMPLS = ("sync", "aio")
+pytestmark = pytest.mark.slow  # every test here starts servers
 SECURITY = ("plaintext", "tls", "mtls")
 COMPRESSIONS = ("none", "gzip")
 RPCS = ("SayHello", "GetNumbers", "CalculateSum", "Chat")
@@ -145,10 +152,10 @@ class Lab:
         return open_channel(target or self.srv.target, tls_dir=self.client_tls, compression=self.compression)
 
 
-MATRIX = list(itertools.product(IMPLS, SECURITY, COMPRESSIONS))
+MATRIX = [fixture_param(p) for p in itertools.product(IMPLS, SECURITY, COMPRESSIONS)]
 
 
-@pytest.fixture(scope="module", params=MATRIX, ids=["-".join(p) for p in MATRIX])
+@pytest.fixture(scope="module", params=MATRIX)
 def lab(request, server_pool, lab_certs, ca_only_dir) -> Iterator[Lab]:
     impl, security, compression = request.param
     args = ["--impl", impl, "--compression", compression]
@@ -174,6 +181,15 @@ def test_ready_line_describes_the_server(lab: Lab) -> None:
     assert ready["compression"] == lab.compression
     assert ready["host"] == "127.0.0.1"
     assert ready["pids"] == [ready["pid"]] == [lab.srv.proc.pid]
+    assert ready["processes"] == 1 and ready["faults_injected"] is False
+    if lab.impl == "go":
+        # The same keys, with grpc-go's version for grpcio's, and no thread pool to size.
+        assert ready["grpc_go"] == "1.85.0" and "grpcio" not in ready
+        assert ready["workers"] is None
+        # GOMAXPROCS follows the CPUs the process may run on (this server is not pinned).
+        assert ready["gomaxprocs"] == len(os.sched_getaffinity(lab.srv.proc.pid))
+    else:
+        assert ready["grpcio"] == grpc.__version__
 
 
 def test_say_hello(lab: Lab) -> None:
@@ -221,19 +237,29 @@ def test_chat_replies_to_each_message_as_it_comes(lab: Lab) -> None:
 
 def test_control_stats(lab: Lab) -> None:
     control = lab_pb2_grpc.ControlStub(lab.channel)
+    health = health_pb2_grpc.HealthStub(lab.channel)
     control.Reset(lab_pb2.ResetRequest(), timeout=T)
     for _ in range(3):
         say_hello(lab.channel, name="n")
     calculate_sum(lab.channel, [{"number": 1}])
+    assert code_of(lambda: say_hello(lab.channel, payload_gzip_level=10)) == grpc.StatusCode.INVALID_ARGUMENT
+    health.Check(health_pb2.HealthCheckRequest(service=""), timeout=T)
     reply = control.Stats(lab_pb2.StatsRequest(), timeout=T)
     assert reply.pid == lab.srv.ready["pid"]
     assert reply.impl == lab.impl
-    assert reply.rpcs_served == 4  # Control's own RPCs are not counted
+    # Every finished RPC counts, of any service and with any status: the Reset, the 5 tutorial RPCs (the failed one
+    # included) and the health check. The Stats call that asks is still running.
+    assert reply.rpcs_served == 1 + 5 + 1
     assert 0 < reply.seconds_since_reset < 30
-    assert reply.cpu_user_seconds > 0 and reply.rss_bytes > 10 * 1024 * 1024
+    # CPU and memory as the kernel reports them for that process
+    process = psutil.Process(reply.pid)
+    cpu, rss = process.cpu_times(), process.memory_info().rss
+    assert reply.cpu_user_seconds > 0 and abs(reply.cpu_user_seconds - cpu.user) < 0.2, (reply, cpu)
+    assert abs(reply.cpu_system_seconds - cpu.system) < 0.2, (reply, cpu)
+    assert 0.8 < reply.rss_bytes / rss < 1.25, (reply.rss_bytes, rss)
     before = control.Reset(lab_pb2.ResetRequest(), timeout=T)
-    assert before.rpcs_served == 4
-    assert control.Stats(lab_pb2.StatsRequest(), timeout=T).rpcs_served == 0
+    assert before.rpcs_served == 1 + 5 + 1 + 1  # ... and the Stats call, now finished
+    assert control.Stats(lab_pb2.StatsRequest(), timeout=T).rpcs_served == 1  # the Reset call
 
 
 def test_health_reports_serving(lab: Lab) -> None:
@@ -382,20 +408,36 @@ def _fields(kind: str, size: int, level: int) -> dict:
     }
 
 
-def _check_payload(reply, kind: str, size: int, level: int) -> None:
-    expected = payloads.make(kind, size)
+# gzip header byte 8 (XFL) as zlib and Go's compress/gzip both write it: 2 at level 9, 4 at level 1, else 0
+GZIP_XFL = {1: 4, 9: 2}
+
+
+def _check_payload(reply, kind: str, size: int, level: int, impl: str) -> bytes:
+    """Check one reply's payload; returns it decoded."""
     assert reply.payload_gzip_level == level
-    assert payloads.decode(reply.payload, level) == expected
+    body = payloads.decode(reply.payload, level)
+    assert len(body) == size
+    if kind == "random" and impl == "go":
+        # grpc-go's "random" is Go's own deterministic stream (ChaCha8), not Python's: just as incompressible.
+        assert size < 1000 or len(zlib.compress(body, 9)) > size
+    else:
+        # text (and zeros): the very bytes the Python servers send, so compression figures compare like with like
+        assert body == payloads.make(kind, size)
     if level == 0:
-        assert reply.payload == expected
+        assert reply.payload == body
     elif kind != "random" and size >= 1000:
         assert len(reply.payload) < size // 3  # really compressed at the request's level
-    if level:
-        assert reply.payload == zlib.compress(expected, level, wbits=31)
+    if level and impl != "go":
+        assert reply.payload == zlib.compress(body, level, wbits=31)
+    elif level:
+        # Go's deflate is its own implementation: other bytes than zlib's at the same level, same gzip format.
+        assert reply.payload[:3] == b"\x1f\x8b\x08" and reply.payload[8] == GZIP_XFL.get(level, 0)
+    return body
 
 
 @pytest.mark.parametrize("rpc", RPCS)
 def test_payload_echo(lab: Lab, rpc: str) -> None:
+    bodies: dict[str, bytes] = {}
     for kind, size, level in PAYLOAD_CASES:
         fields = _fields(kind, size, level)
         if rpc == "SayHello":
@@ -413,7 +455,11 @@ def test_payload_echo(lab: Lab, rpc: str) -> None:
             replies = chat(lab.channel, [{"message": "a", **fields}, {"message": "b", **fields}])
             assert [r.message for r in replies] == ["You said: a", "You said: b"]
         for reply in replies:
-            _check_payload(reply, kind, size, level)
+            body = _check_payload(reply, kind, size, level, lab.impl)
+            # Every body is a prefix of the same longer body (the Python generator's property, kept by Go).
+            longest = bodies.get(kind, b"")
+            assert body[: len(longest)] == longest[: len(body)]
+            bodies[kind] = max(longest, body, key=len)
 
 
 def _valid_gzip() -> bytes:
@@ -474,7 +520,7 @@ def _garbage_call(channel: grpc.Channel, method: str, data: bytes) -> None:
         list(channel.stream_stream(method, **kwargs)(iter([data]), timeout=T))
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("impl", impls())
 def test_garbage_bytes_are_an_error_not_a_crash(server, impl: str) -> None:
     srv = server("--impl", impl)
     methods = [*METHODS, "/lab.Control/Stats"]
@@ -496,7 +542,7 @@ def test_garbage_bytes_are_an_error_not_a_crash(server, impl: str) -> None:
     assert code == 0 and elapsed < server.grace + 3, f"exit code {code} after {elapsed:.1f} s"
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("impl", impls())
 def test_message_over_the_size_limit(server, impl: str) -> None:
     srv = server("--impl", impl, "--max-message-bytes", str(1024 * 1024))
     big = bytes(2 * 1024 * 1024)
@@ -514,11 +560,21 @@ def test_message_over_the_size_limit(server, impl: str) -> None:
         assert say_hello(channel, name="fits", payload=half, response_size=len(half)).payload == half
 
 
-@pytest.fixture(scope="module", params=IMPLS)
+@pytest.fixture(scope="module", params=impls())
 def plain(request, server_pool) -> Iterator[ServerProcess]:
     """A plaintext server of each model, shared by the tests below that leave it as they found it."""
     with server_pool() as servers:
         yield servers("--impl", request.param)
+
+
+def assert_deadline_exceeded(error: grpc.RpcError, impl: str) -> None:
+    if impl == "go" and error.code() == grpc.StatusCode.CANCELLED:
+        # grpc-go ends an RPC at its deadline with RST_STREAM(CANCEL); when that frame reaches gRPC core's client
+        # before the client's own deadline timer fires, core reports CANCELLED ("deadline exceeded is best
+        # effort over HTTP/2"). grpc-go's own client re-checks its deadline there; core's does not.
+        assert "RST_STREAM with error code 8" in error.debug_error_string(), error
+    else:
+        assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED, error
 
 
 def test_deadline_shorter_than_a_slow_stream(plain: ServerProcess) -> None:
@@ -531,7 +587,7 @@ def test_deadline_shorter_than_a_slow_stream(plain: ServerProcess) -> None:
                 assert response.number == received
                 received += 1
         elapsed = time.monotonic() - started
-        assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert_deadline_exceeded(info.value, plain.ready["impl"])
         assert received > 0 and 0.15 < elapsed < 2.0
         # The server stops producing the abandoned stream: its CPU time stays flat.
         before = stats(channel)
@@ -540,6 +596,39 @@ def test_deadline_shorter_than_a_slow_stream(plain: ServerProcess) -> None:
         burnt = cpu_seconds(after) - cpu_seconds(before)
         assert burnt < 0.25
         assert say_hello(channel, name="after", timeout=1).message == "Hello, after!"
+
+
+def test_cancelled_and_expired_rpcs_are_counted(plain: ServerProcess) -> None:
+    impl = plain.ready["impl"]
+    with open_channel(plain.target) as channel:
+        lab_pb2_grpc.ControlStub(channel).Reset(lab_pb2.ResetRequest(), timeout=T)
+        expired = number_stream_pb2_grpc.NumberServiceStub(channel).GetNumbers(
+            number_stream_pb2.NumberRequest(limit=INT32_MAX), timeout=0.2
+        )
+        with pytest.raises(grpc.RpcError) as info:
+            list(expired)
+        assert_deadline_exceeded(info.value, impl)
+        requests = Requests()
+        cancelled = chat_pb2_grpc.ChatServiceStub(channel).Chat(iter(requests), timeout=T)
+        requests.put("then cancelled")
+        assert next(cancelled).message == "You said: then cancelled"
+        cancelled.cancel()  # mid-stream, the request stream still open
+        requests.close()
+        unknown = code_of(lambda: _garbage_call(channel, "/no.Such/Method", b""))
+        assert unknown == grpc.StatusCode.UNIMPLEMENTED
+        # gRPC core counts a call to an unknown method (channelz calls_failed); grpc-go refuses it before any
+        # handler, where the Go server counts (servers/go/registrar.go), so it is not in Go's count.
+        counted = 2 + (impl != "go")
+        # The server ends the expired and the cancelled call on its own time: poll, knowing that each earlier
+        # Stats call counts too.
+        for polls in range(200):
+            want = counted + 1 + polls  # those RPCs, the Reset and the earlier Stats calls
+            served = stats(channel).rpcs_served
+            if served == want:
+                break
+            assert served < want, (served, want)
+            time.sleep(0.02)
+        assert served == want, (served, want)
 
 
 def test_calculate_sum_overflowing_int32_is_out_of_range(plain: ServerProcess) -> None:
@@ -552,7 +641,7 @@ def test_calculate_sum_overflowing_int32_is_out_of_range(plain: ServerProcess) -
 
 
 @pytest.mark.parametrize("together", [False, True], ids=["one-after-another", "all-open-at-once"])
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("impl", impls())
 def test_cancelled_bidi_streams_leak_no_worker(server, impl: str, together: bool) -> None:
     srv = server("--impl", impl, "--workers", "2")
     with open_channel(srv.target) as channel:
@@ -586,7 +675,7 @@ def test_cancelled_bidi_streams_leak_no_worker(server, impl: str, together: bool
 # --- several processes, one port --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("impl", impls(*PYTHON_IMPLS))  # go: one process (test_go_refuses_processes_2)
 def test_processes_2_answer_on_one_port(server, impl: str) -> None:
     srv = server("--impl", impl, "--processes", "2")
     pids = srv.pids
@@ -606,8 +695,9 @@ def test_processes_2_answer_on_one_port(server, impl: str) -> None:
 # --- SIGTERM with streams open ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("processes", [1, 2])
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize(
+    "impl, processes", [param(impl, n) for impl in IMPLS for n in (1, 2) if (impl, n) != ("go", 2)]
+)
 def test_sigterm_with_open_streams_exits_0(server, impl: str, processes: int) -> None:
     srv = server("--impl", impl, "--processes", str(processes))
     everyone = {srv.proc.pid, *srv.pids}
@@ -638,7 +728,7 @@ def test_sigterm_with_open_streams_exits_0(server, impl: str, processes: int) ->
 # --- fault knobs ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("impl", impls())
 def test_inject_delay(server, impl: str) -> None:
     srv = server("--impl", impl, env={"GRPCLAB_INJECT_DELAY_US": "50000"})
     assert srv.ready["faults_injected"] is True
@@ -650,7 +740,7 @@ def test_inject_delay(server, impl: str) -> None:
             assert 0.050 <= time.monotonic() - started < 1.0
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("impl", impls())
 def test_inject_cpu(server, impl: str) -> None:
     cpu_us, calls = 40_000, 10
     srv = server("--impl", impl, env={"GRPCLAB_INJECT_CPU_US": str(cpu_us)})
@@ -676,6 +766,144 @@ def test_no_fault_knob_by_default(plain: ServerProcess) -> None:
             say_hello(channel, name="fast")
             fastest = min(fastest, time.monotonic() - started)
         assert fastest < 0.050  # no injected 50 ms delay
+
+
+@pytest.mark.parametrize("impl", impls())
+def test_inject_stall(server, impl: str) -> None:
+    stall_s = 0.4
+    srv = server("--impl", impl, env={"GRPCLAB_INJECT_STALL": f"3:{int(stall_s * 1000)}"})
+    assert srv.ready["faults_injected"] is True
+    with open_channel(srv.target) as channel:
+        took = []
+        for i in range(4):  # the 3rd tutorial RPC starts the stall; the 4th starts after it ended
+            started = time.monotonic()
+            assert say_hello(channel, name=str(i)).message == f"Hello, {i}!"
+            took.append(time.monotonic() - started)
+    fast = min(took[1], took[3])
+    assert took[2] >= stall_s and took[2] - fast >= 0.9 * stall_s, took
+    assert max(took[1], took[3]) < stall_s / 2, took
+
+
+# --- compression the Python servers and grpc-go handle differently ----------------------------------------
+
+
+def test_deflate_requests(plain: ServerProcess) -> None:
+    impl = plain.ready["impl"]
+    with open_channel(plain.target, compression="deflate") as channel:
+        if impl == "go":
+            # grpc-go has no deflate decompressor: a deflate request is UNIMPLEMENTED, as grpc-go answers it
+            # (gRPC core accepts it). The lab's grpc-deflate cells do not apply to impl go.
+            with pytest.raises(grpc.RpcError) as info:
+                say_hello(channel, name="d", payload=bytes(1000))
+            assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+            assert "deflate" in info.value.details()
+        else:
+            assert say_hello(channel, name="d", payload=bytes(1000)).message == "Hello, d!"
+
+
+@pytest.mark.parametrize("server_compression, client_compression", [("gzip", "none"), ("none", "gzip")])
+@pytest.mark.parametrize("impl", impls())
+def test_reply_compression(server, impl: str, server_compression: str, client_compression: str) -> None:
+    size = 512 * 1024
+    srv = server("--impl", impl, "--compression", server_compression)
+    proxy = CountingProxy(srv.port)
+    try:
+        with open_channel(f"127.0.0.1:{proxy.port}", compression=client_compression) as channel:
+            assert say_hello(channel, name="z", payload=bytes(size), response_size=size).payload == bytes(size)
+    finally:
+        proxy.close()
+    request_compressed = proxy.to_server < 64 * 1024
+    reply_compressed = proxy.to_client < 64 * 1024
+    assert request_compressed is (client_compression == "gzip"), proxy.to_server
+    if server_compression == "gzip":
+        assert reply_compressed, proxy.to_client  # every server compresses its replies when told to
+    elif impl == "go":
+        # grpc-go answers a gzip request with gzip replies whatever the server's default; gRPC core does not
+        assert reply_compressed, proxy.to_client
+    else:
+        assert not reply_compressed, proxy.to_client
+
+
+# --- limits -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("impl", impls())
+def test_max_concurrent_rpcs(server, impl: str) -> None:
+    srv = server("--impl", impl, "--max-concurrent-rpcs", "2")
+    with open_channel(srv.target) as channel:
+        stub = chat_pb2_grpc.ChatServiceStub(channel)
+        held = []
+        try:
+            for i in range(2):  # two streams in their handlers: the limit is reached
+                requests = Requests()
+                call = stub.Chat(iter(requests), timeout=T)
+                held.append((call, requests))
+                requests.put(f"hold {i}")
+                assert next(call).message == f"You said: hold {i}"
+            for _ in range(3):
+                assert code_of(lambda: say_hello(channel, name="over")) == grpc.StatusCode.RESOURCE_EXHAUSTED
+        finally:
+            for call, requests in held:
+                requests.close()
+                assert list(call) == []
+        # The slots are free again once the server has ended the two streams (it may take a moment).
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                assert say_hello(channel, name="under").message == "Hello, under!"
+                break
+            except grpc.RpcError as exc:
+                assert exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and time.monotonic() < deadline
+                time.sleep(0.05)
+
+
+# --- grpc-go specifics ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("impl", impls("go"))
+def test_go_gomaxprocs_follows_the_pinned_cpus(server, impl: str) -> None:
+    cpu = min(os.sched_getaffinity(0))
+    srv = server("--impl", impl, cpus=[cpu])
+    # Go sizes GOMAXPROCS from the affinity mask it starts with; taskset pinned it before the exec.
+    assert srv.ready["gomaxprocs"] == 1
+    assert os.sched_getaffinity(srv.proc.pid) == {cpu}
+    with open_channel(srv.target) as channel:
+        assert say_hello(channel, name="pinned").message == "Hello, pinned!"
+
+
+@pytest.mark.parametrize("impl", impls())
+def test_sigkill_of_the_parent_stops_the_server(impl: str) -> None:
+    # A stand-in harness starts the server as the runner does (--exit-with-parent), then is SIGKILLed.
+    harness_code = (
+        "import sys, time\n"
+        "from bench.run import server_process\n"
+        f"srv = server_process.start(['--impl', '{impl}', '--port', '0', '--grace', '0.5', '--exit-with-parent'])\n"
+        "print(srv.proc.pid, srv.port, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    harness = subprocess.Popen([sys.executable, "-c", harness_code], stdout=subprocess.PIPE, text=True)
+    server_pid = None
+    try:
+        line = harness.stdout.readline()
+        assert line, "the stand-in harness did not start a server"
+        server_pid, port = map(int, line.split())
+        if impl == "go":  # grpclab serve exec'd the Go binary: the pid the harness knows is the Go server
+            assert Path(psutil.Process(server_pid).exe()).name == "grpclab-go-server"
+        with open_channel(f"127.0.0.1:{port}") as channel:
+            assert say_hello(channel, name="alive").message == "Hello, alive!"
+        harness.kill()
+        harness.wait(10)
+        deadline = time.monotonic() + 10
+        while alive(server_pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not alive(server_pid), "the server outlived its SIGKILLed parent"
+    finally:
+        if harness.poll() is None:
+            harness.kill()
+            harness.wait(10)
+        harness.stdout.close()
+        if server_pid is not None and alive(server_pid):
+            psutil.Process(server_pid).kill()  # the server this test started (through its stand-in harness)
 
 
 # --- the fixture's own safety net -------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from bench.spec import (
     with_settings,
 )
 from bench.spec import compression as compression_axis
+from bench.spec.cell import LATER_AXES
 from bench.spec.compression import Compression
 
 SPECS = Path(__file__).resolve().parent.parent / "bench" / "specs"
@@ -78,7 +79,9 @@ def test_defaults_give_one_cell():
 def test_axes_match_cell_fields_in_order():
     assert AXES == tuple(f.name for f in fields(Cell))
     assert AXES[:3] == ("impl", "rpc", "workers")
-    assert AXES[-1] == "loadgen"
+    # the axes of results format 1 come first; later ones are appended (LATER_AXES)
+    assert AXES[: AXES.index("loadgen") + 1][-1] == "loadgen"
+    assert AXES[len(AXES) - len(LATER_AXES) :] == LATER_AXES
     assert set(DEFAULTS) == set(AXES)
 
 
@@ -398,7 +401,7 @@ def test_unknown_axis_lists_axes():
 def test_unknown_setting_lists_settings():
     message = error("[settings]\nspeed = 3")
     assert message.startswith("settings.speed: unknown key; allowed: duration, warmup, repetitions, ")
-    assert message.endswith("loadgen_processes, cell_timeout")
+    assert message.endswith("loadgen_processes, cell_timeout, cpu_latency_hold, calibrate")
 
 
 def test_missing_name():

@@ -33,6 +33,7 @@ def test_one_row_per_cell_in_spec_order_with_the_varying_axes(df):
         "connections": "1",
         "arrival": "constant",
         "loadgen": "python",
+        "link": "loopback",  # a later axis: rows written before it read as its default
     }
     # spec order: by impl (sync, aio), then rpc (unary, server_stream, ...), ...
     first = df.drop_duplicates("cell_key").set_index("cell_key")

@@ -1,9 +1,12 @@
 """`grpclab report RUN_DIR`: one self-contained HTML page about a run, with its figures beside it.
 
-RUN_DIR/report/index.html holds the figures (PNG files in the same directory, relative links, no script, no
+RUN_DIR/report/index.html opens with the run's findings (bench.analysis.findings: one sentence per study, with
+its numbers and confidence; also written as findings.json and at the top of summary.md), then the machine the run
+measured on (its /dev/cpu_dma_latency hold, the warnings of its system facts, its calibration: floor and noise;
+bench.analysis.summary.machine_lines), the figures (PNG files in the same directory, relative links, no script, no
 CDN), a note for each figure the run has no data for, the summary table (one row per cell: medians over
-repetitions, failed and saturated cells flagged; bench.analysis.table, also written as summary.md) and the
-run's manifest. Figures are drawn by bench.analysis.figures; everything is read through
+repetitions, failed, saturated and unstable cells flagged; bench.analysis.table, also written as summary.md) and the
+run's manifest (with every system check). Figures are drawn by bench.analysis.figures; everything is read through
 bench.analysis.results, so a bad run directory is one ResultsError line.
 """
 
@@ -18,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..run.manifest import Manifest
-from . import figures, results, summary, table
+from . import figures, findings, results, summary, table
 
 REPORT_DIR = "report"
 INDEX = "index.html"
@@ -35,9 +38,15 @@ figcaption { max-width: 70em; color: #333; font-size: .92em; }
 table { border-collapse: collapse; font-size: .85em; margin: .5em 0; }
 th, td { border: 1px solid #ddd; padding: .2em .5em; text-align: left; vertical-align: top; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
-tr.failed td { background: #fde2e2; } tr.saturated td { background: #fff4cc; }
+tr.failed td { background: #fde2e2; } tr.saturated td { background: #fff4cc; } tr.unstable td { background: #f3e8fb; }
 .flag { font-weight: bold; white-space: nowrap; } .flag-failed { color: #b00; } .flag-saturated { color: #8a6100; }
+.flag-unstable { color: #7a2a9a; }
 .scroll { overflow-x: auto; }
+ul.findings { padding-left: 1.2em; } li.finding { margin: .6em 0; max-width: 90em; }
+.confidence { font-weight: bold; padding: 0 .35em; border-radius: 3px; font-size: .85em; }
+.finding-clear .confidence { background: #d8f0d8; } .finding-indicative .confidence { background: #fff4cc; }
+.finding-inconclusive .confidence { background: #eee; color: #555; }
+li.finding details { margin: .2em 0 0 0; font-size: .92em; } ul.cells { margin: 0; padding-left: 1em; }
 pre { background: #f6f6f6; padding: .6em; overflow-x: auto; font-size: .85em; }
 footer { margin-top: 3em; color: #555; font-size: .85em; border-top: 1px solid #ccc; padding-top: .5em; }
 """
@@ -73,6 +82,7 @@ def manifest_section(manifest: Manifest) -> str:
         ),
         "<h3>Settings</h3>",
         _kv_table(asdict(m.settings)),
+        *_machine_details(m),
         "<h3>Spec (as written; the settings above are the ones the run used)</h3>",
         f"<pre>{_e(json.dumps(m.spec_source, indent=2, default=str))}</pre>",
     ]
@@ -95,11 +105,48 @@ def warnings(cells: table.CellTable, manifest: Manifest) -> str:
             f'<p class="warn">{html.escape(warning[:1].upper() + warning[1:])} '
             "(yellow rows; red rings or hatching in the figures).</p>"
         )
+    if cells.unstable_cells:
+        warning = summary.unstable_warning(cells.unstable_cells, len(cells.rows))
+        out.append(f'<p class="warn">{html.escape(warning[:1].upper() + warning[1:])} (purple rows).</p>')
     return "\n".join(out)
 
 
-def render(df: pd.DataFrame, manifest: Manifest, out_dir: Path, title: str, cells: table.CellTable) -> str:
-    """The page's HTML; draws the figures into ``out_dir`` on the way."""
+def machine_section(manifest: Manifest) -> str:
+    """The machine the run measured on, next to the results: hold, warnings, calibration (empty if not recorded)."""
+    lines = summary.machine_lines(manifest)
+    if not lines:
+        return (
+            '<p class="note">This run recorded neither the machine\'s state, nor a /dev/cpu_dma_latency hold, '
+            "nor a calibration (written before grpclab recorded them).</p>"
+        )
+    items = [f'<p class="{"warn" if line.kind == "warning" else "note"}">{_e(line.text)}</p>' for line in lines]
+    return "\n".join(items)
+
+
+def _machine_details(m: Manifest) -> list[str]:
+    parts = []
+    if m.system is not None:
+        parts += ["<h3>Machine state (grpclab system, as the run began)</h3>", f"<pre>{_e(m.system.render())}</pre>"]
+    if m.cpu_latency_hold is not None:
+        parts += ["<h3>cpu_latency_hold</h3>", _kv_table(m.cpu_latency_hold.to_json())]
+    if m.calibration is not None:
+        parts += ["<h3>Calibration</h3>", f"<pre>{_e(json.dumps(m.calibration.to_json(), indent=2))}</pre>"]
+    return parts
+
+
+def render(
+    df: pd.DataFrame,
+    manifest: Manifest,
+    out_dir: Path,
+    title: str,
+    cells: table.CellTable,
+    found: findings.Document | None = None,
+) -> str:
+    """The page's HTML, the findings first; draws the figures into ``out_dir`` on the way. ``found``: the run's
+    findings (computed here when not given)."""
+    if found is None:
+        computed = findings.compute(df, manifest)
+        found = findings.Document(title, computed, findings.machine_note(manifest, computed))
     drawn = figures.draw_all(df, manifest, out_dir)
     figs, notes = [], []
     for item in drawn:
@@ -127,6 +174,9 @@ def render(df: pd.DataFrame, manifest: Manifest, out_dir: Path, title: str, cell
 <h1>grpclab report: {_e(title)}</h1>
 <p>{lead}</p>
 {warnings(cells, manifest)}
+{findings.to_html(found.findings, found.note)}
+<h2>The machine</h2>
+{machine_section(manifest)}
 <h2>Figures</h2>
 {"".join(figs) or '<p class="note">No figure: the run has data for none of them.</p>'}
 {"".join(notes)}
@@ -149,14 +199,18 @@ def write(run_dir: str | Path, out: str | Path | None = None) -> Path:
     out_dir = Path(out) if out is not None else run_dir / REPORT_DIR
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        cells = table.build(df)
-        page = render(df, manifest, out_dir, run_dir.resolve().name, cells)
+        cells = table.build(df, summary.noise_cv(manifest))
+        computed = findings.compute(df, manifest)
+        found = findings.Document(str(df["run_id"].iloc[0]), computed, findings.machine_note(manifest, computed))
+        page = render(df, manifest, out_dir, run_dir.resolve().name, cells, found)
         index = out_dir / INDEX
         index.write_text(page, encoding="utf-8")
         (out_dir / SUMMARY).write_text(
-            f"# {run_dir.resolve().name}: medians over successful repetitions\n\n{table.to_markdown(cells)}",
+            f"# {run_dir.resolve().name}\n\n{findings.to_markdown(found.findings, found.note)}\n"
+            f"## Cells: medians over successful repetitions\n\n{table.to_markdown(cells)}",
             encoding="utf-8",
         )
+        findings.write(out_dir / findings.FILE_NAME, found.findings, found.run_id, found.note)
     except OSError as exc:
         raise results.ResultsError(f"{out_dir}: cannot write the report ({exc.strerror or exc})") from None
     except results.ResultsError as exc:  # a damaged value inside the table (a histogram, ...)

@@ -17,7 +17,7 @@ from ..spec.cell import LATER_AXES
 # The row format. A column added later carries the format it appeared in (``since``); rows written
 # in an older format are completed on reading (:func:`complete`): a later axis takes its default
 # (that is what was measured), a later metric is blank. Bump FORMAT when adding columns.
-FORMAT = 1
+FORMAT = 2
 SCHEMA_PREFIX = "grpclab.cell/"
 SCHEMA_VERSION = f"{SCHEMA_PREFIX}{FORMAT}"
 

@@ -2,7 +2,8 @@
 
 One row per cell: the axes that vary between the run's cells (the others are said once, under the
 table), the number of repetitions, the median over successful repetitions of each shown metric, and
-flags (failed repetitions, RPC errors, a saturated load generator). Cells are in spec order (sorted
+flags (failed repetitions, RPC errors, a saturated load generator, repetitions too spread to trust:
+``unstable``, bench.analysis.stability). Cells are in spec order (sorted
 by axis values). ``build`` makes the model from a run's tidy table; ``to_rich``, ``to_html`` and
 ``to_markdown`` only format it. ``value_text`` is the one way an axis value is written for people
 (tables, figure captions and labels, the cross-check table).
@@ -17,6 +18,7 @@ import pandas as pd
 from rich.table import Table
 
 from ..spec import AXES
+from . import stability
 
 # (column, header, format)
 SHOWN = (
@@ -53,7 +55,7 @@ def value_text(axis: str, value: object) -> str:
 
 @dataclass(frozen=True)
 class Flag:
-    kind: str  # "failed" | "errors" | "saturated"
+    kind: str  # "failed" | "errors" | "saturated" | "unstable"
     text: str
     detail: str = ""  # why (the failed repetitions' errors)
 
@@ -68,9 +70,9 @@ class CellRow:
 
     @property
     def state(self) -> str:
-        """The strongest flag: 'failed', 'saturated' or ''."""
+        """The strongest flag: 'failed', 'saturated', 'unstable' or ''."""
         kinds = {f.kind for f in self.flags}
-        return "failed" if "failed" in kinds else "saturated" if "saturated" in kinds else ""
+        return next((kind for kind in ("failed", "saturated", "unstable") if kind in kinds), "")
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,10 @@ class CellTable:
     @property
     def failed_cells(self) -> int:
         return sum(any(f.kind == "failed" for f in r.flags) for r in self.rows)
+
+    @property
+    def unstable_cells(self) -> int:
+        return sum(any(f.kind == "unstable" for f in r.flags) for r in self.rows)
 
     def axis_headers(self) -> list[str]:
         return ["/".join(self.axes)] if self.compact else list(self.axes)
@@ -121,8 +127,10 @@ def varying_axes(df: pd.DataFrame) -> list[str]:
     return [a for a in AXES if df[a].astype(str).nunique() > 1]
 
 
-def build(df: pd.DataFrame) -> CellTable:
+def build(df: pd.DataFrame, noise_cv: dict[str, float] | None = None) -> CellTable:
+    """The table of a run; ``noise_cv``: its calibration's noise, for the unstable rule (None: 10 % alone)."""
     cells = per_cell(df)
+    spread = stability.unstable_cells(df, noise_cv)
     axes = varying_axes(df) or ["impl"]
     first = df.sort_values("order").drop_duplicates("cell_key").set_index("cell_key")
     keys = first.sort_values(list(AXES)).index.intersection(cells.index, sort=False)  # spec order
@@ -137,6 +145,9 @@ def build(df: pd.DataFrame) -> CellTable:
             flags.append(Flag("errors", f"{int(r['errors'])} RPC errors"))
         if r["loadgen_saturated"]:
             flags.append(Flag("saturated", "gen-saturated"))
+        if key in spread:
+            why = "; ".join(s.text() for s in spread[key])
+            flags.append(Flag("unstable", f"unstable ({why})", why))
         labels = tuple(value_text(a, first.loc[key, a]) for a in axes)
         values = tuple(float(r[c]) for c, _, _ in SHOWN)
         rows.append(CellRow(str(key), labels, int(r["reps"]), values, tuple(flags)))
@@ -150,7 +161,13 @@ def _number(value: float, fmt: str) -> str:
 
 # -- renderers ---------------------------------------------------------------------------------------
 
-_RICH_STYLE = {"failed": "red", "errors": "red", "saturated": "yellow"}
+_RICH_STYLE = {"failed": "red", "errors": "red", "saturated": "yellow", "unstable": "magenta"}
+_HTML_CLASS = {
+    "failed": "flag-failed",
+    "errors": "flag-failed",
+    "saturated": "flag-saturated",
+    "unstable": "flag-unstable",
+}
 
 
 def to_rich(table: CellTable, title: str = "") -> Table:
@@ -186,7 +203,7 @@ def to_html(table: CellTable) -> str:
         )
         flags = []
         for f in row.flags:
-            css = "flag-saturated" if f.kind == "saturated" else "flag-failed"
+            css = _HTML_CLASS[f.kind]
             title = f' title="{_e(f.detail)}"' if f.detail else ""
             flags.append(f'<span class="flag {css}"{title}>{_e(f.text)}</span>')
         tds += f"<td>{' '.join(flags)}</td>"

@@ -21,10 +21,13 @@ and the output says so per row and in the summary.
 
 Rows that failed, and rows whose load generator was saturated, are left out of
 the statistics with a warning: a saturated generator measures the client, not the
-server. Environments that differ where it matters (CPU model, core count, Python,
-grpcio, protobuf, or the measuring settings) make the comparison meaningless and
-are refused with exit code 2 unless ``--allow-env-mismatch`` is given; the
-differences are printed either way.
+server. A cell x metric whose repetitions are ``unstable`` on either side
+(bench.analysis.stability, against that side's calibrated noise) says so next to
+its verdict. Environments that differ where it matters (CPU model, core count, Python,
+grpcio, protobuf, the measuring settings, or the /dev/cpu_dma_latency hold: idle
+CPUs that poll and idle CPUs that halt give latencies up to 2x apart) make the
+comparison meaningless and are refused with exit code 2 unless
+``--allow-env-mismatch`` is given; the differences are printed either way.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..analysis import results, schema
+from ..analysis import results, schema, stability
+from ..analysis.summary import noise_cv
 from ..run.manifest import Manifest
 from . import render
 from .stats import DEFAULT_ALPHA, MIN_SAMPLES, estimate, verdict
@@ -167,8 +171,13 @@ def compare_frames(
     *,
     base_name: str = "base",
     head_name: str = "head",
+    base_noise: dict[str, float] | None = None,
+    head_noise: dict[str, float] | None = None,
 ) -> Comparison:
-    """Compare two tidy tables (results.load); raises CompareError when they share no cell."""
+    """Compare two tidy tables (results.load); raises CompareError when they share no cell.
+
+    ``base_noise``, ``head_noise``: each run's calibrated noise (metric -> CV), for the unstable rule.
+    """
     metrics = check_metrics(metrics)
     check_alpha_threshold(alpha, threshold)
     base_keys = list(dict.fromkeys(base.sort_values("order")["cell_key"].astype(str)))
@@ -193,13 +202,21 @@ def compare_frames(
     rows = []
     head_failures = []
     short: set[str] = set()
+    unstable_cells: set[str] = set()
     for key in common:
         b_cell, h_cell = b_ok[b_ok["cell_key"] == key], h_ok[h_ok["cell_key"] == key]
         base_failed = int(base.loc[base["cell_key"] == key, "failed"].astype(bool).sum())
         head_failed = int(head.loc[head["cell_key"] == key, "failed"].astype(bool).sum())
         if head_failed and not base_failed:
             head_failures.append(key)
+        spread = {
+            side: {s.metric: s for s in stability.unstable({m: cell[m] for m in stability.METRICS}, noise)}
+            for side, cell, noise in (("base", b_cell, base_noise), ("head", h_cell, head_noise))
+        }
         for metric in metrics:
+            shaky = [side for side in ("base", "head") if metric in spread[side]]
+            if shaky:
+                unstable_cells.add(key)
             est = estimate(b_cell[metric].to_numpy(float), h_cell[metric].to_numpy(float), alpha)
             if "cannot reach" in est.note:
                 short.add(key)
@@ -225,6 +242,8 @@ def compare_frames(
                     # NaN (nothing to compare) is not underpowered: it is n/a
                     "underpowered": bool(detectable > threshold),
                     "note": est.note,
+                    "unstable": " and ".join(shaky),  # the side(s) whose repetitions spread too much
+                    "unstable_detail": "; ".join(f"{side}: {spread[side][metric].text()}" for side in shaky),
                 }
             )
     if head_failures:
@@ -232,6 +251,12 @@ def compare_frames(
             f"{head_name}: repetitions failed in {len(head_failures)} cells where {base_name} had no failure "
             f"(a regression for --fail-on-regression): {', '.join(head_failures[:3])}"
             + (" ..." if len(head_failures) > 3 else "")
+        )
+    if unstable_cells:
+        warnings.append(
+            f"{len(unstable_cells)} cells have unstable repetitions in a compared metric (coefficient of variation "
+            f"above max({stability.NOISE_FACTOR:g} x the run's calibrated noise, {stability.MIN_CV:.0%})): "
+            "their verdicts rest on spread samples (marked 'unstable')"
         )
     if short:
         warnings.append(
@@ -272,6 +297,14 @@ def environment_differences(base: Manifest, head: Manifest) -> tuple[list[str], 
     for name in sorted(set(b_ver) | set(h_ver)):
         differ(hard if name in _HARD_VERSIONS else soft, name, b_ver.get(name), h_ver.get(name))
     differ(soft, "kernel", b_env.kernel, h_env.kernel)
+    b_hold, h_hold = base.cpu_latency_hold, head.cpu_latency_hold
+    if b_hold is not None and h_hold is not None:
+        differ(hard, "cpu_latency_hold", b_hold.regime(), h_hold.regime())
+    elif b_hold is not None or h_hold is not None:
+        soft.append(
+            "cpu_latency_hold recorded by one run only (the other was written before grpclab recorded it; "
+            "it held nothing unless someone ran `grpclab system tune`)"
+        )
     b_set, h_set = asdict(base.settings), asdict(head.settings)
     for name in sorted(set(b_set) | set(h_set)):
         differ(hard if name in _HARD_SETTINGS else soft, f"settings.{name}", b_set.get(name), h_set.get(name))
@@ -315,6 +348,8 @@ def compare_runs(
         alpha,
         base_name=str(base_dir),
         head_name=str(head_dir),
+        base_noise=noise_cv(b_manifest),
+        head_noise=noise_cv(h_manifest),
     )
     if hard:
         cmp.warnings.insert(0, f"environments differ (compared anyway, --allow-env-mismatch): {'; '.join(hard)}")

@@ -53,8 +53,11 @@ def detectable_text(value: float) -> str:
 
 
 def verdict_text(row: pd.Series | dict) -> str:
-    """The verdict, with an underpowered ``~`` marked as such: it means 'cannot tell', not 'no change'."""
-    return "~ underpowered" if row["verdict"] == "~" and row["underpowered"] else row["verdict"]
+    """The verdict, with an underpowered ``~`` marked as such (it means 'cannot tell', not 'no change'),
+    and which side's repetitions were unstable (bench.analysis.stability) when any was."""
+    verdict = "~ underpowered" if row["verdict"] == "~" and row["underpowered"] else str(row["verdict"])
+    unstable = row.get("unstable") or ""
+    return f"{verdict} (unstable: {unstable})" if unstable else verdict
 
 
 # How the summary names the gate's metrics; others by their column name.
@@ -163,6 +166,7 @@ _STYLE = {"worse": "bold red", "better": "green", "changed": "yellow", "~": "dim
 
 def render_table(cmp: Comparison, console=None) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = console or Console()
@@ -183,7 +187,7 @@ def render_table(cmp: Comparison, console=None) -> None:
     for _, row in cmp.rows.iterrows():
         blind = row["verdict"] == "~" and row["underpowered"]
         style = "yellow" if blind else _STYLE.get(row["verdict"], "")
-        shown = verdict_text(row)
+        shown = escape(verdict_text(row))
         detectable = detectable_text(row["detectable"])
         table.add_row(
             row["cell"] if row["cell_key"] != previous else "",
@@ -227,7 +231,7 @@ def to_markdown(cmp: Comparison) -> str:
     ]
     for _, row in cmp.rows.iterrows():
         shown = verdict_text(row)
-        if row["verdict"] in ("worse", "better", "changed") or shown != row["verdict"]:
+        if row["verdict"] in ("worse", "better", "changed") or (row["verdict"] == "~" and row["underpowered"]):
             shown = f"**{shown}**"
         lines.append(
             f"| `{row['cell']}` | {row['metric']} | {_num(row['base_median'])} | {_num(row['head_median'])} | "

@@ -6,6 +6,8 @@ import os
 import shutil
 import subprocess
 
+from servers import go_server
+
 from . import environment
 
 
@@ -38,14 +40,32 @@ def checks() -> list[tuple[str, str | None, str]]:
             _tool_version([ghz, "--version"]) if ghz else None,
             "make setup (needs Go); the Python load generator works without it",
         ),
-        ("go", _tool_version([go, "version"]) if go else None, "install Go >= 1.23 (only needed to build ghz)"),
+        ("go-server", go_server.version(), "make setup (needs Go >= 1.26); only --impl go needs it"),
+        ("go", _tool_version([go, "version"]) if go else None, "install Go (>= 1.23: ghz; >= 1.26: the Go server)"),
         (
             "taskset",
             shutil.which("taskset"),
             "util-linux (CPU pinning; without it the runner pins via sched_setaffinity)",
         ),
-        ("ss", shutil.which("ss"), "iproute2 (wire bytes per RPC; without it those columns stay empty)"),
+        ("pyroute2", versions.get("pyroute2") or _version("pyroute2"), "make setup (netlink: wire bytes, link cells)"),
+        ("nsenter", shutil.which("nsenter"), "util-linux (starts server and generators inside link cells' namespaces)"),
+        ("link cells", _link_privilege(), "run as root: network namespaces need CAP_SYS_ADMIN and CAP_NET_ADMIN"),
     ]
+
+
+def _version(package: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _link_privilege() -> str | None:
+    from ..run.netns import privilege_problem
+
+    return "can create network namespaces" if privilege_problem() is None else None
 
 
 def main() -> int:
@@ -60,4 +80,10 @@ def main() -> int:
     print(f"{'cpus':9} {len(cpus)} usable ({','.join(map(str, cpus))}); {environment.cpu_model()}")
     if len(cpus) < 2:
         print("          WARNING: server and load generator need separate CPUs; results on 1 CPU are not comparable")
+    from .system import collect
+
+    warnings = collect().warnings()
+    print(f"{'system':9} {len(warnings) or 'no'} warning{'s' if len(warnings) != 1 else ''} (details: grpclab system)")
+    for check in warnings:
+        print(f"          WARNING {check.name}: {check.value}")
     return 0

@@ -10,6 +10,18 @@ The executor owns what every run needs: the placement check, one certificates di
 afterwards), SIGTERM turned into KeyboardInterrupt (the one handler: :func:`sigterm_interrupts`),
 and each side's lifecycle: its store is marked running, then finished as ``complete``,
 ``interrupted`` (Ctrl-C, SIGTERM) or ``failed`` (anything else), with its end time.
+
+It also owns the machine's state while it measures (issue 11):
+
+* **the hold**: /dev/cpu_dma_latency held at 0 us from before the first measurement to the end, however
+  it ends (``settings.cpu_latency_hold``, default true; bench.machine.cpu_latency: the kernel drops the
+  request with the descriptor, so even SIGKILL of the harness leaves none behind). Where it cannot be
+  held, one warning line and the run goes on;
+* **the record**: the machine's facts (bench.machine.system.collect, with the run's pinning, taken while
+  holding) and the hold's state, in every side's manifest;
+* **the calibration**: the machine's floor and noise, measured before the first step
+  (``settings.calibrate``, bench.run.calibration) and recorded in every side's manifest; a resumed run
+  keeps the one it has. Each row's notes then say when its p50 is near the floor.
 """
 
 from __future__ import annotations
@@ -23,8 +35,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ..machine import cpu_latency
+from ..machine.cpu_latency import HoldState
+from ..machine.system import SystemFacts
 from ..spec import Cell, Settings
+from . import calibration
 from . import placement as placements
+from .calibration import Calibration
 from .measure import Context, ServerCode, measure
 from .placement import Placement
 from .plan import Plan
@@ -57,6 +74,11 @@ class Step:
 
 
 Progress = Callable[[Step], None]
+Notice = Callable[[str], None]  # one line for the person running it (the hold, machine warnings, calibration)
+
+
+def _print(text: str) -> None:
+    print(text, flush=True)
 
 
 def schedule(sides: Sequence[Side], plan: Plan, seed: int) -> list[tuple[int, Cell, int, Side]]:
@@ -77,22 +99,29 @@ def execute(
     settings: Settings,
     progress: Progress,
     placement: Placement | None = None,
+    notice: Notice = _print,
 ) -> int:
     """Measure every step of ``plan`` not yet in each side's store; returns the number of steps measured."""
-    placement = placement or placements.for_settings(settings)
+    placement = placement or placements.for_settings(settings, sides[0].store.dir.name if sides else None)
     placement.check()
     todo = schedule(sides, plan, settings.seed)
-    with sigterm_interrupts(), certificates() as certs_dir:
+    with sigterm_interrupts(), certificates() as certs_dir, cpu_latency_hold(settings) as hold:
         for side in sides:
             side.store.begin()
         try:
+            if todo:
+                _record_machine(sides, placement, hold, notice)
+                if settings.calibrate:
+                    _calibrate(sides, plan, settings, placement, certs_dir, hold, notice)
             for k, (order, cell, rep, side) in enumerate(todo):
                 progress(Step(k, len(todo), side.name, cell, rep))
                 server = side.server
                 extra = side.cell_env.get(cell.key())
                 if extra:
                     server = replace(server, env={**server.env, **extra})
-                ctx = Context(side.store.dir.name, settings, certs_dir, placement, server)
+                ctx = Context(
+                    side.store.dir.name, settings, certs_dir, placement, server, side.store.manifest.calibration
+                )
                 row = measure(cell, rep, order, ctx)
                 side.store.add_row(row)
                 progress(Step(k + 1, len(todo), side.name, cell, rep, row))
@@ -109,8 +138,83 @@ def execute(
 
 
 def estimate_seconds(steps: int, sides: int, settings: Settings) -> float:
-    """About how long ``steps`` steps on ``sides`` sides take to measure."""
-    return steps * sides * (settings.warmup + settings.duration + OVERHEAD_PER_REPETITION_S)
+    """About how long ``steps`` steps on ``sides`` sides take to measure (and the calibration, for two generators)."""
+    extra = calibration.repetitions(("python", "ghz"), not settings.cpu_latency_hold) if settings.calibrate else 0
+    return (steps * sides + extra) * (settings.warmup + settings.duration + OVERHEAD_PER_REPETITION_S)
+
+
+@contextmanager
+def cpu_latency_hold(settings: Settings) -> Iterator[HoldState]:
+    """/dev/cpu_dma_latency held at 0 us for the block (settings.cpu_latency_hold), or what is held without us."""
+    if not settings.cpu_latency_hold:
+        yield HoldState.not_requested("turned off (settings.cpu_latency_hold = false, or --no-cpu-latency-hold)")
+        return
+    with cpu_latency.hold(0) as state:
+        yield state
+
+
+def machine_facts(pinning: Sequence[int]) -> SystemFacts:
+    """The machine's state now, judged for the run's CPUs (grpclab system's facts and checks)."""
+    from ..machine.system import collect
+
+    return collect(pinning=pinning)
+
+
+def _record_machine(sides: Sequence[Side], placement: Placement, hold: HoldState, notice: Notice) -> None:
+    where = placement.describe()
+    facts = machine_facts(tuple(dict.fromkeys((*where.server_cpus, *where.loadgen_cpus))))
+    notice(hold.describe())
+    for check in facts.warnings():
+        notice(f"warning: machine: {check.name}: {check.value}")
+    for side in sides:
+        before = side.store.manifest.cpu_latency_hold
+        if before is not None and before.regime() != hold.regime():
+            notice(
+                f"warning: {side.store.dir}: its earlier repetitions were measured with {before.regime()}, these "
+                f"with {hold.regime()}: the two do not compare (the manifest keeps the latest)"
+            )
+        side.store.record(system=facts, cpu_latency_hold=hold)
+
+
+def _calibrate(
+    sides: Sequence[Side],
+    plan: Plan,
+    settings: Settings,
+    placement: Placement,
+    certs_dir: Path,
+    hold: HoldState,
+    notice: Notice,
+) -> None:
+    """Measure the floor and noise for the sides that have none yet (a resumed run keeps its own)."""
+    missing = [side for side in sides if side.store.manifest.calibration is None]
+    if not missing:
+        return
+    generators = sorted({cell.loadgen for cell, _ in plan.steps})
+    run_id = missing[0].store.dir.name
+    hold_off = hold.polling is not True
+    # Compare with a hold only when the run was told not to hold: a hold that failed would fail again.
+    compare = hold_off and not hold.requested
+    reps = calibration.repetitions(generators, compare)
+    notice(
+        f"calibrating: floor with {', '.join(generators)}, noise over {calibration.NOISE_WINDOWS} repetitions "
+        f"(~{reps * (settings.warmup + settings.duration + OVERHEAD_PER_REPETITION_S):.0f} s; settings.calibrate)"
+    )
+
+    def measure_one(cell: Cell, repetition: int) -> dict:
+        return measure(cell, repetition, -1, Context(run_id, settings, certs_dir, placement))
+
+    result: Calibration = calibration.calibrate(
+        generators,
+        measure_one,
+        settings_window=(settings.warmup, settings.duration),
+        hold_off=hold_off,
+        with_hold=(lambda: cpu_latency.hold(0)) if compare else None,
+        notice=notice,
+    )
+    for failure in result.failures.items():
+        notice(f"warning: calibration: not measured: {failure[0]}: {failure[1]}")
+    for side in missing:
+        side.store.record(calibration=result)
 
 
 def _finish(sides: Sequence[Side], status: str) -> None:

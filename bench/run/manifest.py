@@ -6,8 +6,8 @@ before a change still load. What changed from /1 to /2: ``pinning`` became ``pla
 placement's ``kind``), and the counts ``steps`` and ``cells``, derived from the plan, are no longer
 stored.
 
-Every field the code reads is typed. A field that a later feature adds (the machine's system facts,
-the CPU-latency hold flag, a calibration floor and noise, network links and hosts) is added here as an
+Every field the code reads is typed. A field that a later feature adds (the machine's system facts, the
+CPU-latency hold, a calibration floor and noise, network links and hosts) is added here as an
 optional typed field or sub-dataclass with a default, so older manifests read as "not recorded";
 a new format version is only needed when the meaning of an existing field changes. Keys this code
 does not know are refused with a line naming them (a file written by a newer grpclab, or not by
@@ -22,12 +22,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..machine.cpu_latency import HoldState
+from ..machine.system import SystemFacts
 from ..spec import SETTINGS_KEYS, Settings, Spec
+from .calibration import Calibration
 from .plan import Plan
 
 FORMAT = "grpclab.run/2"
 FORMAT_1 = "grpclab.run/1"
 MANIFEST = "manifest.json"
+# Settings a manifest may lack (written before they existed), with the value that says what such a run did.
+LATER_SETTINGS: dict[str, object] = {"cpu_latency_hold": False, "calibrate": False}
 
 
 class ResultsError(Exception):
@@ -63,6 +68,21 @@ class PlacementInfo:
     kind: str  # "local"
     server_cpus: tuple[int, ...]
     loadgen_cpus: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class LinkInfo:
+    """How one value of the ``link`` axis was built (bench.run.netns): namespaces, addresses, qdisc."""
+
+    link: str  # the axis value, e.g. "veth-100mbit"
+    namespaces: str  # how the per-cell namespaces are named
+    server_address: str  # in the server's namespace, e.g. "198.18.0.1/30"
+    loadgen_address: str  # in the generators' namespace
+    mtu: int
+    qdisc: str  # what shapes it, e.g. "tbf on both veth ends"
+    rate_bps: int | None = None  # tbf rate, bit/s of Ethernet frames (None: not shaped)
+    burst_bytes: int | None = None  # tbf bucket
+    limit_bytes: int | None = None  # tbf queue
 
 
 @dataclass(frozen=True)
@@ -114,6 +134,13 @@ class Manifest:
     status: str = "running"  # "running" | "complete" | "interrupted" | "failed"
     regress: RegressInfo | None = None
     gate_study: GateStudyInfo | None = None
+    links: tuple[LinkInfo, ...] | None = None  # the run's non-loopback links, as built (None: loopback only)
+    # The machine's state while the run measured (bench.machine.system.collect with the run's pinning), what it
+    # held of /dev/cpu_dma_latency, and its floor and noise (bench.run.calibration); recorded by the executor
+    # when the run starts measuring. None: not recorded (a run written before grpclab recorded them).
+    system: SystemFacts | None = None
+    cpu_latency_hold: HoldState | None = None
+    calibration: Calibration | None = None
 
     @property
     def steps(self) -> int:
@@ -130,7 +157,10 @@ class Manifest:
         from servers import certs
 
         from ..machine import environment
+        from ..spec.link import Link
+        from . import netns
 
+        link_values = sorted({cell.link for cell, _ in plan.steps} - {"loopback"})
         return cls(
             spec_name=spec.name,
             spec_path=spec.path,
@@ -142,6 +172,7 @@ class Manifest:
             tls_key_type=certs.KEY_TYPE,
             environment=_environment(environment.describe(), "environment"),
             started_at=now(),
+            links=tuple(netns.link_info(Link.parse(value)) for value in link_values) or None,
         )
 
     def finished(self, status: str) -> Manifest:
@@ -150,7 +181,10 @@ class Manifest:
     def to_json(self) -> dict:
         data = asdict(self)
         data["plan"] = self.plan.to_json()
-        for optional in ("regress", "gate_study"):
+        for typed in ("system", "cpu_latency_hold", "calibration"):  # each writes its own document
+            value = getattr(self, typed)
+            data[typed] = value.to_json() if value is not None else None
+        for optional in ("regress", "gate_study", "links", "system", "cpu_latency_hold", "calibration"):
             if data[optional] is None:
                 del data[optional]
         return {"schema": FORMAT, **data}
@@ -181,6 +215,10 @@ class Manifest:
                 status=data["status"],
                 regress=_typed(RegressInfo, data["regress"], f"{where}: regress") if data.get("regress") else None,
                 gate_study=_gate_study(data["gate_study"], where) if data.get("gate_study") else None,
+                links=_links(data["links"], where) if data.get("links") else None,
+                system=_part(SystemFacts, data.get("system"), f"{where}: system"),
+                cpu_latency_hold=_part(HoldState, data.get("cpu_latency_hold"), f"{where}: cpu_latency_hold"),
+                calibration=_part(Calibration, data.get("calibration"), f"{where}: calibration"),
             )
         except KeyError as exc:
             raise ResultsError(f"{where}: missing {exc.args[0]}") from None
@@ -237,7 +275,9 @@ def _settings(data: object, where: str) -> Settings:
     if not isinstance(data, dict):
         raise ResultsError(f"{where}: settings: expected an object")
     _check_keys(data, set(SETTINGS_KEYS), f"{where}: settings")
-    return _typed(Settings, data, f"{where}: settings")
+    # Settings added later read as what a run written before them did (and a resumed one goes on doing):
+    # it neither held /dev/cpu_dma_latency nor calibrated.
+    return _typed(Settings, {**LATER_SETTINGS, **data}, f"{where}: settings")
 
 
 def _environment(data: object, where: str) -> Environment:
@@ -249,6 +289,25 @@ def _environment(data: object, where: str) -> Environment:
     values["versions"] = dict(data.get("versions") or {})
     values["cpus_available"] = tuple(data.get("cpus_available") or ())
     return Environment(**values)
+
+
+def _part(cls: type, data: object, where: str):
+    """A part that reads itself (``cls.from_json``), or None when absent; ResultsError names the part."""
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise ResultsError(f"{where}: expected an object, got {type(data).__name__}")
+    try:
+        return cls.from_json(data)
+    except (KeyError, TypeError, ValueError, AttributeError, StopIteration) as exc:
+        detail = f"missing {exc.args[0]}" if isinstance(exc, KeyError) else str(exc)
+        raise ResultsError(f"{where}: corrupt ({detail})") from None
+
+
+def _links(data: object, where: str) -> tuple[LinkInfo, ...]:
+    if not isinstance(data, list):
+        raise ResultsError(f"{where}: links: expected a list")
+    return tuple(_typed(LinkInfo, item, f"{where}: links[{i}]") for i, item in enumerate(data))
 
 
 def _gate_study(data: object, where: str) -> GateStudyInfo:

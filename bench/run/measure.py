@@ -23,11 +23,13 @@ from ..load.python_load import PythonLoad
 from ..spec import Cell, Settings
 from ..spec.compression import Compression
 from . import sampling
+from .netns import NetnsError
 from .placement import LoadgenHost, Placement, ServerLaunch
 from .server_process import ServerStartError
 
 if TYPE_CHECKING:
     from ..load.ghz import GhzLoad
+    from .calibration import Calibration
 
 SATURATED = 0.9  # fraction of the pinned CPUs busy
 
@@ -48,6 +50,7 @@ class Context:
     certs_dir: Path
     placement: Placement
     server: ServerCode = ServerCode()
+    calibration: Calibration | None = None  # the run's floor: rows near it say so in their notes
 
 
 def server_args(cell: Cell, certs_dir: Path) -> list[str]:
@@ -115,11 +118,12 @@ def measure(cell: Cell, repetition: int, order: int, ctx: Context) -> dict:
                     _sleep_until(hi)
                     after = server.sample()
                     result = load.result()
+                    notes += site.notes()
                 finally:
                     load.close()
             finally:
                 server_exit = server.stop()
-    except (ServerStartError, LoadError) as exc:
+    except (ServerStartError, LoadError, NetnsError) as exc:
         row.update(failed=True, error=str(exc), notes="; ".join(notes))
         return row
     except Exception as exc:  # noqa: BLE001 - one broken repetition must not end the run; its row says why
@@ -128,6 +132,9 @@ def measure(cell: Cell, repetition: int, order: int, ctx: Context) -> dict:
     if server_exit != 0:
         notes.append(f"server exited with code {server_exit}")
     fill_metrics(row, result, before, after, cpus, notes)
+    floor_note = ctx.calibration.floor_note(cell.loadgen, row["lat_p50_ms"]) if ctx.calibration else None
+    if floor_note:
+        notes.append(floor_note)
     row["overhead_s"] = time.monotonic() - began - settings.warmup - settings.duration
     row["notes"] = "; ".join(notes + result.notes)
     return row
@@ -167,9 +174,9 @@ def fill_metrics(
     row.update(
         msg_p50_ms=msg["p50"], msg_p99_ms=msg["p99"], first_msg_p50_ms=first["p50"], first_msg_p99_ms=first["p99"]
     )
-    # Counters are read a little after each edge of the window, and not equally late (ss is
-    # a subprocess): rescale each difference from the interval between its two readings to
-    # the window, so per-RPC values divide the traffic and CPU of the window by its RPCs.
+    # Counters are read a little after each edge of the window, and not equally late: rescale each
+    # difference from the interval between its two readings to the window, so per-RPC values divide
+    # the traffic and CPU of the window by its RPCs.
     cpu_scale = _scale(duration, before.cpu_at, after.cpu_at)
     wire_scale = _scale(duration, before.wire_at, after.wire_at)
     server_cpu = (after.cpu_s - before.cpu_s) * cpu_scale
@@ -183,7 +190,7 @@ def fill_metrics(
         server_rss_mb=after.rss_bytes / 2**20,
     )
     if before.tx_bytes is None or after.tx_bytes is None:
-        notes.append("wire bytes unavailable (no ss)")
+        notes.append("wire bytes unavailable (sock_diag could not read the server's TCP counters)")
     else:
         tx = (after.tx_bytes - before.tx_bytes) * wire_scale
         rx = (after.rx_bytes - before.rx_bytes) * wire_scale

@@ -8,24 +8,32 @@ The measuring code (bench.run.measure) never starts a process itself. Per cell i
         server.target                    # what the generators dial
         server.sample()                  # server-side CPU, RSS and wire bytes now (a sampling.Sample)
         site.loadgen.launch(command, ...)  # a generator process, placed; site.loadgen.cpus: how many it has
+        site.notes()                     # what the row should say about the place (e.g. a qdisc's drops)
         server.stop()                    # its exit code
 
 and ``placement.describe()`` says where things ran, for the manifest and the rows (server_cpus,
 loadgen_cpus).
 
-Today's placement is :class:`LocalPlacement`: one machine, the server pinned with taskset to
-``server_cpus``, the generators to ``loadgen_cpus``, the target 127.0.0.1. The next two drop in
-without touching measure():
+The run's placement is :class:`LinkPlacement`; what it does depends on the cell's ``link`` axis:
 
-* **network namespaces**: ``cell()`` creates namespace A (server) and B (generators) joined by a veth
-  pair with 198.18.x.y addresses, and removes both when the block ends, also on failure (it is a
-  context manager for this reason). The server's command is prefixed with ``ip netns exec A`` and
-  started with ``--host`` its 198.18 address, which is the target; generator commands are prefixed
-  with ``ip netns exec B``; ``sample()`` reads the server's CPU and RSS by pid as today, and its TCP
-  counters with ``ip netns exec A ss ...``, since the sockets live in A. The health check runs in B.
+* ``loopback`` (:class:`LocalPlacement`): one machine, the server pinned with taskset to
+  ``server_cpus``, the generators to ``loadgen_cpus``, the target 127.0.0.1;
+* ``veth``, ``veth-<rate>`` (network namespaces, bench.run.netns): ``cell()`` creates namespace S
+  (server) and L (generators) joined by a veth pair with 198.18.0.1/.2 (tbf on both ends for a rate),
+  and removes both when the block ends, also on failure. The server's command is prefixed with
+  ``nsenter --net=S`` (it execs, so the pid, the taskset pinning and the CPU readings are as local)
+  and started with ``--host 198.18.0.1``, which is the target; generator commands are prefixed with
+  ``nsenter --net=L``; ``sample()`` reads the server's CPU and RSS by pid as today, and its TCP
+  counters over a sock_diag socket opened in S, since the sockets live there. The health check runs in
+  L, as a short subprocess, so it also proves the link (route, TLS names) before the load starts.
+  Without the privilege to create namespaces such a cell's row fails with one line saying so, and
+  loopback cells run as before.
+
+The next placement drops in the same way:
+
 * **remote workers**: ``start()`` is an RPC to a worker agent on another host, which starts
   ``grpclab serve`` there and answers with its address (the target) and an id; ``sample()`` asks that
-  agent for its /proc and ss readings, ``stop()`` asks it to stop. ``cpus`` are the remote host's.
+  agent for its /proc and socket readings, ``stop()`` asks it to stop. ``cpus`` are the remote host's.
 
 A placement that describes itself differently (addresses, hosts) adds typed fields to PlacementInfo
 (bench.run.manifest), which the manifest records.
@@ -35,8 +43,9 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,9 +56,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ..load.channels import channel_credentials
 from ..spec import Cell, Settings
-from . import sampling, server_process
+from ..spec.link import Link
+from . import netns, sampling, server_process
 from .manifest import PlacementInfo
-from .sampling import Sample
+from .sampling import Sample, TcpCounters
 
 HEALTH_TIMEOUT_S = 20.0
 
@@ -92,12 +102,17 @@ class LoadgenHost(Protocol):
     def launch(self, command: Sequence[str], **popen: Any) -> subprocess.Popen: ...
 
 
+def _no_notes() -> list[str]:
+    return []
+
+
 @dataclass(frozen=True)
 class Site:
     """Where one cell runs."""
 
     server: ServerHost
     loadgen: LoadgenHost
+    notes: Callable[[], list[str]] = _no_notes  # caveats for the row, asked after the load
 
 
 class Placement(Protocol):
@@ -114,15 +129,17 @@ class Placement(Protocol):
 @dataclass(frozen=True)
 class LocalServer:
     process: server_process.ServerProcess
+    counters: TcpCounters = field(default_factory=TcpCounters)  # its TCP counters, in this namespace
 
     @property
     def target(self) -> str:
         return self.process.target
 
     def sample(self) -> Sample:
-        return sampling.take(self.process.pids, self.process.port)
+        return sampling.take(self.process.pids, self.process.port, self.counters)
 
     def stop(self) -> int:
+        self.counters.close()
         return self.process.stop()
 
 
@@ -183,9 +200,136 @@ class LocalPlacement:
         yield Site(LocalServerHost(self.server_cpus), LocalLoadgenHost(self.loadgen_cpus))
 
 
-def for_settings(settings: Settings) -> Placement:
+# -- network namespaces: the link axis -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NetnsServer:
+    process: server_process.ServerProcess
+    counters: TcpCounters  # opened in the server's namespace
+
+    @property
+    def target(self) -> str:
+        return f"{netns.SERVER_ADDRESS}:{self.process.port}"
+
+    def sample(self) -> Sample:
+        return sampling.take(self.process.pids, self.process.port, self.counters)
+
+    def stop(self) -> int:
+        self.counters.close()
+        return self.process.stop()
+
+
+@dataclass(frozen=True)
+class NetnsServerHost:
+    cpus: tuple[int, ...]
+    net: netns.CellNetwork
+
+    def start(self, launch: ServerLaunch) -> NetnsServer:
+        args = [*launch.args, "--host", netns.SERVER_ADDRESS, "--port", "0", "--exit-with-parent"]
+        process = server_process.start(
+            args,
+            env=dict(launch.env),
+            cpus=list(self.cpus),
+            code_dir=launch.code_dir,
+            python=launch.python,
+            prefix=self.net.enter(self.net.server_ns),
+        )
+        server = NetnsServer(process, TcpCounters(self.net.server_ns))
+        try:
+            self._wait_healthy(server.target, launch.tls_dir)
+        except BaseException:
+            server.stop()
+            raise
+        return server
+
+    def _wait_healthy(self, target: str, tls_dir: Path | None) -> None:
+        """The health check, from the generators' namespace (the harness's own cannot reach S)."""
+        command = [*self.net.enter(self.net.loadgen_ns), sys.executable, "-m", "bench.run.placement", "health"]
+        command += [target, *([str(tls_dir)] if tls_dir else [])]
+        try:
+            out = subprocess.run(command, capture_output=True, text=True, timeout=HEALTH_TIMEOUT_S + 15)
+        except subprocess.TimeoutExpired:
+            raise server_process.ServerStartError(f"server not healthy from {self.net.loadgen_ns}: timed out") from None
+        if out.returncode != 0:
+            tail = (out.stderr.strip().splitlines() or [f"exit code {out.returncode}"])[-1]
+            raise server_process.ServerStartError(f"server not healthy from the generators' namespace: {tail}")
+
+
+@dataclass(frozen=True)
+class NetnsLoadgenHost:
+    cpus: tuple[int, ...]
+    net: netns.CellNetwork
+
+    def launch(self, command: Sequence[str], **popen: Any) -> subprocess.Popen:
+        return server_process.popen_pinned([*self.net.enter(self.net.loadgen_ns), *command], list(self.cpus), **popen)
+
+
+@dataclass
+class LinkPlacement:
+    """Loopback cells as :class:`LocalPlacement` places them; other links in a pair of namespaces per cell."""
+
+    local: LocalPlacement
+    tag: str = "run"  # goes into the namespaces' names (bench.run.netns.run_tag)
+    _cells: int = 0
+    _reaper: netns.Reaper = field(default_factory=netns.Reaper)
+    _problem: str | None = None
+    _checked: bool = False
+
+    def check(self) -> None:
+        self.local.check()
+        if self.problem() is None:
+            netns.sweep()  # what dead runs left; never a live run's
+
+    def problem(self) -> str | None:
+        """Why link cells cannot run here (checked once), or None."""
+        if not self._checked:
+            self._problem, self._checked = netns.privilege_problem(), True
+        return self._problem
+
+    def describe(self) -> PlacementInfo:
+        return self.local.describe()
+
+    @contextmanager
+    def cell(self, cell: Cell) -> Iterator[Site]:
+        link = Link.parse(cell.link)
+        if not link.namespaced:
+            with self.local.cell(cell) as site:
+                yield site
+            return
+        problem = self.problem()
+        if problem is not None:
+            raise netns.NetnsError(f"link={cell.link}: {problem}")
+        self._reaper.ensure()
+        self._cells += 1
+        server_ns, loadgen_ns = netns.names(os.getpid(), self.tag, self._cells)
+        with netns.cell_network(server_ns, loadgen_ns, link) as net:
+            yield Site(
+                NetnsServerHost(self.local.server_cpus, net),
+                NetnsLoadgenHost(self.local.loadgen_cpus, net),
+                notes=lambda: _link_notes(net),
+            )
+
+
+def _link_notes(net: netns.CellNetwork) -> list[str]:
+    drops = net.qdisc_drops()
+    if drops and any(drops):
+        return [f"link {net.link.value}: tbf dropped {drops[0]} packets server-side, {drops[1]} generator-side"]
+    return []
+
+
+def link_warning(where: Placement, cells: Sequence[Cell]) -> str | None:
+    """One line for the start of a run whose link cells will fail here (they fail in their rows; the rest run)."""
+    keys = sorted({cell.key() for cell in cells if Link.parse(cell.link).namespaced})
+    problem = where.problem() if keys and isinstance(where, LinkPlacement) else None
+    if problem is None:
+        return None
+    return f"{len(keys)} cells with link != loopback will fail ({problem}); the loopback cells run"
+
+
+def for_settings(settings: Settings, run_id: str | None = None) -> Placement:
     """The placement a run's settings ask for (the one place that chooses)."""
-    return LocalPlacement.from_settings(settings)
+    return LinkPlacement(LocalPlacement.from_settings(settings), netns.run_tag(run_id or "run"))
 
 
 def wait_healthy(target: str, tls_dir: Path | None, timeout: float = HEALTH_TIMEOUT_S) -> None:
@@ -208,3 +352,21 @@ def wait_healthy(target: str, tls_dir: Path | None, timeout: float = HEALTH_TIME
             time.sleep(0.05)
     finally:
         channel.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.run.placement health TARGET [TLS_DIR]``: exit 0 once SERVING, else 1 with one line."""
+    args = sys.argv[1:] if argv is None else argv
+    if not 2 <= len(args) <= 3 or args[0] != "health":
+        print("usage: python -m bench.run.placement health TARGET [TLS_DIR]", file=sys.stderr)
+        return 2
+    try:
+        wait_healthy(args[1], Path(args[2]) if len(args) == 3 else None)
+    except server_process.ServerStartError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

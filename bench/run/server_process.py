@@ -23,6 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 READY_TIMEOUT_S = 30.0
+# What runs: `grpclab serve`. Another entry point that takes the same arguments it needs and prints the same
+# ready line (bench.studies.bare_server, the overhead benchmark's tutorial-style server) starts the same way.
+LAB_SERVE = ("bench.cli", "serve")
 _LIVE: dict[int, subprocess.Popen] = {}  # every server started and not yet stopped, for emergency cleanup
 
 
@@ -69,8 +72,8 @@ class ServerProcess:
         return self.exit_code
 
 
-def serve_command(args: Sequence[str], python: str | None = None) -> list[str]:
-    return [python or sys.executable, "-m", "bench.cli", "serve", *args]
+def serve_command(args: Sequence[str], python: str | None = None, entry: Sequence[str] = LAB_SERVE) -> list[str]:
+    return [python or sys.executable, "-m", *entry, *args]
 
 
 def popen_pinned(command: Sequence[str], cpus: Sequence[int] | None, **popen: Any) -> subprocess.Popen:
@@ -97,19 +100,23 @@ def start(
     timeout: float = READY_TIMEOUT_S,
     code_dir: str | os.PathLike | None = None,
     python: str | None = None,
+    entry: Sequence[str] = LAB_SERVE,
+    prefix: Sequence[str] = (),
 ) -> ServerProcess:
     """Start ``grpclab serve ARGS`` and wait for its ready line; raises ServerStartError.
 
     ``code_dir``: serve the code of this source tree (e.g. a base commit's git worktree) instead of the
     installed one: it is the server's working directory and comes first on its PYTHONPATH.
     ``python``: the interpreter (and so the packages) to serve with; default this one.
+    ``entry``: the module (and its arguments before ARGS) run with ``python -m``; default `grpclab serve`.
+    ``prefix``: a command that execs the server (e.g. ``nsenter --net=...``: the same pid, placed elsewhere).
     """
     stderr = tempfile.NamedTemporaryFile(prefix="grpclab-serve-", suffix=".log", delete=False)  # noqa: SIM115
     child_env = {**os.environ, **(env or {})}
     if code_dir is not None:
         child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(code_dir), child_env.get("PYTHONPATH")]))
     proc = popen_pinned(
-        serve_command(args, python),
+        [*prefix, *serve_command(args, python, entry)],
         cpus,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,

@@ -95,6 +95,11 @@ class RunStore:
         self.manifest = replace(self.manifest, status="running", ended_at=None)
         self.write_manifest()
 
+    def record(self, **fields: object) -> None:
+        """Set manifest fields (the machine's state, the hold, the calibration) and write the manifest."""
+        self.manifest = replace(self.manifest, **fields)
+        self.write_manifest()
+
     def finish(self, status: str) -> None:
         """The run stopped: ``complete``, ``interrupted`` or ``failed``, now (the one place that says so)."""
         self.manifest = self.manifest.finished(status)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, fields
 
 from . import compression
+from .link import Link
 
 
 class SpecError(Exception):
@@ -37,6 +38,7 @@ class Cell:
     rate: float  # offered RPC/s for open loop; 0.0 for closed
     arrival: str  # "constant" | "poisson"; "constant" for closed
     loadgen: str  # "python" | "ghz"
+    link: str = "loopback"  # "loopback" | "veth" | "veth-<rate>" (bench.spec.link); later axis, format 2
 
     def key(self) -> str:
         """Stable, unique, human-readable id.
@@ -93,7 +95,7 @@ AXES: tuple[str, ...] = tuple(f.name for f in fields(Cell))
 # Axes added after results format 1 (grpclab.cell/1), in the order they were added. Rows and keys
 # written before an axis existed mean its DEFAULTS value (Cell.from_dict, Cell.key,
 # bench.analysis.schema.complete). A new axis goes at the end of Cell, gets a default, and is listed here.
-LATER_AXES: tuple[str, ...] = ()
+LATER_AXES: tuple[str, ...] = ("link",)
 
 ALLOWED: dict[str, tuple[str, ...]] = {
     "impl": ("sync", "aio"),
@@ -123,6 +125,7 @@ DEFAULTS: dict[str, object] = {
     "rate": 0.0,
     "arrival": "constant",
     "loadgen": "python",
+    "link": "loopback",
 }
 
 # The servers accept 64 MiB messages; 16 MiB leaves room for framing and for
@@ -199,6 +202,13 @@ def _size(value: object, path: str) -> int:
     return size
 
 
+def _link(value: object, path: str) -> str:
+    try:
+        return Link.parse(value).value
+    except ValueError as exc:
+        raise SpecError(f"{path}: {exc}") from None
+
+
 def _rate(value: object, path: str) -> float:
     if not is_number(value) or value < 0:
         raise SpecError(f"{path}: expected a number >= 0 (RPC/s), got {show(value)}")
@@ -213,6 +223,7 @@ AXIS_PARSERS: dict[str, Callable[[object, str], object]] = {axis: _choice(axis) 
     "connections": positive_int,
     "stream_messages": positive_int,
     "rate": _rate,
+    "link": _link,
 }
 
 

@@ -20,6 +20,11 @@ class Settings:
     loadgen_cpus: tuple[int, ...] = (1,)  # CPU ids the load generator is pinned to
     loadgen_processes: int = 1  # Python load-generator processes: one per load-generator CPU measured best
     cell_timeout: float = 120.0  # hard limit on one cell repetition, seconds
+    # Hold /dev/cpu_dma_latency at 0 while the run measures (idle CPUs poll instead of sleeping; bench.machine.
+    # cpu_latency). Off only to measure what the hold changes.
+    cpu_latency_hold: bool = True
+    # Measure the machine's floor and noise before the matrix (bench.run.calibration); off keeps tiny runs fast.
+    calibrate: bool = True
 
 
 SETTINGS_KEYS: tuple[str, ...] = tuple(f.name for f in fields(Settings))
@@ -69,6 +74,10 @@ def parse_settings(table: object, prefix: str = "settings") -> Settings:
     if not is_int(seed) or seed < 0:
         raise SpecError(f"{path('seed')}: expected an integer >= 0, got {show(seed)}")
     out["seed"] = seed
+    for key in ("cpu_latency_hold", "calibrate"):
+        if not isinstance(values[key], bool):
+            raise SpecError(f"{path(key)}: expected true or false, got {show(values[key])}")
+        out[key] = values[key]
     if set(out["server_cpus"]) & set(out["loadgen_cpus"]):
         why = "honest numbers need separate CPUs"
         raise SpecError(f"{path('loadgen_cpus')}: overlaps {path('server_cpus')} ({why})")

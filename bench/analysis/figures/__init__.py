@@ -9,8 +9,8 @@ drawn empty.
 Reads only what bench.analysis.results returns; draws with matplotlib's object API (Agg canvas, no pyplot state).
 
 The figures live in this package by kind: ``sweeps`` (payload size, compression, workers, processes,
-TLS) and ``latency`` (open-loop rate sweep, percentile curves, streams); ``select`` picks like-for-like
-rows, ``draw`` holds what every figure shares.
+TLS), ``latency`` (open-loop rate sweep, percentile curves, streams) and ``links`` (link rate);
+``select`` picks like-for-like rows, ``draw`` holds what every figure shares.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import pandas as pd
 from ...run.manifest import Manifest
 from .draw import TITLES, Drawn, Skip, Skipped, footer_text
 from .latency import knee, latency_percentiles, open_loop, streaming
+from .links import links
 from .select import held_text, hold_fixed, ok_rows
 from .sweeps import compression, payload, processes, tls, workers
 
@@ -49,6 +50,7 @@ FIGURES: tuple[tuple[str, Callable[[pd.DataFrame, Manifest, Path], Drawn]], ...]
     ("open_loop", open_loop),
     ("latency_percentiles", latency_percentiles),
     ("streaming", streaming),
+    ("links", links),
 )
 
 

@@ -28,6 +28,7 @@ TITLES = {
     "open_loop": "Latency against throughput (open-loop rate sweep)",
     "latency_percentiles": "Latency percentiles of the baseline cells (HDR histograms)",
     "streaming": "Per-message latency of streaming RPCs",
+    "links": "Throughput and latency against link rate, per compression",
 }
 BARS = "Points: median over repetitions; error bars: min..max across repetitions"
 
@@ -65,16 +66,18 @@ def footer_text(manifest: Manifest) -> str:
     return f"{cpu} | grpcio {env.versions.get('grpcio') or '?'} | commit {commit}"
 
 
-def new_figure(manifest: Manifest, ncols: int, width: float = 5.0, height: float = 4.2) -> tuple[SubFigure, list]:
-    """A row of ``ncols`` axes in the upper part of a figure whose bottom strip holds the footer.
+def new_figure(
+    manifest: Manifest, ncols: int, width: float = 5.0, height: float = 4.2, nrows: int = 1
+) -> tuple[SubFigure, list]:
+    """``nrows`` rows of ``ncols`` axes (returned row by row) above a bottom strip that holds the footer.
 
     The axes, legend and title live in a subfigure so the layout engine keeps them clear of the footer.
     """
     footer = 0.22  # inches
-    root = Figure(figsize=(width * ncols, height + footer), layout="constrained")
-    fig, foot = root.subfigures(2, 1, height_ratios=[height, footer])
+    root = Figure(figsize=(width * ncols, height * nrows + footer), layout="constrained")
+    fig, foot = root.subfigures(2, 1, height_ratios=[height * nrows, footer])
     foot.text(0.005, 0.5, footer_text(manifest), fontsize=7, color="0.35", ha="left", va="center")
-    axes = fig.subplots(1, ncols, squeeze=False)[0]
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax in axes:
         ax.grid(True, alpha=0.3)
     return fig, list(axes)
