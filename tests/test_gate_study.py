@@ -93,6 +93,23 @@ def test_the_replay_takes_repetitions_in_the_trial_s_order():
     assert noise[keys[0]].attempted == 5 and noise[keys[0]].metrics["server_cpu_us_per_rpc"].n_base == 5
 
 
+def test_the_first_round_is_charged_the_setup_as_regress_charges_it():
+    recorded = frames()
+    keys = [cell.key() for cell in CELLS]
+    order = {key: (list(range(16)), list(range(16))) for key in keys}
+    replay = study.Replay(recorded["A"], recorded["A2"], order, SETTINGS, METRICS, setup_s=18.0)
+    replay.measure(dict.fromkeys(keys, 5))
+    pairs_s = replay.spent_s - 18.0
+    assert 6.0 * 10 <= pairs_s <= 6.4 * 10  # 10 pairs of 2 x (2.5 s + 0.5-0.7 s), plus the setup once
+    replay.measure(dict.fromkeys(keys, 6))
+    assert 6.0 * 12 <= replay.spent_s - 18.0 <= 6.4 * 12  # not charged again in later rounds
+    trials = study.run_trials(
+        recorded, SETTINGS, trials=2, first=5, rule=RULE, fixed_overhead_s=0.0, seed=3, setup_s=30
+    )
+    for run in trials["outcome"]["A/A"]:
+        assert run["measured_s"] >= 30 + 6.0 * sum(run["repetitions"].values())
+
+
 def test_a_recording_shorter_than_the_cap_is_refused():
     with pytest.raises(SystemExit, match="--max-repetitions"):
         study.run_trials(frames(n=10), SETTINGS, trials=1, first=5, rule=RULE, fixed_overhead_s=0.0, seed=1)

@@ -22,6 +22,8 @@ with the adaptive gate (bench.gate.adaptive) as `grpclab regress` runs it, and w
    false alarm), A vs B an A/B trial (a firing is a detection); a trial's A/A and A/B runs share its
    order of A. **Trials overlap**: they draw from the same N repetitions, so they are not
    independent, and the Wilson intervals (which assume they are) are too narrow; the report says so.
+   The first round is also charged ``--setup`` seconds (the executor's machine facts, CPU-latency hold
+   and machine calibration, which regress counts in its budget too).
    A gate run's wall time is its measuring time plus ``--fixed-overhead`` (the worktree, the servers'
    start check, certificates and the comparison, measured on a fresh clone).
 
@@ -68,6 +70,11 @@ DEFAULT_SLOWDOWNS = (0.05, 0.10)
 # comparison and its output. Measured: `grpclab regress --base HEAD~1` on a fresh clone of this
 # machine took 14 s more than its measuring (README, *The gate on this machine*).
 DEFAULT_FIXED_OVERHEAD_S = 14.0
+# What `grpclab regress` spends in its first round beyond the repetitions' own wall time, charged to its
+# budget: the executor's machine facts, the /dev/cpu_dma_latency hold and the machine calibration
+# (settings.calibrate: a floor and 5 noise windows). Measured: an A/A regress on this machine spent 191 s
+# in its first round, of which 173 s were its 60 repetitions (results/regress-aa-2026-12-01).
+DEFAULT_SETUP_S = 18.0
 CPU_LATENCY_DEVICE = Path("/dev/cpu_dma_latency")
 NO_LATENCY_REQUEST = 2_000_000_000  # the device's value when nobody holds a request (PM_QOS_DEFAULT_VALUE)
 
@@ -183,6 +190,7 @@ class Replay:
         orders: Mapping[str, tuple[list[int], list[int]]],  # cell key -> (base repetitions, head repetitions)
         settings: Mapping,
         metrics: tuple[str, ...],
+        setup_s: float = 0.0,
     ):
         self.sides = (base.assign(wall_s=rep_wall_s(base, settings)), head.assign(wall_s=rep_wall_s(head, settings)))
         self.by_cell = [{key: df[df["cell_key"] == key].set_index("repetition") for key in orders} for df in self.sides]
@@ -191,8 +199,11 @@ class Replay:
         self.taken = dict.fromkeys(orders, 0)
         self.spent_s = 0.0
         self.pairs = 0
+        self.setup_s = setup_s  # charged with the first round, as regress's executor spends it there
 
     def measure(self, targets: Mapping[str, int]) -> None:
+        if self.pairs == 0:
+            self.spent_s += self.setup_s
         for key, target in targets.items():
             for index in range(self.taken[key], target):
                 for side, order in zip(self.by_cell, self.orders[key], strict=True):
@@ -224,6 +235,7 @@ class Replay:
         return self.spent_s
 
     def seconds_per_pair(self) -> float:
+        # as regress estimates it: the time spent so far (the setup included) over the pairs measured
         return self.spent_s / self.pairs if self.pairs else 0.0
 
 
@@ -235,6 +247,7 @@ def run_trials(
     rule: adaptive.Rule,
     fixed_overhead_s: float,
     seed: int,
+    setup_s: float = 0.0,
 ) -> dict:
     """Replay ``trials`` adaptive gate runs per kind (A/A and one A/B per B series) from the recording."""
     rng = random.Random(seed)
@@ -263,6 +276,7 @@ def run_trials(
                 {key: (orders["A"][key], orders[other][key]) for key in keys},
                 settings,
                 rule.metrics,
+                setup_s,
             )
             run = adaptive.run(replay, rule, dict.fromkeys(keys, first))
             base, head = replay.revealed()
@@ -409,6 +423,8 @@ def report(study: dict, frames: Mapping[str, pd.DataFrame], trials: dict, rule: 
         "recorded wall times); trials draw from the same N, so they **overlap** and are not independent; a "
         f"trial's A/A and A/B runs share its order of A; seed {study['seed']}",
         f"- wall time of a gate run: the recorded wall time of every repetition it took (both sides) + "
+        f"{study.get('setup_s', 0.0):g} s of first-round setup (machine facts, CPU-latency hold, machine "
+        "calibration; charged to the budget as regress charges it) + "
         f"{study['fixed_overhead_s']:g} s fixed (worktree, start checks, certificates, comparison); "
         f"a repetition is warm-up {settings['warmup']:g} s + window {settings['duration']:g} s + harness, "
         f"{rep_wall:.2f} s on average",
@@ -486,6 +502,12 @@ def _main(argv: list[str] | None) -> int:
     parser.add_argument("--max-repetitions", type=int, default=adaptive.DEFAULT_MAX_REPETITIONS)
     parser.add_argument(
         "--fixed-overhead", type=float, default=DEFAULT_FIXED_OVERHEAD_S, help="seconds per gate run beyond measuring"
+    )
+    parser.add_argument(
+        "--setup",
+        type=float,
+        default=DEFAULT_SETUP_S,
+        help="seconds a gate run's first round spends before its repetitions, charged to the budget (default 18)",
     )
     parser.add_argument("--filter", metavar="EXPR", help="only cells matching, e.g. impl=sync")
     parser.add_argument("--duration", type=float, help="override settings.duration (seconds)")
@@ -567,7 +589,10 @@ def _main(argv: list[str] | None) -> int:
     )
     study["seed"] = args.seed
     study["fixed_overhead_s"] = args.fixed_overhead
-    trials = run_trials(frames, study["settings"], args.trials, first, rule, args.fixed_overhead, args.seed)
+    study["setup_s"] = args.setup
+    trials = run_trials(
+        frames, study["settings"], args.trials, first, rule, args.fixed_overhead, args.seed, setup_s=args.setup
+    )
     text = report(study, frames, trials, rule, first)
     (out / REPORT).write_text(text)
     (out / TRIALS_JSON).write_text(json.dumps(trials, indent=2) + "\n")
