@@ -383,6 +383,27 @@ def noise_table(frames: Mapping[str, pd.DataFrame], metrics: tuple[str, ...], tr
     return lines
 
 
+def rate_table(study: dict, trials: dict) -> list[str]:
+    """The study's answer as a markdown table: per kind of trial, how often the gate fired, and what a run cost.
+
+    From study.json and trials.json alone (the README quotes it; tests/test_readme.py recomputes it).
+    """
+    outcome = trials["outcome"]
+    rows = [_rate_row("A/A (same code): false alarm", "<= 5 %", outcome["A/A"])]
+    for kind in outcome:
+        if kind != "A/A":
+            slowdown = study["series"][kind.split("/")[1]]
+            goal = ">= 90 %" if slowdown >= 0.10 else "(reported)"
+            rows.append(_rate_row(f"A/B (server {slowdown:.0%} slower): detection", goal, outcome[kind]))
+    return [
+        "| trials | n | gate fired | rate | 95 % CI (Wilson; trials overlap, too narrow) | goal | "
+        "wall time per gate run, median (range) | repetitions per side and cell, median (range) | "
+        "runs that stopped powered |",
+        "|---|---:|---:|---:|---|---|---|---|---|",
+        *rows,
+    ]
+
+
 def report(study: dict, frames: Mapping[str, pd.DataFrame], trials: dict, rule: adaptive.Rule, first: int) -> str:
     settings = study["settings"]
     metrics = rule.metrics
@@ -391,27 +412,17 @@ def report(study: dict, frames: Mapping[str, pd.DataFrame], trials: dict, rule: 
     rep_wall = float(pd.concat([rep_wall_s(df, settings) for df in frames.values()]).mean())
     cells = frames["A"]["cell_key"].nunique()
     outcome = trials["outcome"]
-    rows = [_rate_row("A/A (same code): false alarm", "<= 5 %", outcome["A/A"])]
-    for kind in outcome:
-        if kind != "A/A":
-            slowdown = study["series"][kind.split("/")[1]]
-            goal = ">= 90 %" if slowdown >= 0.10 else "(reported)"
-            rows.append(_rate_row(f"A/B (server {slowdown:.0%} slower): detection", goal, outcome[kind]))
     injection = study["injection"]
     lines = [
         "# Regression gate study (adaptive gate)",
         "",
-        f"Spec `{study['spec']}`: {cells} cells; gate = `grpclab regress --fail-on-regression` defaults: metrics "
+        f"Spec `{study['spec']}`: {cells} cells; gate = `grpclab regress --fail-on-regression` with metrics "
         f"{', '.join(metrics)}, threshold ±{rule.threshold:.0%}, alpha {rule.alpha:g} ({stats.METHOD}); "
         f"adaptive: first round {first} repetitions per side and cell, then rounds for underpowered cells "
         f"until none is, {rule.budget_s / 60:g} min of measuring are spent, or {rule.max_repetitions} "
-        "repetitions.",
+        f"repetitions (defaults: {adaptive.DEFAULT_BUDGET_S / 60:g} min, {adaptive.DEFAULT_MAX_REPETITIONS}).",
         "",
-        "| trials | n | gate fired | rate | 95 % CI (Wilson; trials overlap, too narrow) | goal | "
-        "wall time per gate run, median (range) | repetitions per side and cell, median (range) | "
-        "runs that stopped powered |",
-        "|---|---:|---:|---:|---|---|---|---|---|",
-        *rows,
+        *rate_table(study, trials),
         "",
         "## Settings",
         "",
@@ -593,6 +604,18 @@ def _main(argv: list[str] | None) -> int:
     trials = run_trials(
         frames, study["settings"], args.trials, first, rule, args.fixed_overhead, args.seed, setup_s=args.setup
     )
+    trials["gate"] = {  # what was replayed, so trials.json says it without the command line
+        "first": first,
+        "metrics": list(rule.metrics),
+        "threshold": rule.threshold,
+        "alpha": rule.alpha,
+        "budget_s": rule.budget_s,
+        "max_repetitions": rule.max_repetitions,
+        "setup_s": args.setup,
+        "fixed_overhead_s": args.fixed_overhead,
+        "seed": args.seed,
+        "trials": args.trials,
+    }
     text = report(study, frames, trials, rule, first)
     (out / REPORT).write_text(text)
     (out / TRIALS_JSON).write_text(json.dumps(trials, indent=2) + "\n")
