@@ -134,11 +134,13 @@ def test_the_report_names_rates_overlap_noise_and_walls():
         "environment": {"cpu_model": "synthetic", "cores": 2, "kernel": "6.x"},
         "cpu_latency_start": "no request (2000000000)",
         "cpu_latency_end": "no request (2000000000)",
+        "recording_machine": "cpuidle driver haltpoll; CPU-latency hold effective request 0 us",
     }
     text = study.report(meta, recorded, trials, RULE, first=5)
     assert "| A/A (same code): false alarm | 4 | 0 | **0%** |" in text
     assert "A/B (server 10% slower): detection" in text and "A/B (server 30% slower): detection" in text
-    assert "**overlap**" in text and "CPU-latency request" in text and "no request (2000000000)" in text
+    assert "**overlap**" in text and "CPU-latency hold" in text and "no request (2000000000)" in text
+    assert "| cell | A/A server CPU/RPC | A/A trials the cell fired in |" in text  # which cells caught it
     assert "| cell | CV rps | CV server_cpu_us_per_rpc |" in text
 
 

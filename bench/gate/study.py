@@ -353,6 +353,30 @@ def effect_table(frames: Mapping[str, pd.DataFrame], metrics: tuple[str, ...], i
     return lines
 
 
+def cell_table(frames: Mapping[str, pd.DataFrame], trials: dict) -> list[str]:
+    """Per cell and kind of trial: the measured effect on server CPU per RPC (medians over all recorded
+    repetitions) and in how many trials that cell fired (any gated metric): which cells catch what."""
+    usable = {name: df[compare.usable(df)] for name, df in frames.items()}
+    keys = list(dict.fromkeys(frames["A"].sort_values("order")["cell_key"]))
+    labels = compare.short_labels(keys)
+    outcome = trials["outcome"]
+    kinds = list(outcome)
+    header = ["cell"]
+    for kind in kinds:
+        header += [f"{kind} server CPU/RPC", f"{kind} trials the cell fired in"]
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    for key in keys:
+        cells = [f"`{labels[key]}`"]
+        base = usable["A"].loc[usable["A"]["cell_key"] == key, "server_cpu_us_per_rpc"].median()
+        for kind in kinds:
+            other = "A2" if kind == "A/A" else kind.split("/")[1]
+            head = usable[other].loc[usable[other]["cell_key"] == key, "server_cpu_us_per_rpc"].median()
+            fired = sum(1 for r in outcome[kind] if any(item.startswith(f"{labels[key]} ") for item in r["worse"]))
+            cells += [render.pct_text(head / base) if base else "-", f"{fired} of {len(outcome[kind])}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def noise_table(frames: Mapping[str, pd.DataFrame], metrics: tuple[str, ...], trials: dict) -> list[str]:
     """Per cell, the same-code series' noise: CV and robust spread per metric, and what the gate used."""
     same = pd.concat([frames[name][compare.usable(frames[name])] for name in SAME_CODE])
@@ -404,6 +428,22 @@ def rate_table(study: dict, trials: dict) -> list[str]:
     ]
 
 
+def recording_machine(out: Path, names: list[str]) -> str:
+    """The cpuidle driver and the CPU-latency hold the recorded series ran under, from their manifests.
+
+    The executor holds /dev/cpu_dma_latency only while a run measures, so the device read before and
+    after the study (cpu_latency_start/end) shows no request even when every repetition ran under one.
+    """
+    holds, drivers = set(), set()
+    for name in names:
+        manifest = results.read_manifest(out / name)
+        hold = manifest.cpu_latency_hold
+        holds.add(hold.regime() if hold is not None else "not recorded")
+        system = manifest.system
+        drivers.add(system.cpuidle.driver if system is not None and system.cpuidle is not None else "not recorded")
+    return f"cpuidle driver {', '.join(sorted(map(str, drivers)))}; CPU-latency hold {', '.join(sorted(holds))}"
+
+
 def report(study: dict, frames: Mapping[str, pd.DataFrame], trials: dict, rule: adaptive.Rule, first: int) -> str:
     settings = study["settings"]
     metrics = rule.metrics
@@ -445,8 +485,9 @@ def report(study: dict, frames: Mapping[str, pd.DataFrame], trials: dict, rule: 
         f"({study['calibration_repetitions']} calibration repetitions)",
         f"- machine: {study['environment'].get('cpu_model')}, {study['environment'].get('cores')} cores, "
         f"kernel {study['environment'].get('kernel')}; load average at start {study.get('loadavg_start')}, "
-        f"at end {study.get('loadavg_end')}; CPU-latency request (/dev/cpu_dma_latency) at start: "
-        f"{study.get('cpu_latency_start')}, at end: {study.get('cpu_latency_end')}",
+        f"at end {study.get('loadavg_end')}; while the series were recorded (their manifests): "
+        f"{study.get('recording_machine', 'not known (no manifests read)')}; outside the runs, before and after: "
+        f"/dev/cpu_dma_latency {study.get('cpu_latency_start')}, {study.get('cpu_latency_end')}",
         f"- recorded {study['recorded_at']}; recording took {study['recording_s'] / 60:.1f} min",
         "",
         "## Noise of the same code (A and A' pooled)",
@@ -455,6 +496,10 @@ def report(study: dict, frames: Mapping[str, pd.DataFrame], trials: dict, rule: 
         "gate plans with (within-series differences, read as a standard deviation of the log).",
         "",
         *noise_table(frames, metrics, trials),
+        "",
+        "## Which cells caught it",
+        "",
+        *cell_table(frames, trials),
         "",
         "## Effects (medians over all recorded repetitions)",
         "",
@@ -590,6 +635,7 @@ def _main(argv: list[str] | None) -> int:
     first = args.repetitions or study["k"]
     names = [*SAME_CODE, *study["series"]]
     frames = {name: results.load(out / name) for name in names}
+    study["recording_machine"] = recording_machine(out, names)
     rule = adaptive.Rule(
         threshold=args.threshold,
         alpha=args.alpha,
