@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from bench.analysis import breakeven, crosscheck, findings, results, schema
+from bench.gate import study
 from bench.studies import overhead, soak
 
 REPO = Path(__file__).resolve().parent.parent
@@ -63,3 +65,25 @@ def test_findings_example_is_what_the_committed_run_gives():
     assert manifest.environment.cpu_model == "AMD EPYC" and manifest.environment.cores == 2
     assert manifest.started_at.startswith("2026-12-01T11:19") and manifest.settings.repetitions == 2
     assert f"commit `{manifest.environment.git.commit[:7]}`" in README
+
+
+def test_gate_study_tables_are_what_the_committed_study_gives():
+    run = REPO / "results" / "gate-study-2026-12-01"
+    meta = json.loads((run / study.STUDY_JSON).read_text())
+    trials = json.loads((run / study.TRIALS_JSON).read_text())
+    shown = README.split("<!-- gate-study:begin -->\n", 1)[1].split("<!-- gate-study:end -->", 1)[0]
+    assert shown.strip() == "\n".join(study.rate_table(meta, trials))
+    # the noise table from the committed recording (each series' manifest + parquet)
+    frames = {name: results.load(run / name) for name in (*study.SAME_CODE, *meta["series"])}
+    shown = README.split("<!-- gate-study-noise:begin -->\n", 1)[1].split("<!-- gate-study-noise:end -->", 1)[0]
+    assert shown.strip() == "\n".join(study.noise_table(frames, tuple(trials["gate"]["metrics"]), trials))
+    shown = README.split("<!-- gate-study-cells:begin -->\n", 1)[1].split("<!-- gate-study-cells:end -->", 1)[0]
+    assert shown.strip() == "\n".join(study.cell_table(frames, trials))
+    # the command and settings the README states are the ones the trials were replayed with
+    gate = trials["gate"]
+    command = (
+        f"python -m bench.gate.study --recorded {meta['settings']['repetitions']} "
+        f"--max-repetitions {gate['max_repetitions']} --trials {gate['trials']} --out results/gate-study-2026-12-01"
+    )
+    assert command in README
+    assert gate["budget_s"] == 8 * 60 and gate["first"] == 5 and gate["threshold"] == 0.05 and gate["alpha"] == 0.05
