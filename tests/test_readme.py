@@ -87,3 +87,17 @@ def test_gate_study_tables_are_what_the_committed_study_gives():
     )
     assert command in README
     assert gate["budget_s"] == 8 * 60 and gate["first"] == 5 and gate["threshold"] == 0.05 and gate["alpha"] == 0.05
+
+
+def test_the_a_a_regress_the_readme_quotes_is_the_committed_one():
+    run = REPO / "results" / "regress-aa-2026-12-01"
+    doc = json.loads((run / "comparison.json").read_text())
+    assert not doc["regression"] and {r["verdict"] for r in doc["rows"]} == {"~"} and len(doc["rows"]) == 18
+    assert doc["power"]["underpowered"] == 8
+    blind = [r for r in doc["rows"] if r["underpowered"]]
+    cpu = [r["detectable"] for r in blind if r["metric"] == "server_cpu_us_per_rpc"]
+    p50 = [r["detectable"] for r in blind if r["metric"] == "lat_p50_ms"]
+    quoted = f"server CPU per RPC {min(cpu) * 100:.1f}-{max(cpu) * 100:.1f} % detectable at 5 + 5, p50 up to"
+    assert quoted in " ".join(README.split()) and f"up to {max(p50) * 100:.1f} %" in README
+    manifest = results.read_manifest(run / "head")
+    assert manifest.regress is not None and manifest.regress.budget_s == 180 and manifest.regress.rounds == 1
