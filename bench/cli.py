@@ -154,6 +154,8 @@ def _cmd_regress(args: argparse.Namespace) -> int:
             alpha=args.alpha,
             metrics=args.metric,
             repetitions=args.repetitions,
+            budget_min=args.budget,
+            max_repetitions=args.max_repetitions,
             filter_expr=args.filter,
             fail_on_regression=args.fail_on_regression,
             base_env=args.base_env,
@@ -271,7 +273,23 @@ def build_parser() -> argparse.ArgumentParser:
     regress.add_argument("--metric", default=gate_metrics, help=f"comma-separated (default {gate_metrics})")
     regress.add_argument("--threshold", type=float, default=0.05, help="smallest change that counts (default 0.05)")
     regress.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
-    regress.add_argument("--repetitions", type=int, help="override settings.repetitions (per side)")
+    regress.add_argument(
+        "--repetitions", type=int, help="first round's repetitions per side and cell (default: the spec's)"
+    )
+    regress.add_argument(
+        "--budget",
+        type=float,
+        default=8.0,
+        metavar="MINUTES",
+        help="measuring time for all rounds; underpowered cells get more repetitions until it is spent (default 8)",
+    )
+    regress.add_argument(
+        "--max-repetitions",
+        type=int,
+        default=40,
+        metavar="N",
+        help="cap per side and cell (default 40; equal to --repetitions: a fixed number, no adaptive rounds)",
+    )
     regress.add_argument("--filter", metavar="EXPR", help="only cells matching, e.g. impl=aio,rpc=unary")
     regress.add_argument("--fail-on-regression", action="store_true", help="exit 1 when a cell got significantly worse")
     regress.add_argument(

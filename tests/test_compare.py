@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -25,7 +26,7 @@ import pytest
 
 from bench import cli
 from bench.analysis import results, schema
-from bench.gate import compare, regress, stats, study
+from bench.gate import adaptive, compare, regress, render, stats
 from bench.run import server_process
 from bench.run.executor import Side, execute
 from bench.run.manifest import Environment, Manifest, PlacementInfo
@@ -203,6 +204,55 @@ def test_failed_and_saturated_rows_are_left_out_with_a_warning():
     assert cmp.head_failures == [cell.key()] and cmp.regression  # head failed where base did not
 
 
+def _cpu_comparison(cv: float, n: int = 5, factor: float = 1.0, seed: int = 20) -> compare.Comparison:
+    cell = Cell(**CELL)
+    base = frame(synthetic_rows(cell, {"server_cpu_us_per_rpc": lognormal(seed, n, 200.0, cv)}))
+    head = frame(synthetic_rows(cell, {"server_cpu_us_per_rpc": lognormal(seed + 1, n, 200.0 * factor, cv)}))
+    return compare.compare_frames(base, head, ["server_cpu_us_per_rpc"])
+
+
+def test_a_noisy_comparison_says_what_it_could_not_have_detected():
+    cmp = _cpu_comparison(cv=0.15)
+    row = cmp.rows.iloc[0]
+    assert row["verdict"] == "~" and row["underpowered"]
+    assert row["detectable"] > 0.3  # 15 % noise at 5 + 5: only a very large change would show
+    assert row["detectable"] == pytest.approx(
+        stats.detectable_change(row["spread"] * stats.detectable_shift_in_sds(5, 5), -1)
+    )
+    assert len(cmp.blind) == 1 and not cmp.regression
+    summary = render._summary_line(cmp)
+    assert summary.startswith("no significant regression shown, but the run was underpowered")
+    assert "1 of the ~ (in 1 cell) are underpowered" in summary
+    (line,) = render.power_lines(cmp)
+    assert line == (
+        f"this run could not have detected a 5 % change in server CPU per RPC of {row['cell']}: "
+        f"the smallest detectable was {row['detectable'] * 100:.1f}%"
+    )
+    markdown = render.to_markdown(cmp)
+    # 15 % noise is also over the stability limit (10 %), so the verdict names the unstable sides too
+    assert "| detectable (80%) | verdict |" in markdown and "**~ underpowered (unstable: base and head)**" in markdown
+    assert line in markdown
+    doc = json.loads(render.to_json(cmp))
+    assert doc["power"]["underpowered"] == 1 and doc["power"]["sentences"] == [line]
+    assert doc["rows"][0]["detectable"] == pytest.approx(row["detectable"]) and doc["rows"][0]["underpowered"]
+
+
+def test_a_quiet_comparison_is_not_underpowered():
+    cmp = _cpu_comparison(cv=0.005)
+    row = cmp.rows.iloc[0]
+    assert row["verdict"] == "~" and not row["underpowered"] and row["detectable"] < 0.05
+    assert render._summary_line(cmp).startswith("no significant regression:")
+    assert render.power_lines(cmp) == []
+    assert "~ underpowered" not in render.to_markdown(cmp)
+
+
+def test_a_caught_regression_is_not_called_underpowered_even_when_noisy():
+    cmp = _cpu_comparison(cv=0.03, factor=1.5)
+    row = cmp.rows.iloc[0]
+    assert row["verdict"] == "worse"
+    assert len(cmp.blind) == 0 and render._summary_line(cmp).startswith("REGRESSION")
+
+
 def test_unknown_metric_and_disjoint_runs_are_refused():
     a = frame(synthetic_rows(Cell(**CELL), {"rps": np.ones(5)}))
     b = frame(synthetic_rows(Cell(**{**CELL, "impl": "aio", "workers": 0}), {"rps": np.ones(5)}))
@@ -303,7 +353,9 @@ def test_without_fail_on_regression_a_regression_exits_0(real_runs):
     done = grpclab("compare", str(real_runs["A"]), str(real_runs["B"]), "--format", "markdown")
     assert done.returncode == 0, done.stderr
     assert "| cell | metric | base | head |" in done.stdout
-    assert "**worse**" in done.stdout and "REGRESSION" in done.stdout
+    # the verdict is bold; a side whose repetitions were spread (bench.analysis.stability) is named after it
+    assert re.search(r"\*\*worse( \(unstable: [a-z ]+\))?\*\*", done.stdout), done.stdout
+    assert "REGRESSION" in done.stdout
 
 
 def _copy_with_manifest(src: Path, dst: Path, edit) -> Path:
@@ -421,7 +473,9 @@ def test_regress_measures_both_sides_and_removes_its_worktree(tiny_spec_file, tm
     before = _worktrees()
     out = tmp_path / "regress"
     spec = str(tiny_spec_file)
-    done = grpclab("regress", "--base", "HEAD", "--spec", spec, "--out", str(out), "--fail-on-regression")
+    done = grpclab(
+        "regress", "--base", "HEAD", "--spec", spec, "--out", str(out), "--fail-on-regression", "--max-repetitions", "2"
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert _worktrees() == before
     for side in ("base", "head"):
@@ -432,6 +486,38 @@ def test_regress_measures_both_sides_and_removes_its_worktree(tiny_spec_file, tm
     assert json.loads((out / "comparison.json").read_text())["regression"] is False
     # 2 repetitions per side can never be significant, and the output says so instead of hiding it
     assert "too few usable repetitions" in done.stderr
+    assert "too few usable repetitions for any change to be significant" in done.stdout
+    assert "stopped because the underpowered cells reached --max-repetitions 2" in done.stdout
+
+
+@pytest.mark.slow
+def test_regress_adds_rounds_for_underpowered_cells_within_its_budget(tiny_spec_file, tmp_path):
+    """2 repetitions can detect nothing: the gate measures more rounds, interleaved, until the cap of 6,
+    and both manifests, the rows and the comparison say how it went."""
+    out = tmp_path / "regress"
+    spec = str(tiny_spec_file)
+    adaptive_args = ["--max-repetitions", "6", "--budget", "2", "--threshold", "0.001"]  # never powered
+    done = grpclab("regress", "--base", "HEAD", "--spec", spec, "--out", str(out), *adaptive_args)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "round 2:" in done.stdout and "round 3:" in done.stdout
+    frames = {side: results.load(out / side) for side in ("base", "head")}
+    for side, df in frames.items():
+        manifest = results.read_manifest(out / side)
+        assert manifest.status == "complete"
+        assert (manifest.regress.rounds, manifest.regress.stop, manifest.regress.max_repetitions) == (
+            3,
+            "max-repetitions",
+            6,
+        )
+        assert manifest.regress.budget_s == 120
+        assert sorted(df["repetition"]) == list(range(6))  # rounds of 2, 2 more (doubling), 2 more (cap)
+        assert sorted(df["order"]) == list(range(6))  # each step's position in the whole run
+        assert len(manifest.plan.steps) == 6
+    doc = json.loads((out / "comparison.json").read_text())
+    assert doc["adaptive"]["rounds"] == 3 and doc["adaptive"]["stop"] == "max-repetitions"
+    assert doc["adaptive"]["repetitions"] == {frames["base"]["cell_key"][0]: 6}
+    assert all(row["detectable"] is None or row["detectable"] >= 0 for row in doc["rows"])
+    assert "adaptive repetitions: 3 rounds, 6 per side and cell" in done.stdout
 
 
 @pytest.mark.slow
@@ -474,7 +560,18 @@ def test_regress_can_give_the_base_its_own_environment(tiny_spec_file, tmp_path)
     before = _worktrees()
     out = tmp_path / "regress"
     done = grpclab(
-        "regress", "--base", "HEAD", "--spec", str(tiny_spec_file), "--out", str(out), "--base-env", "own", timeout=900
+        "regress",
+        "--base",
+        "HEAD",
+        "--spec",
+        str(tiny_spec_file),
+        "--out",
+        str(out),
+        "--base-env",
+        "own",
+        "--max-repetitions",
+        "2",
+        timeout=900,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "building the base's own environment" in done.stdout
@@ -495,6 +592,9 @@ def test_cli_metric_defaults_are_compare_s_and_the_gate_s():
     parser = build_parser()
     assert parser.parse_args(["compare", "a", "b"]).metric == ",".join(compare.DEFAULT_METRICS)
     assert parser.parse_args(["regress", "--base", "x"]).metric == ",".join(compare.GATE_METRICS)
+    regress_defaults = parser.parse_args(["regress", "--base", "x"])
+    assert regress_defaults.budget * 60 == adaptive.DEFAULT_BUDGET_S
+    assert regress_defaults.max_repetitions == adaptive.DEFAULT_MAX_REPETITIONS
     assert "lat_p99_ms" not in compare.GATE_METRICS and set(compare.GATE_METRICS) < set(compare.DEFAULT_METRICS)
 
 
@@ -527,12 +627,3 @@ def test_compare_markdown_and_refusals_on_the_committed_runs(capsys, tmp_path):
     assert "protobuf" in err and "0.0.1" in err and len(err.strip().splitlines()) == 1
     assert cli.main(["compare", str(RUN_V1), str(RUN_V2), "--metric", "rps,nope"]) == 2
     assert "unknown metric 'nope'" in capsys.readouterr().err
-
-
-def test_gate_study_reuse_without_its_recording_is_one_line_exit_2(capsys):
-    # results/gate-study-2026-11-25 commits the study and its trials, not the 1,800 recorded repetitions
-    committed = REPO / "results" / "gate-study-2026-11-25"
-    assert json.loads((committed / "study.json").read_text())["k"] == 5
-    assert study.main(["--reuse", "--out", str(committed)]) == 2
-    err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "A/manifest.json: not found" in err

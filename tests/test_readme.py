@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +21,7 @@ from bench.analysis import (
     stability,
     summary,
 )
+from bench.gate import study
 from bench.studies import overhead, soak
 
 REPO = Path(__file__).resolve().parent.parent
@@ -235,3 +237,39 @@ def test_handlers_table_and_numbers_are_what_the_committed_run_gives(tmp_path: P
     assert [w.text for w in handlers.knee_points(df).works] == [
         "no handler work", "handlers wait 2 ms", "handlers block 2 ms", "handlers burn 1000 us of CPU",
     ]  # fmt: skip
+
+
+def test_gate_study_tables_are_what_the_committed_study_gives():
+    run = REPO / "results" / "gate-study-2026-12-01"
+    meta = json.loads((run / study.STUDY_JSON).read_text())
+    trials = json.loads((run / study.TRIALS_JSON).read_text())
+    shown = README.split("<!-- gate-study:begin -->\n", 1)[1].split("<!-- gate-study:end -->", 1)[0]
+    assert shown.strip() == "\n".join(study.rate_table(meta, trials))
+    # the noise table from the committed recording (each series' manifest + parquet)
+    frames = {name: results.load(run / name) for name in (*study.SAME_CODE, *meta["series"])}
+    shown = README.split("<!-- gate-study-noise:begin -->\n", 1)[1].split("<!-- gate-study-noise:end -->", 1)[0]
+    assert shown.strip() == "\n".join(study.noise_table(frames, tuple(trials["gate"]["metrics"]), trials))
+    shown = README.split("<!-- gate-study-cells:begin -->\n", 1)[1].split("<!-- gate-study-cells:end -->", 1)[0]
+    assert shown.strip() == "\n".join(study.cell_table(frames, trials))
+    # the command and settings the README states are the ones the trials were replayed with
+    gate = trials["gate"]
+    command = (
+        f"python -m bench.gate.study --recorded {meta['settings']['repetitions']} "
+        f"--max-repetitions {gate['max_repetitions']} --trials {gate['trials']} --out results/gate-study-2026-12-01"
+    )
+    assert command in README
+    assert gate["budget_s"] == 8 * 60 and gate["first"] == 5 and gate["threshold"] == 0.05 and gate["alpha"] == 0.05
+
+
+def test_the_a_a_regress_the_readme_quotes_is_the_committed_one():
+    run = REPO / "results" / "regress-aa-2026-12-01"
+    doc = json.loads((run / "comparison.json").read_text())
+    assert not doc["regression"] and {r["verdict"] for r in doc["rows"]} == {"~"} and len(doc["rows"]) == 18
+    assert doc["power"]["underpowered"] == 8
+    blind = [r for r in doc["rows"] if r["underpowered"]]
+    cpu = [r["detectable"] for r in blind if r["metric"] == "server_cpu_us_per_rpc"]
+    p50 = [r["detectable"] for r in blind if r["metric"] == "lat_p50_ms"]
+    quoted = f"server CPU per RPC {min(cpu) * 100:.1f}-{max(cpu) * 100:.1f} % detectable at 5 + 5, p50 up to"
+    assert quoted in " ".join(README.split()) and f"up to {max(p50) * 100:.1f} %" in README
+    manifest = results.read_manifest(run / "head")
+    assert manifest.regress is not None and manifest.regress.budget_s == 180 and manifest.regress.rounds == 1

@@ -14,6 +14,11 @@ less latency and less CPU per RPC is better; metrics without a direction
 Statistics (bench.gate.stats): the Mann-Whitney U test, the Hodges-Lehmann ratio and the Moses
 interval, exact at the lab's sample sizes. Rendering: bench.gate.render.
 
+Power: every row also carries the **detectable change** (stats: the change the test would have
+caught with 80 % power, given the repetitions and their measured spread). A row whose detectable
+change exceeds the threshold is **underpowered**: its ``~`` means "cannot tell", not "no change",
+and the output says so per row and in the summary.
+
 Rows that failed, and rows whose load generator was saturated, are left out of
 the statistics with a warning: a saturated generator measures the client, not the
 server. A cell x metric whose repetitions are ``unstable`` on either side
@@ -88,10 +93,16 @@ class Comparison:
     head_failures: list[str] = field(default_factory=list)  # cells whose head failed where the base did not
     base_info: dict = field(default_factory=dict)
     head_info: dict = field(default_factory=dict)
+    adaptive: dict | None = None  # grpclab regress: how the repetitions were chosen (adaptive.Outcome.to_json)
 
     @property
     def worse(self) -> pd.DataFrame:
         return self.rows[self.rows["verdict"] == "worse"]
+
+    @property
+    def blind(self) -> pd.DataFrame:
+        """Rows that show no change (``~``) but could not have detected one of the threshold's size."""
+        return self.rows[(self.rows["verdict"] == "~") & self.rows["underpowered"]]
 
     @property
     def regression(self) -> bool:
@@ -209,6 +220,7 @@ def compare_frames(
             est = estimate(b_cell[metric].to_numpy(float), h_cell[metric].to_numpy(float), alpha)
             if "cannot reach" in est.note:
                 short.add(key)
+            detectable = est.detectable(DIRECTION[metric])
             rows.append(
                 {
                     "cell_key": key,
@@ -225,6 +237,10 @@ def compare_frames(
                     "p_value": est.p_value,
                     "significant": est.significant,
                     "verdict": verdict(est, DIRECTION[metric], threshold),
+                    "spread": est.spread,
+                    "detectable": detectable,
+                    # NaN (nothing to compare) is not underpowered: it is n/a
+                    "underpowered": bool(detectable > threshold),
                     "note": est.note,
                     "unstable": " and ".join(shaky),  # the side(s) whose repetitions spread too much
                     "unstable_detail": "; ".join(f"{side}: {spread[side][metric].text()}" for side in shaky),

@@ -29,6 +29,16 @@ server at a time with the spec's CPU pinning. Drift of the machine over the run
 (thermal, noisy neighbours, CI runner load) therefore hits base and head
 equally. Two ordinary run directories result, ``base/`` and ``head/``, plus
 ``comparison.md`` and ``comparison.json`` (see bench/gate/stats.py for the statistics).
+
+How many repetitions: adaptively (bench/gate/adaptive.py). The first round is the
+spec's repetitions (``--repetitions``); then, while a gated cell x metric could not
+have detected a change of the threshold, the underpowered cells get more interleaved
+pairs in further rounds, until none is underpowered, the measuring budget
+(``--budget`` minutes) is spent, or ``--max-repetitions`` is reached. The rule looks
+only at each side's spread, never at the base/head difference, and the comparison
+is made once, at the end. ``--max-repetitions`` equal to ``--repetitions`` measures a
+fixed number, as before. Each round's steps are appended to both manifests' plans,
+and ``regress`` in the manifests records the budget, the rounds and why it stopped.
 """
 
 from __future__ import annotations
@@ -41,11 +51,13 @@ import sys
 import tempfile
 import time
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+
+import pandas as pd
 
 from ..machine import environment
 from ..run import placement, server_process
@@ -55,8 +67,8 @@ from ..run.measure import ServerCode
 from ..run.plan import Plan
 from ..run.progress import Reporter, console
 from ..run.store import RunStore
-from ..spec import SpecError, filter_cells, load_spec, with_settings
-from . import compare, render
+from ..spec import Cell, Settings, SpecError, filter_cells, load_spec, with_settings
+from . import adaptive, compare, render
 
 DEFAULT_SPEC = "bench/specs/ci.toml"
 RESULTS_ROOT = Path("results")
@@ -201,6 +213,73 @@ def environment_versions(python: str) -> dict[str, str | None]:
     return json.loads(done.stdout)
 
 
+# -- measuring in rounds ----------------------------------------------------
+
+
+class InterleavedRounds:
+    """adaptive.Measurer over real sides: each round's repetitions measured on base and head, interleaved."""
+
+    def __init__(self, sides: Sequence[Side], cells: Sequence[Cell], settings: Settings, metrics: Sequence[str]):
+        self.sides = sides
+        self.cells = {cell.key(): cell for cell in cells}
+        self.settings = settings
+        self.metrics = tuple(metrics)
+        self.rounds = 0
+        self.spent_s = 0.0
+        self.pairs = 0
+
+    def measure(self, targets: Mapping[str, int]) -> None:
+        counts = self.attempted()
+        wanted = [(self.cells[k], counts.get(k, 0), n) for k, n in targets.items() if n > counts.get(k, 0)]
+        self.rounds += 1
+        seed = self.settings.seed if self.rounds == 1 else self.settings.seed * 1000 + self.rounds
+        plan = Plan.repetitions(wanted, seed)
+        if self.rounds > 1:
+            extra = sum(stop - first for _, first, stop in wanted)
+            print(
+                f"round {self.rounds}: {len(wanted)} underpowered cells, {extra} more repetitions per side "
+                f"(~{extra * self.seconds_per_pair() / 60:.1f} min)",
+                flush=True,
+            )
+        # The manifests' plans grow by the round's steps, and the executor is given the whole plan: it
+        # measures the steps not yet measured (as a resumed run), each with its position in the run as
+        # its `order`, and draws the order of the sides afresh for the new steps.
+        for side in self.sides:
+            side.store.manifest = replace(side.store.manifest, plan=Plan(side.store.manifest.plan.steps + plan.steps))
+        began = time.monotonic()
+        try:
+            execute(self.sides, self.sides[0].store.manifest.plan, self.settings, Reporter(console(), sides=True))
+        finally:
+            self.spent_s += time.monotonic() - began
+            self.pairs += len(plan.steps)
+
+    def frames(self) -> list[pd.DataFrame]:
+        return [pd.DataFrame(side.store.rows()) for side in self.sides]
+
+    def attempted(self) -> dict[str, int]:
+        """Repetitions per cell that both sides have measured (failed ones included)."""
+        counts = [df.groupby("cell_key").size().to_dict() if len(df) else {} for df in self.frames()]
+        return {key: min(c.get(key, 0) for c in counts) for key in self.cells}
+
+    def noise(self) -> list[adaptive.CellNoise]:
+        base, head = (df[compare.usable(df)] for df in self.frames())
+        attempted = self.attempted()
+        cells = []
+        for key in self.cells:
+            b, h = base[base["cell_key"] == key], head[head["cell_key"] == key]
+            noise = {m: adaptive.metric_noise(b[m].to_numpy(float), h[m].to_numpy(float)) for m in self.metrics}
+            cells.append(adaptive.CellNoise(key, attempted[key], noise))
+        return cells
+
+    def elapsed_s(self) -> float:
+        return self.spent_s
+
+    def seconds_per_pair(self) -> float:
+        if self.pairs:
+            return self.spent_s / self.pairs
+        return estimate_seconds(1, len(self.sides), self.settings)
+
+
 # -- the command ----------------------------------------------------------
 
 
@@ -213,6 +292,8 @@ def regress(
     alpha: float = compare.DEFAULT_ALPHA,
     metrics: str = ",".join(compare.GATE_METRICS),
     repetitions: int | None = None,
+    budget_min: float = adaptive.DEFAULT_BUDGET_S / 60,
+    max_repetitions: int = adaptive.DEFAULT_MAX_REPETITIONS,
     filter_expr: str | None = None,
     fail_on_regression: bool = False,
     base_env: str = "auto",
@@ -221,6 +302,8 @@ def regress(
     """Run the gate; returns the exit code (0, 1 on a regression with --fail-on-regression, 130 on Ctrl-C)."""
     metric_names = compare.parse_metrics(metrics)
     compare.check_alpha_threshold(alpha, threshold)  # before measuring, not after
+    if not budget_min > 0:
+        raise RegressError(f"--budget: expected minutes of measuring > 0, got {budget_min}")
     top = Path(_git(repo, "rev-parse", "--show-toplevel"))
     base_sha = resolve_commit(top, base_ref)
     head_sha = _git(top, "rev-parse", "HEAD", check=False) or None
@@ -228,24 +311,42 @@ def regress(
     cells = filter_cells(spec.cells, filter_expr) if filter_expr else spec.cells
     if not cells:
         raise SpecError(f"--filter: {filter_expr!r} selects no cell of {spec.name}")
+    first = spec.settings.repetitions
+    if max_repetitions < first:
+        raise RegressError(
+            f"--max-repetitions: {max_repetitions} is below the first round's {first} repetitions "
+            "(equal measures a fixed number)"
+        )
+    rule = adaptive.Rule(
+        threshold=threshold,
+        alpha=alpha,
+        metrics=metric_names,
+        directions=compare.DIRECTION,
+        budget_s=budget_min * 60,
+        max_repetitions=max_repetitions,
+    )
     where = placement.for_settings(spec.settings)
     where.check()
     out = out or RESULTS_ROOT / f"regress-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
     if out.exists() and any(out.iterdir()):
         raise RegressError(f"--out: {out} already exists and is not empty")
-    plan = Plan.make(cells, spec.settings)
 
     if base_env not in BASE_ENV_CHOICES:
         raise RegressError(f"--base-env: expected one of {', '.join(BASE_ENV_CHOICES)}, got {base_env!r}")
     pins = pin_differences(top, base_sha)
     own_env = base_env == "own" or (base_env == "auto" and bool(pins))
     for line in pins:
-        where = "the base gets its own environment" if own_env else "both sides run on THIS environment's packages"
-        print(f"note: base pins differ from head's: {line}; {where}", file=sys.stderr)
-    minutes = estimate_seconds(len(plan.steps), 2, spec.settings) / 60
+        which = "the base gets its own environment" if own_env else "both sides run on THIS environment's packages"
+        print(f"note: base pins differ from head's: {line}; {which}", file=sys.stderr)
+    minutes = estimate_seconds(len(cells) * first, 2, spec.settings) / 60
+    more = (
+        f"then more for underpowered cells, up to {max_repetitions} per cell and {budget_min:g} min of measuring"
+        if max_repetitions > first
+        else "fixed"
+    )
     print(
         f"regress: base {base_ref} ({base_sha[:12]}) vs head {head_sha[:12] if head_sha else '?'} (this checkout): "
-        f"{len(cells)} cells x {spec.settings.repetitions} repetitions x 2 sides, interleaved; ~{minutes:.1f} min; "
+        f"{len(cells)} cells x {first} repetitions x 2 sides, interleaved (~{minutes:.1f} min); {more}; "
         f"out {out}",
         flush=True,
     )
@@ -260,7 +361,7 @@ def regress(
             _check_server_starts(top, "head")
             manifests = {}
             for side in ("base", "head"):
-                manifest = Manifest.new(spec, plan, filter_expr, where.describe())
+                manifest = Manifest.new(spec, Plan([]), filter_expr, where.describe())  # rounds add their steps
                 info = RegressInfo(
                     side=side,
                     ref=base_ref if side == "base" else "HEAD (working tree)",
@@ -287,7 +388,18 @@ def regress(
                 ),
                 Side(RunStore.create(out / "head", manifests["head"]), "head", ServerCode(code_dir=top)),
             ]
-            execute(sides, plan, spec.settings, Reporter(console(), sides=True))
+            rounds = InterleavedRounds(sides, cells, spec.settings, metric_names)
+            outcome = adaptive.run(rounds, rule, {cell.key(): first for cell in cells})
+            for side in sides:  # how the repetitions were chosen, in both manifests
+                info = replace(
+                    side.store.manifest.regress,
+                    budget_s=rule.budget_s,
+                    max_repetitions=max_repetitions,
+                    rounds=outcome.rounds,
+                    stop=outcome.stop,
+                )
+                side.store.manifest = replace(side.store.manifest, regress=info)
+                side.store.write_manifest()
     except KeyboardInterrupt:
         print(f"\ninterrupted: the worktree is removed; partial runs kept in {out}", file=sys.stderr)
         return 130
@@ -301,6 +413,7 @@ def regress(
     except compare.CompareError as exc:
         (out / "comparison.md").write_text(f"## grpclab regress\n\n**The runs could not be compared:** {exc}\n")
         raise
+    cmp.adaptive = outcome.to_json()
     (out / "comparison.md").write_text(render.to_markdown(cmp))
     (out / "comparison.json").write_text(render.to_json(cmp))
     render.emit(cmp, "table")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .stats import METHOD
+from .stats import METHOD, POWER
 
 if TYPE_CHECKING:
     from .compare import Comparison
@@ -45,6 +45,30 @@ def _p(row: pd.Series | dict) -> str:
     return "-" if not math.isfinite(row["p_value"]) else f"p={row['p_value']:.3f} n={row['n_base']}+{row['n_head']}"
 
 
+def detectable_text(value: float) -> str:
+    """A detectable change as text: '18.0%', 'none' when no change could have been significant."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return "none" if math.isinf(value) else f"{value * 100:.1f}%"
+
+
+def verdict_text(row: pd.Series | dict) -> str:
+    """The verdict, with an underpowered ``~`` marked as such (it means 'cannot tell', not 'no change'),
+    and which side's repetitions were unstable (bench.analysis.stability) when any was."""
+    verdict = "~ underpowered" if row["verdict"] == "~" and row["underpowered"] else str(row["verdict"])
+    unstable = row.get("unstable") or ""
+    return f"{verdict} (unstable: {unstable})" if unstable else verdict
+
+
+# How the summary names the gate's metrics; others by their column name.
+METRIC_LABELS = {
+    "rps": "RPC/s",
+    "lat_p50_ms": "p50 latency",
+    "lat_p99_ms": "p99 latency",
+    "server_cpu_us_per_rpc": "server CPU per RPC",
+}
+
+
 def _describe(name: str, info: dict) -> str:
     commit = (info.get("commit") or "")[:12]
     bits = [name]
@@ -58,14 +82,9 @@ def _describe(name: str, info: dict) -> str:
 def _settings_line(cmp: Comparison) -> str:
     return (
         f"threshold ±{cmp.threshold * 100:g} %, alpha {cmp.alpha:g}, 95 % CI; "
-        f"method: {METHOD}; a change counts when significant and beyond the threshold"
+        f"method: {METHOD}; a change counts when significant and beyond the threshold; "
+        f"detectable = the change the test catches with {POWER:.0%} power given the repetitions and their spread"
     )
-
-
-def _verdict_text(row: pd.Series | dict) -> str:
-    """The verdict, and which side's repetitions were unstable (bench.analysis.stability) when any was."""
-    unstable = row.get("unstable") or ""
-    return f"{row['verdict']} (unstable: {unstable})" if unstable else str(row["verdict"])
 
 
 def _summary_line(cmp: Comparison) -> str:
@@ -75,8 +94,71 @@ def _summary_line(cmp: Comparison) -> str:
         parts.append(f"{counts['changed']} changed (no direction)")
     if counts["n/a"]:
         parts.append(f"{counts['n/a']} n/a")
-    verdict_text = "REGRESSION" if cmp.regression else "no significant regression"
-    return f"{verdict_text}: {', '.join(parts)} of {len(cmp.rows)} cell x metric comparisons"
+    blind = cmp.blind
+    if cmp.regression:
+        headline = "REGRESSION"
+    elif len(blind):
+        headline = "no significant regression shown, but the run was underpowered"
+    else:
+        headline = "no significant regression"
+    text = f"{headline}: {', '.join(parts)} of {len(cmp.rows)} cell x metric comparisons"
+    if len(blind):
+        text += (
+            f"; {len(blind)} of the ~ (in {_cells(blind['cell_key'].nunique())}) are underpowered: "
+            f"they could not have detected a {cmp.threshold * 100:g} % change"
+        )
+    return text
+
+
+def _cells(count: int) -> str:
+    return f"{count} cell" if count == 1 else f"{count} cells"
+
+
+def power_lines(cmp: Comparison, limit: int = 4) -> list[str]:
+    """Per metric, the underpowered ``~`` rows: 'this run could not have detected a 5 % change in ...'."""
+    lines = []
+    blind = cmp.blind
+    for metric in cmp.metrics:
+        rows = blind[blind["metric"] == metric].sort_values("detectable", ascending=False)
+        if rows.empty:
+            continue
+        label = METRIC_LABELS.get(metric, metric)
+        start = f"this run could not have detected a {cmp.threshold * 100:g} % change in {label} of "
+        hopeless = rows[np.isinf(rows["detectable"].astype(float))]
+        measured = rows[~np.isinf(rows["detectable"].astype(float))]
+        if len(measured) == 1:
+            row = measured.iloc[0]
+            lines.append(f"{start}{row['cell']}: the smallest detectable was {detectable_text(row['detectable'])}")
+        elif len(measured):
+            shown = [f"{r.cell} ({detectable_text(r.detectable)})" for r in measured.head(limit).itertuples()]
+            more = f" and {len(measured) - limit} more cells" if len(measured) > limit else ""
+            lines.append(f"{start}{', '.join(shown)}{more} (the smallest detectable change in brackets)")
+        if len(hopeless):
+            cells = ", ".join(hopeless["cell"].head(limit))
+            more = f" and {len(hopeless) - limit} more cells" if len(hopeless) > limit else ""
+            lines.append(f"{start}{cells}{more}: too few usable repetitions for any change to be significant")
+    return lines
+
+
+def adaptive_line(cmp: Comparison) -> str | None:
+    """How many repetitions grpclab regress measured and why it stopped (None for plain compare)."""
+    info = cmp.adaptive
+    if not info:
+        return None
+    counts = sorted(set(info["repetitions"].values())) or [0]
+    reps = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+    why = {
+        "powered": "every gated cell x metric could detect a change of the threshold",
+        "budget": f"the time budget ({info['budget_s'] / 60:g} min of measuring) was spent",
+        "max-repetitions": f"the underpowered cells reached --max-repetitions {info['max_repetitions']}",
+        "no-usable-data": "the underpowered cells had no usable repetitions",
+    }.get(info["stop"], info["stop"])
+    stayed = info.get("underpowered_cells") or []
+    return (
+        f"adaptive repetitions: {info['rounds']} round{'s' if info['rounds'] != 1 else ''}, {reps} per side and cell, "
+        f"{info['measured_s'] / 60:.1f} min measured; stopped because {why}"
+        + (f"; {_cells(len(stayed))} stayed underpowered" if stayed else "")
+    )
 
 
 _STYLE = {"worse": "bold red", "better": "green", "changed": "yellow", "~": "dim", "n/a": "dim"}
@@ -97,13 +179,16 @@ def render_table(cmp: Comparison, console=None) -> None:
         ("head/base", "right"),
         ("95% CI", "right"),
         ("test", "right"),
+        (f"detectable ({POWER:.0%})", "right"),
         ("verdict", "left"),
     ):
         table.add_column(name, justify=justify)
     previous = None
     for _, row in cmp.rows.iterrows():
-        style = _STYLE.get(row["verdict"], "")
-        shown = escape(_verdict_text(row))
+        blind = row["verdict"] == "~" and row["underpowered"]
+        style = "yellow" if blind else _STYLE.get(row["verdict"], "")
+        shown = escape(verdict_text(row))
+        detectable = detectable_text(row["detectable"])
         table.add_row(
             row["cell"] if row["cell_key"] != previous else "",
             row["metric"],
@@ -112,14 +197,20 @@ def render_table(cmp: Comparison, console=None) -> None:
             pct_text(row["ratio"]),
             _ci(row),
             _p(row),
+            f"[yellow]{detectable}[/yellow]" if row["underpowered"] else detectable,
             f"[{style}]{shown}[/{style}]" if style else shown,
         )
         previous = row["cell_key"]
     console.print(table)
     console.print(f"base: {_describe(cmp.base, cmp.base_info)}; head: {_describe(cmp.head, cmp.head_info)}")
     console.print(_settings_line(cmp), highlight=False)
-    style = "bold red" if cmp.regression else "green"
+    line = adaptive_line(cmp)
+    if line:
+        console.print(line, highlight=False)
+    style = "bold red" if cmp.regression else "yellow" if len(cmp.blind) else "green"
     console.print(f"[{style}]{_summary_line(cmp)}[/{style}]")
+    for text in power_lines(cmp):
+        console.print(f"[yellow]{text}[/yellow]", highlight=False)
 
 
 def to_markdown(cmp: Comparison) -> str:
@@ -129,18 +220,22 @@ def to_markdown(cmp: Comparison) -> str:
         f"- base: {_describe(cmp.base, cmp.base_info)}",
         f"- head: {_describe(cmp.head, cmp.head_info)}",
         f"- {_settings_line(cmp)}",
+        *([f"- {adaptive_line(cmp)}"] if cmp.adaptive else []),
         "",
         f"**{_summary_line(cmp)}**",
         "",
-        "| cell | metric | base | head | head/base | 95% CI | test | verdict |",
-        "|---|---|---:|---:|---:|---:|---:|---|",
+        *[f"- {text}" for text in power_lines(cmp)],
+        *([""] if power_lines(cmp) else []),
+        f"| cell | metric | base | head | head/base | 95% CI | test | detectable ({POWER:.0%}) | verdict |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for _, row in cmp.rows.iterrows():
-        shown = _verdict_text(row)
-        shown = f"**{shown}**" if row["verdict"] in ("worse", "better", "changed") else shown
+        shown = verdict_text(row)
+        if row["verdict"] in ("worse", "better", "changed") or (row["verdict"] == "~" and row["underpowered"]):
+            shown = f"**{shown}**"
         lines.append(
             f"| `{row['cell']}` | {row['metric']} | {_num(row['base_median'])} | {_num(row['head_median'])} | "
-            f"{pct_text(row['ratio'])} | {_ci(row)} | {_p(row)} | {shown} |"
+            f"{pct_text(row['ratio'])} | {_ci(row)} | {_p(row)} | {detectable_text(row['detectable'])} | {shown} |"
         )
     if cmp.warnings:
         lines += ["", "Warnings:", ""] + [f"- {text}" for text in cmp.warnings]
@@ -166,6 +261,13 @@ def to_json(cmp: Comparison) -> str:
         "method": METHOD,
         "summary": cmp.counts(),
         "regression": cmp.regression,
+        "power": {
+            "level": POWER,
+            "underpowered": int(len(cmp.blind)),  # ~ rows that could not have detected a threshold-sized change
+            "underpowered_cells": sorted(set(cmp.blind["cell_key"])),
+            "sentences": power_lines(cmp, limit=1000),
+        },
+        "adaptive": cmp.adaptive,
         "head_failures": cmp.head_failures,
         "warnings": cmp.warnings,
         "rows": rows,

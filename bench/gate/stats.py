@@ -35,6 +35,76 @@ never show a significant change at alpha 0.05 (the output says so).
 Samples that are zero or negative (e.g. ``errors``) cannot be compared as
 ratios; for those the shift and its interval are computed on the raw values and
 shown relative to the base median.
+
+Power: the smallest change the data could have detected
+-------------------------------------------------------
+A ``~`` says "no change shown", which is worth something only if a change that
+matters would have shown. So every comparison also reports its **detectable
+change**, defined as:
+
+    the smallest true change (a shift delta of the log metric, i.e. a ratio
+    exp(delta)) that the test above, two-sided at the run's alpha with these n
+    and m repetitions, declares significant in the change's direction with
+    probability POWER (80 %), when each repetition's log value carries normal
+    noise with the spread measured in this comparison.
+
+Its two parts:
+
+* **spread** (:func:`spread`): how far apart two repetitions of the *same* side
+  are. The Mann-Whitney test compares values pairwise across the sides, and
+  without a change a base-head difference is distributed like a difference
+  within one side; so the spread is taken from exactly those: the median of all
+  within-side absolute differences of the log values (base with base, head with
+  head, pooled; the Shamos scale estimator), divided by what that median is for
+  unit normal noise at these n and m (so it reads as a standard deviation; a
+  seeded Monte Carlo factor, about 0.95-1.0). Each side is compared only with
+  itself, so shifting either side leaves it unchanged: it measures the noise,
+  never the base/head difference, which is what lets the adaptive gate stop on
+  it (bench.gate.adaptive). It is robust (29 % breakdown) where a standard
+  deviation is not: this machine's noise comes in episodes (a repetition now and
+  then costs 20-50 % more CPU per RPC), which the rank test shrugs off but which
+  would inflate an SD two- to fourfold and make every run look underpowered.
+  On normal noise it keeps 66-80 % of the SD's efficiency (n = 5-20).
+* **the test's power curve** (:func:`detectable_shift_in_sds`): the true shift,
+  in noise standard deviations, that the exact test detects with probability
+  POWER. With no ties the test rejects upwards exactly when the Moses interval's
+  lower end is above 0, and that end is ``delta + L``, L being the (c+1)-th
+  smallest of the n x m noise differences (c = :func:`critical_count`). So the
+  power at delta is P(-L < delta), and the shift with 80 % power is the 80th
+  percentile of -L, computed once per (n, m, alpha) from POWER_DRAWS seeded
+  draws of standard normal samples (deterministic; Monte Carlo error about +-1 %
+  of power). The 50 %-power version of the same number is the median of -L,
+  about the Moses interval's half-width: a change the size of the interval's
+  half-width is caught only half of the time, which is why the interval alone
+  understates what a run could miss. Beyond n x m = 10,000 pairs the normal
+  approximation with Mann-Whitney's efficiency 3/pi against normal noise is used:
+  (z(1-alpha/2) + z(POWER)) sqrt((1/n + 1/m) pi / 3).
+
+detectable change = exp(k s) - 1 for an increase (k the shift in SDs, s the spread),
+and 1 - exp(-k s) for a decrease, whichever is the metric's regression direction
+(:func:`detectable_change`). A comparison is **underpowered** when that is larger
+than the threshold: a change of the threshold's size could have gone unnoticed, so
+its ``~`` means "cannot tell". Samples with zeros use the raw values' spread
+relative to the base median.
+
+Why 80 %: it is the conventional power of a study design, and it makes
+"detectable" mean "caught four times out of five", not "caught half of the time"
+(the interval's half-width). Checked by simulation in tests/test_power.py: for
+normal and lognormal samples with known spread, a true change equal to the
+detectable change is declared significant 80 % (+-3.5 %) of the time, and the
+reported number (from each sample's own spread) averages the one the true spread
+gives. The reported number is itself an estimate, so a change of the size one
+particular run reports is caught 72-80 % of the time (72 % at 5 + 5, 79 % at
+20 + 20: the power curve is concave there). When 10-20 % of the repetitions are
+hit by +20-45 % episodes, that is 79 % at 20 + 20, ~70 % at 8-12 a side, and
+43-50 % at 5 + 5: with few repetitions the robust spread describes the bulk of
+the data, and a few episodes cost the rank test more than the bulk suggests.
+
+What "detected" means in the verdict: significant **and** estimated beyond the
+threshold. A true change at the detectable change is significant 80 % of the time;
+it also reads ``worse`` when its estimate exceeds the threshold, which for a
+detectable change well above the threshold is nearly always, and for one just at
+the threshold about half of the time.
 """
 
 from __future__ import annotations
@@ -48,6 +118,9 @@ from statistics import NormalDist
 import numpy as np
 
 DEFAULT_ALPHA = 0.05
+POWER = 0.80  # the detectable change is the one caught with this probability
+POWER_DRAWS = 4000  # seeded normal samples behind each (n, m, alpha) power number
+_POWER_SEED = 20261128
 METHOD = "Mann-Whitney U (exact), Hodges-Lehmann ratio, Moses CI"
 _EXACT_PAIRS_LIMIT = 10_000  # n*m above this: normal approximation (the lab's runs are far below)
 MIN_SAMPLES = 2  # per side, to compute anything at all
@@ -111,6 +184,99 @@ def min_p_value(n: int, m: int) -> float:
     return float(min(1.0, 2.0 * u_distribution(n, m)[0])) if n * m <= _EXACT_PAIRS_LIMIT else 0.0
 
 
+@functools.lru_cache(maxsize=1024)
+def detectable_shift_in_sds(n: int, m: int, alpha: float = DEFAULT_ALPHA, power: float = POWER) -> float:
+    """The true shift, in noise standard deviations, that the exact two-sided test at ``alpha`` with
+    n + m samples declares significant in its direction with probability ``power`` (normal noise).
+
+    inf when n + m samples can never be significant at ``alpha``. See the module docstring.
+    """
+    c = critical_count(n, m, alpha)
+    if c < 0:
+        return math.inf
+    if n * m > _EXACT_PAIRS_LIMIT:
+        z = NormalDist().inv_cdf(1.0 - alpha / 2.0) + NormalDist().inv_cdf(power)
+        return z * math.sqrt((1.0 / n + 1.0 / m) * math.pi / 3.0)
+    rng = np.random.default_rng([_POWER_SEED, n, m])
+    chunk = max(1, 2_000_000 // (n * m))
+    lower_ends = []
+    for start in range(0, POWER_DRAWS, chunk):
+        size = min(chunk, POWER_DRAWS - start)
+        base, head = rng.standard_normal((size, n)), rng.standard_normal((size, m))
+        diffs = (head[:, None, :] - base[:, :, None]).reshape(size, n * m)
+        lower_ends.append(np.partition(diffs, c, axis=1)[:, c])  # the Moses lower end without a shift
+    return float(np.quantile(-np.concatenate(lower_ends), power))
+
+
+def _within_side_differences(base: np.ndarray, head: np.ndarray) -> np.ndarray:
+    """|x_i - x_j| for every pair within base and within head (never across the sides)."""
+    parts = []
+    for side in (base, head):
+        i, j = np.triu_indices(len(side), 1)
+        parts.append(np.abs(side[i] - side[j]))
+    return np.concatenate(parts)
+
+
+_ASYMPTOTIC_PAIR_MEDIAN = math.sqrt(2.0) * NormalDist().inv_cdf(0.75)  # median |X - X'| for unit normal X, X'
+
+
+@functools.lru_cache(maxsize=1024)
+def _unit_normal_pair_median(n: int, m: int) -> float:
+    """Mean over seeded unit-normal samples of the median within-side difference at n + m: the normal scale."""
+    if n * m > _EXACT_PAIRS_LIMIT:
+        return _ASYMPTOTIC_PAIR_MEDIAN
+    rng = np.random.default_rng([_POWER_SEED, n, m, 1])
+    medians = [
+        float(np.median(_within_side_differences(rng.standard_normal(n), rng.standard_normal(m))))
+        for _ in range(POWER_DRAWS)
+    ]
+    return float(np.mean(medians))
+
+
+def spread(base: Sequence[float], head: Sequence[float]) -> tuple[float, bool]:
+    """(spread, on the log scale?) of two samples: the noise as a standard deviation, never the difference.
+
+    The median of the within-side absolute differences (module docstring), scaled to read as a normal
+    standard deviation. Of the log values when all are positive; otherwise of the raw values relative
+    to the base median. NaN with fewer than 2 values on a side (or a base median of 0 on the raw scale).
+    """
+    b, h = np.asarray(base, dtype=float), np.asarray(head, dtype=float)
+    b, h = b[np.isfinite(b)], h[np.isfinite(h)]
+    positive = bool((b > 0).all() and (h > 0).all())
+    if len(b) < MIN_SAMPLES or len(h) < MIN_SAMPLES:
+        return float("nan"), positive
+    scale = _unit_normal_pair_median(len(b), len(h))
+    if positive:
+        return float(np.median(_within_side_differences(np.log(b), np.log(h)))) / scale, True
+    centre = abs(float(np.median(b)))
+    if centre == 0:
+        return float("nan"), False
+    return float(np.median(_within_side_differences(b, h))) / scale / centre, False
+
+
+def detectable_shift(spread_value: float, n: int, m: int, alpha: float = DEFAULT_ALPHA) -> float:
+    """The true shift caught with POWER, on the spread's scale: inf when n + m can never be significant."""
+    k = detectable_shift_in_sds(n, m, alpha) if n >= MIN_SAMPLES and m >= MIN_SAMPLES else math.inf
+    if not math.isfinite(k):
+        return math.inf
+    if not math.isfinite(spread_value):
+        return float("nan")
+    return spread_value * k
+
+
+def detectable_change(shift: float, direction: int, log_scale: bool = True) -> float:
+    """A detectable shift as the relative change of the metric in its regression direction (0.18 = 18 %).
+
+    On the log scale an increase of ``shift`` is exp(shift) - 1, a decrease 1 - exp(-shift); the latter
+    for metrics where higher is better (their regression is a drop). Raw-scale shifts are relative already.
+    """
+    if not math.isfinite(shift):
+        return shift
+    if not log_scale:
+        return shift
+    return -math.expm1(-shift) if direction > 0 else math.expm1(shift)
+
+
 @dataclass(frozen=True)
 class Estimate:
     """One metric of one cell, base vs head."""
@@ -125,6 +291,13 @@ class Estimate:
     p_value: float
     significant: bool  # p < alpha and the interval excludes 1
     note: str = ""
+    spread: float = float("nan")  # the noise as an SD of log values (raw / |base median| if not log_scale)
+    detectable_shift: float = float("nan")  # true shift caught with POWER (same scale as spread); inf: none
+    log_scale: bool = True
+
+    def detectable(self, direction: int) -> float:
+        """The detectable change in the metric's regression direction (module docstring)."""
+        return detectable_change(self.detectable_shift, direction, self.log_scale)
 
 
 def estimate(base: Sequence[float], head: Sequence[float], alpha: float = DEFAULT_ALPHA) -> Estimate:
@@ -160,7 +333,11 @@ def estimate(base: Sequence[float], head: Sequence[float], alpha: float = DEFAUL
         notes.append("base median is 0: no ratio")
     if not math.isfinite(ci_low) or not math.isfinite(ci_high):
         ci_low = ci_high = nan
-    return Estimate(n, m, med_b, med_h, ratio, ci_low, ci_high, p, significant, "; ".join(notes))
+    noise, log_scale = spread(b, h)
+    shift = detectable_shift(noise, n, m, alpha)
+    return Estimate(
+        n, m, med_b, med_h, ratio, ci_low, ci_high, p, significant, "; ".join(notes), noise, shift, log_scale
+    )
 
 
 def verdict(est: Estimate, direction: int, threshold: float) -> str:

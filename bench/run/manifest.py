@@ -99,6 +99,11 @@ class RegressInfo:
     server_code: str
     harness: str
     server_environment: str
+    # The adaptive gate (bench.gate.adaptive); None in runs written before it: a fixed number of repetitions.
+    budget_s: float | None = None  # measuring-time budget
+    max_repetitions: int | None = None  # per side and cell
+    rounds: int | None = None  # rounds measured (the plan holds every step of all of them)
+    stop: str | None = None  # why it stopped measuring: powered, budget, max-repetitions, no-usable-data
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ The run's placement is :class:`LinkPlacement`; what it does depends on the cell'
 * ``veth``, ``veth-<rate>`` (network namespaces, bench.run.netns): ``cell()`` creates namespace S
   (server) and L (generators) joined by a veth pair with 198.18.0.1/.2 (tbf on both ends for a rate),
   and removes both when the block ends, also on failure. The server's command is prefixed with
-  ``nsenter --net=S`` (it execs, so the pid, the taskset pinning and /proc CPU readings are as local)
+  ``nsenter --net=S`` (it execs, so the pid, the taskset pinning and the CPU readings are as local)
   and started with ``--host 198.18.0.1``, which is the target; generator commands are prefixed with
   ``nsenter --net=L``; ``sample()`` reads the server's CPU and RSS by pid as today, and its TCP
   counters over a sock_diag socket opened in S, since the sockets live there. The health check runs in

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..spec import Cell, Settings
@@ -16,14 +17,22 @@ class Plan:
 
     @classmethod
     def make(cls, cells: tuple[Cell, ...], settings: Settings) -> Plan:
-        rng = random.Random(settings.seed)
+        return cls.repetitions([(cell, 0, settings.repetitions) for cell in cells], settings.seed)
+
+    @classmethod
+    def repetitions(cls, wanted: Sequence[tuple[Cell, int, int]], seed: int) -> Plan:
+        """Repetitions ``first`` .. ``stop - 1`` of each (cell, first, stop), interleaved and shuffled.
+
+        Each pass holds every cell that still needs a repetition once, shuffled: drift over the run
+        spreads over all cells instead of hitting whichever cell happened to run last. The adaptive
+        gate (bench.gate.adaptive) plans its later rounds this way, from where each cell stands.
+        """
+        rng = random.Random(seed)
         steps: list[tuple[Cell, int]] = []
-        # Each round holds every cell once, shuffled: drift over the run spreads over all cells
-        # instead of hitting whichever cell happened to run last.
-        for rep in range(settings.repetitions):
-            round_ = [(cell, rep) for cell in cells]
-            rng.shuffle(round_)
-            steps += round_
+        for offset in range(max((stop - first for _, first, stop in wanted), default=0)):
+            pass_ = [(cell, first + offset) for cell, first, stop in wanted if first + offset < stop]
+            rng.shuffle(pass_)
+            steps += pass_
         return cls(steps)
 
     def to_json(self) -> list[dict]:

@@ -1,16 +1,20 @@
 """Server-side measurements the runner takes at the window's edges, from the kernel, not the server.
 
-CPU comes from /proc (psutil) for every server process, so it covers all
-threads and every process of a --processes N server and needs no RPC. Wire
-bytes come from the kernel's TCP counters of the server's sockets
-(``tcp_info``'s bytes_acked and bytes_received, read over sock_diag netlink in
-this process: :class:`TcpCounters`): what really crossed the link, including
-HTTP/2 framing, TLS records and gRPC compression, measured rather than computed
-from message sizes. A server in a network namespace of its own is read there.
+CPU is each server process's CPU clock (``clock_gettime`` on the process's
+CPUCLOCK_SCHED clock): nanoseconds of on-CPU time of all its threads, those that
+already exited included, summed over every process of a --processes N server; it
+needs no RPC (details at :func:`process_cpu_seconds`). Wire bytes come from the
+kernel's TCP counters of the server's sockets (``tcp_info``'s bytes_acked and
+bytes_received, read over sock_diag netlink in this process: :class:`TcpCounters`):
+what really crossed the link, including HTTP/2 framing, TLS records and gRPC
+compression, measured rather than computed from message sizes. A server in a
+network namespace of its own is read there (a network namespace, not a PID one:
+its process clock is read from here like any other).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import struct
@@ -19,10 +23,12 @@ from dataclasses import dataclass
 
 import psutil
 
+_CPUCLOCK_SCHED = 2
+
 
 @dataclass(frozen=True)
 class Sample:
-    cpu_s: float  # user + system of all server processes
+    cpu_s: float  # on-CPU time of all server processes (their CPU clocks)
     rss_bytes: int
     tx_bytes: int | None  # server -> client, acked (None: counters unavailable)
     rx_bytes: int | None  # client -> server
@@ -33,13 +39,61 @@ class Sample:
     wire_at: float = 0.0  # just after the dump returned
 
 
+def process_cpu_clock_id(pid: int) -> int:
+    """The clock id of process ``pid``'s CPU-time clock, as glibc's clock_getcpuclockid(3) makes it.
+
+    The kernel encodes it as ``(~pid << 3) | CPUCLOCK_SCHED`` (include/linux/posix-timers.h,
+    MAKE_PROCESS_CPUCLOCK); CPUCLOCK_SCHED (2) is the scheduler's nanosecond runtime.
+    """
+    return (~pid << 3) | _CPUCLOCK_SCHED
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """On-CPU time of every thread process ``pid`` ever had, in seconds with nanosecond resolution.
+
+    Why this clock and not /proc (psutil), per-thread schedstat or /proc/PID/schedstat, checked on
+    Linux 6.x (tests/test_sampling.py runs the same check):
+
+    * /proc/PID/stat's utime + stime (what psutil reads) is the process's runtime but in clock ticks:
+      10 ms units, so a reading is up to 20 ms short, 2-5 % of a 2 s window's server CPU here.
+    * /proc/PID/task/*/schedstat is nanoseconds per live thread: a thread that has exited is gone
+      from it, and so is its time (a sync server's pool threads come and go).
+    * /proc/PID/schedstat is the main thread's line only, not the process's.
+    * The process CPU clock is the kernel's thread_group_cputime: the live threads' runtime plus
+      the runtime of every thread that exited, accumulated in the process's signal struct. It is
+      nanoseconds, covers all threads, and never goes backwards. A thread's runtime is brought up
+      to date at every context switch and every scheduler tick, so the slice of a thread that is
+      running at the moment of the reading is counted up to the last tick (4 ms on this kernel);
+      a server's threads block between RPCs and are accounted at each switch. The harness reads
+      the clock for its own children (the servers it started).
+
+    Raises ProcessLookupError when the process is gone and OSError when the clock is unavailable.
+    """
+    try:
+        return time.clock_gettime_ns(process_cpu_clock_id(pid)) / 1e9
+    except OSError as exc:
+        if exc.errno in (errno.EINVAL, errno.ESRCH) and not psutil.pid_exists(pid):
+            raise ProcessLookupError(pid) from None
+        raise
+
+
 def server_cpu(pids: list[int]) -> tuple[float, int]:
+    """(CPU seconds, resident bytes) summed over the server's processes; a process that is gone counts 0.
+
+    CPU from each process's CPU clock (:func:`process_cpu_seconds`); where that clock cannot be
+    read, from /proc's utime + stime (tick-granular, but the same quantity).
+    """
     cpu, rss = 0.0, 0
     for pid in pids:
         try:
             proc = psutil.Process(pid)
-            times = proc.cpu_times()
-            cpu += times.user + times.system
+            try:
+                cpu += process_cpu_seconds(pid)
+            except ProcessLookupError:
+                continue
+            except OSError:
+                times = proc.cpu_times()
+                cpu += times.user + times.system
             rss += proc.memory_info().rss
         except psutil.NoSuchProcess:
             continue

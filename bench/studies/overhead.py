@@ -19,8 +19,9 @@ Without ghz, the Python load generator (bench.load.python_load) does it.
 of a cell back to back in an order chosen by a seeded coin flip (A B, B A, ...), each on a freshly started server.
 Slow drift of the machine therefore hits both sides alike, and rounds are independent repetitions.
 
-**The measure** is server CPU per RPC: user + system time of the server process (every thread, from /proc via
-bench.run.sampling) read at the window's edges, rescaled to the window, divided by the OK RPCs ghz started in it.
+**The measure** is server CPU per RPC: the server process's on-CPU time (every thread, bench.run.sampling:
+its CPU clock; /proc's utime + stime before issue 15) read at the window's edges, rescaled to the window,
+divided by the OK RPCs ghz started in it.
 CPU per RPC is what the lab's bookkeeping adds to; RPC/s also moves with scheduling and wake-ups (it is reported,
 not judged).
 
@@ -58,7 +59,7 @@ from bench.load.ghz import GhzLoad, find_ghz  # ghz driver
 from bench.load.job import LoadError, LoadJob  # what a generator is asked to do
 from bench.load.python_load import PythonLoad  # Python load generator (when ghz is missing)
 from bench.machine import cpu_latency, environment  # idle CPUs kept polling; what the run was measured on
-from bench.run import sampling, server_process  # /proc CPU, the launcher
+from bench.run import sampling, server_process  # server CPU, the launcher
 from bench.run.executor import certificates, sigterm_interrupts  # what every run has: its certs, SIGTERM
 from bench.run.placement import LocalLoadgenHost  # generators pinned as the harness pins them
 from bench.spec import DEFAULTS, Cell  # a load job is a harness cell's
