@@ -71,3 +71,16 @@ def test_the_floor_check_divides_the_python_generator_s_p50_by_ghz_s_by_hand(tmp
     (run / measured.BY_HAND).unlink()
     with pytest.raises(results.ResultsError, match="ghz-by-hand.json"):
         measured.floor_check(run)
+
+
+def test_the_floor_spec_is_the_calibration_s_floor_cell_with_each_generator():
+    from dataclasses import replace
+
+    from bench.run import calibration
+    from bench.spec.parse import load_spec
+
+    spec = load_spec(REPO / "bench" / "specs" / "floor.toml")
+    assert spec.name == "floor" and spec.settings.cpu_latency_hold and not spec.settings.calibrate
+    # the same cell as the floor every run calibrates, with the 16 threads the README's hold table used
+    expected = [replace(calibration.floor_cell(generator), workers=16) for generator in ("python", "ghz")]
+    assert sorted(c.key() for c in spec.cells) == sorted(c.key() for c in expected)
