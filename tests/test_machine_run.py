@@ -167,6 +167,30 @@ def test_a_run_with_the_hold_off_warns_and_measures_what_the_hold_changes(runs):
     assert "cpu_latency_hold effective request 0 us vs effective request none" in compared.stderr
 
 
+def test_the_report_of_a_run_with_the_hold_off_shows_the_warning_the_floor_and_the_noise(runs, tmp_path):
+    # `grpclab report` of the real run (the fast tests check the report over a hand-made manifest)
+    run_dir = runs["off"][0]
+    made = subprocess.run(
+        [sys.executable, "-m", "bench.cli", "report", str(run_dir), "--out", str(tmp_path / "report")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert made.returncode == 0 and "Traceback" not in made.stderr, made.stderr
+    page = (tmp_path / "report" / "index.html").read_text()
+    machine = page[page.index("<h2>The machine</h2>") : page.index("<h2>Figures</h2>")]
+    assert '<p class="warn">cpu_latency_hold: /dev/cpu_dma_latency not held: turned off' in machine
+    cal = results.read_manifest(run_dir).calibration
+    off, held = cal.floor["python"].p50_ms, cal.floor_with_hold["python"].p50_ms
+    floor = "floor (no-op unary, 0 B, one RPC in flight, sync server; without the cpu_latency hold): python p50"
+    assert floor in machine
+    # the difference the hold makes, in the run's own numbers (a figure, not judged: any machine may show either)
+    assert f"python p50 {off:.3f} ms without, {held:.3f} ms with the hold, {off / held:.2f}x" in machine
+    assert f"noise (CV of {calibration.NOISE_WINDOWS} repetitions of {calibration.noise_cell().key()}" in machine
+    assert "<h3>Machine state (grpclab system, as the run began)</h3>" in page and "<h3>Calibration</h3>" in page
+
+
 def test_a_sigkilled_run_leaves_no_request_and_no_process_behind(tmp_path):
     before = request_before()
     proc = start(tmp_path, "killed", duration=30.0, calibrate=False)

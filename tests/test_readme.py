@@ -15,6 +15,7 @@ from bench.analysis import (
     figures,
     findings,
     handlers,
+    measured,
     reference,
     results,
     schema,
@@ -26,6 +27,11 @@ from bench.studies import overhead, soak
 
 REPO = Path(__file__).resolve().parent.parent
 README = (REPO / "README.md").read_text()
+RESULTS = REPO / "results"
+
+
+def _block(name: str) -> str:
+    return README.split(f"<!-- {name}:begin -->\n", 1)[1].split(f"<!-- {name}:end -->", 1)[0]
 
 
 def test_column_table_is_the_schema_s():
@@ -33,9 +39,23 @@ def test_column_table_is_the_schema_s():
 
 
 def test_crosscheck_table_is_what_the_committed_run_gives():
-    shown = README.split("<!-- crosscheck:begin -->\n", 1)[1].split("<!-- crosscheck:end -->", 1)[0]
-    run = REPO / "results" / "crosscheck-2026-11-25"
-    assert shown == crosscheck.to_markdown(crosscheck.pairs(results.load(run)))
+    run = RESULTS / "crosscheck-2026-12-01"
+    assert _block("crosscheck") == crosscheck.to_markdown(crosscheck.pairs(results.load(run)))
+    assert _block("crosscheck-run") == measured.describe(run)
+
+
+def test_machine_figures_are_what_the_committed_runs_give():
+    quick, floor = RESULTS / "quick-hold-2026-12-01", RESULTS / "floor-2026-12-01"
+    assert _block("measured-quick-run") == measured.describe(quick, system=True)
+    assert _block("measured-quick") == measured.tables(quick)
+    assert _block("floor-run") == measured.describe(floor)
+    assert _block("floor") == measured.cells(floor) + "\n" + measured.floor_check(floor)
+    # what the words around them say of every run there: this machine, this day, the hold on
+    for run in (quick, floor, RESULTS / "crosscheck-2026-12-01"):
+        manifest = results.read_manifest(run)
+        assert (manifest.environment.cpu_model, manifest.environment.cores) == ("AMD EPYC", 2)
+        assert manifest.system.cpuidle.driver == "haltpoll" and manifest.started_at.startswith("2026-12-01")
+        assert manifest.cpu_latency_hold.held and manifest.cpu_latency_hold.effective_us == 0
 
 
 def test_overhead_table_is_what_the_committed_run_gives():
