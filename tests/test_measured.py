@@ -67,7 +67,7 @@ def test_the_floor_check_divides_the_python_generator_s_p50_by_ghz_s_by_hand(tmp
         runs = [{"p50_ms": hand * 0.9}, {"p50_ms": hand}, {"p50_ms": hand * 1.5}]
         (run / measured.BY_HAND).write_text(json.dumps({"runs": runs}))
         text = measured.floor_check(run)
-        assert f"**{python / hand:.2f}x**, {verdict} the 1.3x" in text
+        assert '`client = "aio"`' in text and f"**{python / hand:.2f}x**, {verdict} the 1.3x" in text
     (run / measured.BY_HAND).unlink()
     with pytest.raises(results.ResultsError, match="ghz-by-hand.json"):
         measured.floor_check(run)
@@ -83,4 +83,5 @@ def test_the_floor_spec_is_the_calibration_s_floor_cell_with_each_generator():
     assert spec.name == "floor" and spec.settings.cpu_latency_hold and not spec.settings.calibrate
     # the same cell as the floor every run calibrates, with the 16 threads the README's hold table used
     expected = [replace(calibration.floor_cell(generator), workers=16) for generator in ("python", "ghz")]
+    expected.append(replace(expected[0], client="sync-threads"))  # grpcio's blocking stub: no asyncio per call
     assert sorted(c.key() for c in spec.cells) == sorted(c.key() for c in expected)
