@@ -622,7 +622,7 @@ def test_shipped_specs_load(name):
     s = load_spec(SPECS / f"{name}.toml")
     assert s.name == name
     assert s.description
-    assert len(s.cells) >= 4
+    assert len(s.cells) >= 3  # floor.toml, the smallest: one cell per generator and client
 
 
 def test_go_reference_spec_pairs_every_python_cell_with_a_go_cell():
