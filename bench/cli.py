@@ -56,6 +56,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         max_concurrent_rpcs=args.max_concurrent_rpcs,
         grace=args.grace,
         uvloop=args.uvloop,
+        benchmark_service=args.benchmark_service,
     )
     if args.exit_with_parent:
         serve.exit_with_parent(os.getppid())
@@ -187,6 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-concurrent-rpcs", type=int, default=None)
     serve.add_argument("--grace", type=float, default=2.0, help="seconds to finish open RPCs on SIGTERM")
     serve.add_argument("--uvloop", action="store_true", help="aio only: run on uvloop")
+    serve.add_argument(
+        "--benchmark-service",
+        action="store_true",
+        help="also serve grpc.testing.BenchmarkService (gRPC's benchmark service; the lab's worker uses it)",
+    )
     serve.add_argument(
         "--exit-with-parent",
         action="store_true",

@@ -33,6 +33,8 @@ class ServerConfig:
     max_concurrent_rpcs: int | None = None
     grace: float = 2.0  # seconds open RPCs get to finish after SIGTERM
     uvloop: bool = False
+    # Also serve grpc.testing.BenchmarkService (servers/benchmark_service.py): the lab's worker asks for it.
+    benchmark_service: bool = False
     # Set by the multi-process launcher only: all processes share one port.
     reuse_port: bool = False
 
@@ -74,6 +76,11 @@ def validate(config: ServerConfig) -> None:
     if config.impl == "go" and config.processes != 1:
         raise ConfigError(
             f"--processes: --impl go runs one process (GOMAXPROCS covers every CPU it may use), got {config.processes}"
+        )
+    if config.impl == "go" and config.benchmark_service:
+        raise ConfigError(
+            "--benchmark-service: the Go reference server serves the tutorial's services only; "
+            "for grpc-go's BenchmarkService run grpc-go's benchmark worker (grpclab-go-worker)"
         )
     if config.impl == "go" and config.compression == "deflate":
         raise ConfigError("--compression deflate: grpc-go has no deflate compressor; use none or gzip with --impl go")

@@ -12,7 +12,7 @@ import pytest
 import bench
 
 REPO = Path(__file__).resolve().parent.parent
-STAGES = {"spec", "run", "load", "analysis", "gate", "machine", "studies", "micro"}
+STAGES = {"spec", "run", "load", "remote", "analysis", "gate", "machine", "studies", "micro"}
 
 
 def test_bench_is_folders_by_stage():

@@ -34,6 +34,7 @@ def test_one_row_per_cell_in_spec_order_with_the_varying_axes(df):
         "arrival": "constant",
         "loadgen": "python",
         "link": "loopback",  # a later axis: rows written before it read as its default
+        "service": "tutorial",  # another
     }
     # spec order: by impl (sync, aio), then rpc (unary, server_stream, ...), ...
     first = df.drop_duplicates("cell_key").set_index("cell_key")

@@ -45,6 +45,7 @@ class LoadJob:
     tls_dir: str | None = None  # the client's certificates (ca.crt, and client.crt/.key for mTLS)
     seed: int = 0  # open-loop Poisson arrivals
     connect_timeout: float = 10.0
+    service: str = "tutorial"  # "tutorial" | "benchmark" (grpc.testing.BenchmarkService: bench.load.benchmark_workload)
 
     @classmethod
     def for_cell(cls, cell: Cell, *, target: str, tls_dir: Path | None, settings: Settings, repetition: int) -> LoadJob:
@@ -67,6 +68,7 @@ class LoadJob:
             tls=cell.tls,
             tls_dir=str(tls_dir) if cell.tls != "off" and tls_dir is not None else None,
             seed=settings.seed * 1000 + repetition,
+            service=cell.service,
         )
 
     def share(self, index: int, parts: int) -> LoadJob:

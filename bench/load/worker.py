@@ -32,6 +32,7 @@ from . import histogram
 from .channels import open_channel
 from .job import LoadJob
 from .workload import ReplyMismatch, Workload
+from .workload import for_job as workload_for_job
 
 NS = 1_000_000_000
 CLOSE_WAIT_S = 60.0
@@ -141,7 +142,7 @@ async def _cpu_at(moment_ns: int) -> tuple[float, float | None, int]:
 
 
 async def run(job: LoadJob, read_line) -> dict:
-    workload = Workload.for_job(job)
+    workload = workload_for_job(job)
     channels = [
         open_channel(job.target, tls_dir=job.tls_dir, compression=job.compression.grpc, aio=True)
         for _ in range(job.connections)

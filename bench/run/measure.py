@@ -59,6 +59,8 @@ def server_args(cell: Cell, certs_dir: Path) -> list[str]:
     if cell.tls != "off":
         args += ["--tls", str(certs_dir)] + (["--mtls"] if cell.tls == "mtls" else [])
     args += Compression.parse(cell.compression).server_args()
+    if cell.service == "benchmark":
+        args.append("--benchmark-service")
     return args
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, fields
 
 from . import compression
+from .compression import Compression
 from .link import Link
 
 
@@ -39,6 +40,9 @@ class Cell:
     arrival: str  # "constant" | "poisson"; "constant" for closed
     loadgen: str  # "python" | "ghz"
     link: str = "loopback"  # "loopback" | "veth" | "veth-<rate>" (bench.spec.link); later axis, format 2
+    # "tutorial" (the four services with the lab's fields) | "benchmark" (gRPC's grpc.testing.BenchmarkService,
+    # bench.load.benchmark_workload); later axis, format 2
+    service: str = "tutorial"
 
     def key(self) -> str:
         """Stable, unique, human-readable id.
@@ -95,7 +99,7 @@ AXES: tuple[str, ...] = tuple(f.name for f in fields(Cell))
 # Axes added after results format 1 (grpclab.cell/1), in the order they were added. Rows and keys
 # written before an axis existed mean its DEFAULTS value (Cell.from_dict, Cell.key,
 # bench.analysis.schema.complete). A new axis goes at the end of Cell, gets a default, and is listed here.
-LATER_AXES: tuple[str, ...] = ("link",)
+LATER_AXES: tuple[str, ...] = ("link", "service")
 
 ALLOWED: dict[str, tuple[str, ...]] = {
     "impl": ("sync", "aio"),
@@ -106,6 +110,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "mode": ("closed", "open"),
     "arrival": ("constant", "poisson"),
     "loadgen": ("python", "ghz"),
+    "service": ("tutorial", "benchmark"),
 }
 
 # Value of an axis that a spec does not list.
@@ -126,6 +131,7 @@ DEFAULTS: dict[str, object] = {
     "arrival": "constant",
     "loadgen": "python",
     "link": "loopback",
+    "service": "tutorial",
 }
 
 # The servers accept 64 MiB messages; 16 MiB leaves room for framing and for
@@ -235,7 +241,22 @@ def normalize(values: dict[str, object]) -> Cell:
         values = values | {"stream_messages": 1}
     if values["mode"] == "closed":
         values = values | {"rate": 0.0, "arrival": "constant"}
+    if values.get("service") == "benchmark":
+        values = values | {"payload_kind": "zeros"}  # BenchmarkService payloads are zero bytes
     return Cell(**values)
+
+
+def combination_problem(cell: Cell) -> str | None:
+    """Why a cell's axis values cannot run together (one line), or None."""
+    if cell.service == "benchmark":
+        if Compression.parse(cell.compression).app_level:
+            why = "BenchmarkService payloads carry no gzip level"
+            return f"service=benchmark with compression={cell.compression}: {why}"
+        if cell.loadgen != "python":
+            return f"service=benchmark with loadgen={cell.loadgen}: only the Python generator speaks BenchmarkService"
+        if cell.rpc == "bidi" and cell.mode == "open":
+            return "service=benchmark with rpc=bidi and mode=open: a ping-pong stream carries one round trip at a time"
+    return None
 
 
 def check_keys(table: dict, allowed: Iterable[str], prefix: str, what: str = "key") -> None:

@@ -15,7 +15,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .cell import AXES, AXIS_PARSERS, DEFAULTS, Cell, SpecError, check_keys, fmt_number, matches, normalize, show
+from .cell import (
+    AXES,
+    AXIS_PARSERS,
+    DEFAULTS,
+    Cell,
+    SpecError,
+    check_keys,
+    combination_problem,
+    fmt_number,
+    matches,
+    normalize,
+    show,
+)
 from .settings import SETTINGS_KEYS, Settings, parse_settings
 
 # A typo such as an extra zero in a list can make a product nobody can run;
@@ -135,6 +147,10 @@ def parse_spec(data: dict, path: str | None = None) -> Spec:
         cells.extend(normalize(combo) for combo in _product(values, f"include[{i}]"))
 
     unique = tuple(dict.fromkeys(cells))
+    for cell in unique:
+        problem = combination_problem(cell)
+        if problem:
+            raise SpecError(f"{path or 'spec'}: {problem} (exclude such cells)")
     if not unique:
         raise SpecError(f"{path}: the spec selects no cells" if path else "the spec selects no cells")
     return Spec(
