@@ -14,6 +14,7 @@ class ClientType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SYNC_CLIENT: _ClassVar[ClientType]
     ASYNC_CLIENT: _ClassVar[ClientType]
     OTHER_CLIENT: _ClassVar[ClientType]
+    CALLBACK_CLIENT: _ClassVar[ClientType]
 
 class ServerType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -21,6 +22,7 @@ class ServerType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ASYNC_SERVER: _ClassVar[ServerType]
     ASYNC_GENERIC_SERVER: _ClassVar[ServerType]
     OTHER_SERVER: _ClassVar[ServerType]
+    CALLBACK_SERVER: _ClassVar[ServerType]
 
 class RpcType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -32,10 +34,12 @@ class RpcType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
 SYNC_CLIENT: ClientType
 ASYNC_CLIENT: ClientType
 OTHER_CLIENT: ClientType
+CALLBACK_CLIENT: ClientType
 SYNC_SERVER: ServerType
 ASYNC_SERVER: ServerType
 ASYNC_GENERIC_SERVER: ServerType
 OTHER_SERVER: ServerType
+CALLBACK_SERVER: ServerType
 UNARY: RpcType
 STREAMING: RpcType
 STREAMING_FROM_CLIENT: RpcType
