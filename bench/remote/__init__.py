@@ -1,2 +1,2 @@
-"""Past one machine: gRPC's benchmark worker protocol (grpc.testing.WorkerService), the lab's worker, the lab as
-a driver of workers anywhere (a placement), scenarios for gRPC's own driver, and Kubernetes LoadTests."""
+"""Past one machine: gRPC's benchmark worker protocol (grpc.testing.WorkerService), the lab's worker
+(`grpclab worker`) and the lab as a driver of workers (so far one cell over two workers: driver.py)."""
