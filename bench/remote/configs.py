@@ -1,7 +1,7 @@
 """The one place where a lab cell becomes gRPC's ServerConfig / ClientConfig, and back.
 
 Driver side (:func:`server_config`, :func:`client_config`): what the lab's driver sends a worker for a
-cell, and what ``grpclab scenarios`` writes. Worker side (:func:`server_plan`, :func:`client_plan`): what
+cell (bench.remote.driver). Worker side (:func:`server_plan`, :func:`client_plan`): what
 the lab's worker starts for a config any driver sent, or a :class:`Refused` with the gRPC status to
 answer (INVALID_ARGUMENT for a value that cannot be right, UNIMPLEMENTED for one the lab does not do,
 FAILED_PRECONDITION for what the worker was not started with). A setting the lab cannot honour is never
