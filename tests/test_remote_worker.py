@@ -29,6 +29,7 @@ import pytest
 from bench.cli import build_parser
 from bench.load import histogram
 from bench.remote import configs, driver, loghist
+from bench.remote.server_side import machine_ticks
 from bench.run import measure as runner
 from bench.run.placement import LocalPlacement, wait_healthy
 from bench.spec import DEFAULTS, Settings
@@ -110,6 +111,12 @@ def test_a_foreign_workers_latencies_come_from_its_log_buckets_within_their_reso
     low, high = (result.hists["call"].get_value_at_percentile(p) for p in (25, 99))
     assert abs(low - 200) <= 200 * 0.01 and abs(high - 5000) <= 5000 * 0.01
     assert result.busy_s is None and "log-bucket" in result.notes[0]
+
+
+def test_machine_ticks_are_all_and_idle_from_proc_stat_as_grpc_counts_them() -> None:
+    line = "cpu  100 5 30 800 20 3 2 7 11 0\n"  # user nice system idle iowait irq softirq steal guest guest_nice
+    assert machine_ticks(line) == (100 + 5 + 30 + 800 + 20 + 3 + 2 + 7, 800 + 20)
+    assert machine_ticks("cpu0 1 2 3 4 5 6 7 8") == (0, 0) and machine_ticks("") == (0, 0)
 
 
 def test_worker_driver_port_is_checked(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
@@ -247,8 +254,10 @@ def test_a_server_runs_pinned_and_goes_when_the_driver_cancels_its_stream(worker
     wait_healthy(f"127.0.0.1:{status.port}", None)
     (serving,) = [p for p in worker.descendants() if "serve" in p.cmdline()]
     assert serving.cpu_affinity() == [0]
+    time.sleep(0.2)  # ~40 clock ticks of a 2-CPU machine at 100 Hz
     stats = server.exchange(control_pb2.ServerArgs(mark=control_pb2.Mark(reset=True))).stats
-    assert stats.time_elapsed > 0 and {m.name for m in stats.core_stats.metrics} >= {"grpclab.rss_bytes"}
+    assert stats.time_elapsed > 0.2 and {m.name for m in stats.core_stats.metrics} >= {"grpclab.rss_bytes"}
+    assert 0 <= stats.idle_cpu_time <= stats.total_cpu_time and stats.total_cpu_time > 0
 
     server.call.cancel()  # the driver goes away mid-run
     assert _gone([serving]) == []

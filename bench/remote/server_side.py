@@ -9,6 +9,9 @@ Stats since the last Mark with ``reset`` (or since setup):
 
 * ``time_elapsed``: wall seconds (this host's monotonic clock); ``time_user`` / ``time_system``: CPU of every
   server process (all of a ``--processes N`` server) from /proc, as the local harness reads it;
+* ``total_cpu_time`` / ``idle_cpu_time``: the whole machine's CPU clock ticks in the period, all and idle
+  (/proc/stat: user through steal, and idle + iowait), what gRPC's C++ worker reports and its driver turns
+  into the summary's server_cpu_usage;
 * ``core_stats``: ``grpclab.wire_tx_bytes`` / ``grpclab.wire_rx_bytes`` (the kernel's TCP counters of the
   server's sockets in the period, sock_diag, as bench.run.sampling reads them), ``grpclab.rss_bytes`` (now),
   ``grpclab.processes``, ``grpclab.cpus`` (how many CPUs it is pinned to; 0: not pinned).
@@ -45,6 +48,7 @@ class LabServer:
         self._stopped = False  # stop() came: a start() still under way stops what it started
         self._reset_at = 0.0
         self._at_reset = (0.0, 0.0, 0, 0)  # user, system, tx, rx
+        self._ticks_at_reset = (0, 0)  # the machine's CPU ticks: all, idle
 
     def start(self) -> None:
         """Start it and wait until it is healthy; Refused when it does not come up."""
@@ -65,6 +69,7 @@ class LabServer:
             raise Refused(grpc.StatusCode.UNAVAILABLE, str(exc)) from None
         self._reset_at = time.monotonic()
         self._at_reset = self._read()
+        self._ticks_at_reset = machine_ticks()
 
     @property
     def port(self) -> int:
@@ -111,6 +116,7 @@ class LabServer:
             raise Refused(grpc.StatusCode.INTERNAL, f"the server exited with code {self.process.proc.returncode}")
         now = time.monotonic()
         current = self._read()
+        ticks = machine_ticks()
         user, system, tx, rx = (a - b for a, b in zip(current, self._at_reset, strict=True))
         counts = {
             "grpclab.rss_bytes": self._rss(),
@@ -123,10 +129,31 @@ class LabServer:
             time_elapsed=now - self._reset_at,
             time_user=user,
             time_system=system,
+            total_cpu_time=max(0, ticks[0] - self._ticks_at_reset[0]),
+            idle_cpu_time=max(0, ticks[1] - self._ticks_at_reset[1]),
             core_stats=core_stats_pb2.Stats(
                 metrics=[core_stats_pb2.Metric(name=name, count=max(0, value)) for name, value in counts.items()]
             ),
         )
         if reset:
-            self._reset_at, self._at_reset = now, current
+            self._reset_at, self._at_reset, self._ticks_at_reset = now, current, ticks
         return control_pb2.ServerStatus(stats=stats, port=self.port, cores=cores)
+
+
+def machine_ticks(stat: str | None = None) -> tuple[int, int]:
+    """The machine's CPU clock ticks since boot, (all, idle), from /proc/stat's ``cpu`` line ((0, 0): unreadable).
+
+    All is user + nice + system + idle + iowait + irq + softirq + steal (guest time is already in user and nice);
+    idle is idle + iowait, as gRPC's C++ worker counts them.
+    """
+    if stat is None:
+        try:
+            with open("/proc/stat") as f:
+                stat = f.readline()
+        except OSError:
+            return 0, 0
+    fields = stat.split()
+    if not fields or fields[0] != "cpu" or len(fields) < 9:
+        return 0, 0
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(x) for x in fields[1:9])
+    return user + nice + system + idle + iowait + irq + softirq + steal, idle + iowait
