@@ -337,10 +337,12 @@ def test_a_cell_driven_over_two_workers_measures_what_the_labs_own_run_measures(
         assert not row["failed"], row["error"]
         assert row["errors"] == 0 and row["rpcs_ok"] > 0
     assert driven["cell_key"] == cell.key() and abs(driven["duration_s"] - SETTINGS.duration) < 0.5
-    for metric in ("rps", "server_cpu_us_per_rpc", "wire_bytes_per_rpc"):
+    # RPC/s of this cell is the generator's limit (it is saturated on its one CPU), so anything else that runs on
+    # that CPU moves it: its floor is wider. Forgetting the server's system time (~25 % of its CPU) still fails.
+    for metric, floor in (("rps", 0.2), ("server_cpu_us_per_rpc", 0.15), ("wire_bytes_per_rpc", 0.15)):
         a, b, d = local_a[metric], local_b[metric], driven[metric]
         local = (a + b) / 2
         noise = abs(a - b) / local  # the lab's own run-to-run difference, measured here
-        tolerance = min(0.3, max(0.15, 2 * noise))
+        tolerance = min(0.3, max(floor, 2 * noise))
         assert abs(d / local - 1) <= tolerance, f"{metric}: driven {d:.1f}, local {a:.1f} and {b:.1f}"
     assert _gone([p for w in (server_worker, client_worker) for p in w.descendants()]) == []
