@@ -622,7 +622,7 @@ def test_shipped_specs_load(name):
     s = load_spec(SPECS / f"{name}.toml")
     assert s.name == name
     assert s.description
-    assert len(s.cells) >= 4
+    assert len(s.cells) >= 3  # floor.toml, the smallest: one cell per generator and client
 
 
 def test_go_reference_spec_pairs_every_python_cell_with_a_go_cell():
@@ -657,8 +657,8 @@ def test_keys_are_unique(name):
 
 def test_quick_covers_every_value_in_few_cells():
     s = load_spec(SPECS / "quick.toml")
-    assert len(s.cells) == 71  # the count and time estimate in quick.toml's header
-    assert len(s.cells) <= 72
+    assert len(s.cells) == 73  # the count and time estimate in quick.toml's header
+    assert len(s.cells) <= 74
     for axis, allowed in ALLOWED.items():
         seen = {getattr(c, axis) for c in s.cells}
         expected = set(allowed)  # every value, ghz included
