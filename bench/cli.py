@@ -57,10 +57,30 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         grace=args.grace,
         uvloop=args.uvloop,
         options=args.options,
+        benchmark_service=args.benchmark_service,
     )
     if args.exit_with_parent:
         serve.exit_with_parent(os.getppid())
     return serve.run(config)
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from .remote.worker import serve
+
+    port = args.driver_port if args.driver_port is not None else os.environ.get("DRIVER_PORT")
+    if port is None:
+        raise UsageError("--driver-port: required (or set DRIVER_PORT, as a LoadTest's worker pods have it)")
+    try:
+        port = int(port)
+    except ValueError:
+        raise UsageError(f"--driver-port: expected a port number, got {port!r}") from None
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--driver-port: must be 0-65535, got {port}")
+    if args.exit_with_parent:
+        from servers.serve import exit_with_parent
+
+        exit_with_parent(os.getppid())
+    return serve(port, args.host, args.certs)
 
 
 def _cmd_certs(args: argparse.Namespace) -> int:
@@ -199,11 +219,23 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"gRPC server options preset: {SERVER_PRESETS_TEXT} (servers/config.py)",
     )
     serve.add_argument(
+        "--benchmark-service",
+        action="store_true",
+        help="also serve grpc.testing.BenchmarkService (gRPC's benchmark service; the lab's worker uses it)",
+    )
+    serve.add_argument(
         "--exit-with-parent",
         action="store_true",
         help="stop when the process that started this one dies (the harness uses it)",
     )
     serve.set_defaults(func=_cmd_serve)
+
+    worker = sub.add_parser("worker", help="serve gRPC's benchmark WorkerService: run the lab's servers and generator")
+    worker.add_argument("--driver-port", help="port the driver connects to (default $DRIVER_PORT; 0: a free one)")
+    worker.add_argument("--host", default="127.0.0.1", help="address to bind, also the servers' (default 127.0.0.1)")
+    worker.add_argument("--certs", type=Path, metavar="DIR", help="certificates for TLS cells (grpclab certs DIR)")
+    worker.add_argument("--exit-with-parent", action="store_true", help="stop when the process that started it dies")
+    worker.set_defaults(func=_cmd_worker)
 
     certs = sub.add_parser("certs", help="generate a CA, server and client certificates")
     certs.add_argument("dir", type=Path)

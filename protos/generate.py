@@ -2,8 +2,10 @@
 
 protoc writes ``import lab_pb2 as lab__pb2``, a top-level import that only works
 when protos/ itself is on sys.path; the stubs live in the ``protos`` package, so
-that line is rewritten to a relative import. ``--check`` compares instead of
-writing and exits 1 when the checked-in stubs are stale.
+that line is rewritten to a relative import. The same goes for gRPC's benchmark
+protocol under protos/grpc/ (``from grpc.testing import ...`` would import from the
+grpc package itself): it becomes ``from ..testing import ...``. ``--check`` compares
+instead of writing and exits 1 when the checked-in stubs are stale.
 
 ``--go`` writes servers/go/gen/<package>pb/ with protoc-gen-go and protoc-gen-go-grpc
 from .venv/bin (``make go-protos`` installs the pinned versions there). The Go
@@ -22,6 +24,17 @@ from pathlib import Path
 PROTO_DIR = Path(__file__).resolve().parent
 PROTO_FILES = ("lab.proto", "greet.proto", "number_stream.proto", "sum_stream.proto", "chat.proto")
 _TOP_LEVEL_IMPORT = re.compile(r"^import (\w+_pb2) as (\w+)$", re.MULTILINE)
+# gRPC's benchmark protocol (grpc.testing, grpc.core), Python only: the Go server does not speak it.
+BENCHMARK_PROTO_FILES = (
+    "grpc/core/stats.proto",
+    "grpc/testing/payloads.proto",
+    "grpc/testing/messages.proto",
+    "grpc/testing/stats.proto",
+    "grpc/testing/control.proto",
+    "grpc/testing/benchmark_service.proto",
+    "grpc/testing/worker_service.proto",
+)
+_PACKAGE_IMPORT = re.compile(r"^from grpc\.(testing|core) import (\w+_pb2) as (\w+)$", re.MULTILINE)
 
 GO_MODULE = "grpclab/servers/go"
 GO_DIR = PROTO_DIR.parent / "servers" / "go"
@@ -53,12 +66,14 @@ def render() -> dict[str, str]:
                 f"--python_out={out}",
                 f"--pyi_out={out}",
                 f"--grpc_python_out={out}",
-                *(str(PROTO_DIR / name) for name in PROTO_FILES),
+                *(str(PROTO_DIR / name) for name in (*PROTO_FILES, *BENCHMARK_PROTO_FILES)),
             ]
         )
-        return {
-            p.name: _TOP_LEVEL_IMPORT.sub(r"from . import \1 as \2", p.read_text()) for p in sorted(Path(out).iterdir())
-        }
+        rendered = {}
+        for p in sorted(Path(out).rglob("*.py*")):
+            text = _TOP_LEVEL_IMPORT.sub(r"from . import \1 as \2", p.read_text())
+            rendered[str(p.relative_to(out))] = _PACKAGE_IMPORT.sub(r"from ..\1 import \2 as \3", text)
+        return rendered
 
 
 def go_plugins(bin_dir: Path | None = None) -> dict[str, Path] | None:

@@ -22,10 +22,10 @@ from protos import (
     sum_stream_pb2_grpc,
 )
 
-from . import logic
+from . import benchmark_service, logic
 from .config import ServerConfig
 from .faults import Faults
-from .transport import add_port, enable_reflection
+from .transport import add_port, enable_reflection, served_names
 
 # The servicers call the logic directly: nothing runs per RPC that a tutorial server would not run, apart
 # from turning the logic's RpcAbort into a status and one presence check per message for the handler work a
@@ -136,11 +136,13 @@ async def build(config: ServerConfig, state: logic.LabState) -> tuple[grpc.aio.S
     sum_stream_pb2_grpc.add_SumServiceServicer_to_server(sums, server)
     chat_pb2_grpc.add_ChatServiceServicer_to_server(chat, server)
     lab_pb2_grpc.add_ControlServicer_to_server(Control(state), server)
+    if config.benchmark_service:
+        benchmark_service.add_to_server(server, aio=True)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    enable_reflection(server)
+    enable_reflection(server, config)
     port = add_port(server, config)
     await server.start()
-    for name in ("", *logic.SERVICE_NAMES, logic.CONTROL_SERVICE_NAME):
+    for name in ("", *served_names(config)):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     return server, port

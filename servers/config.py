@@ -112,6 +112,8 @@ class ServerConfig:
     grace: float = 2.0  # seconds open RPCs get to finish after SIGTERM
     uvloop: bool = False
     options: str = "default"  # a server options preset (SERVER_PRESETS, max-streams-N)
+    # Also serve grpc.testing.BenchmarkService (servers/benchmark_service.py): the lab's worker asks for it.
+    benchmark_service: bool = False
     # Set by the multi-process launcher only: all processes share one port.
     reuse_port: bool = False
 
@@ -154,6 +156,11 @@ def validate(config: ServerConfig) -> None:
     if config.impl == "go" and config.processes != 1:
         raise ConfigError(
             f"--processes: --impl go runs one process (GOMAXPROCS covers every CPU it may use), got {config.processes}"
+        )
+    if config.impl == "go" and config.benchmark_service:
+        raise ConfigError(
+            "--benchmark-service: the Go reference server serves the tutorial's services only; "
+            "for grpc-go's BenchmarkService run grpc-go's benchmark worker (grpclab-go-worker)"
         )
     if config.impl == "go" and config.compression == "deflate":
         raise ConfigError("--compression deflate: grpc-go has no deflate compressor; use none or gzip with --impl go")

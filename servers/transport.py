@@ -37,7 +37,17 @@ def add_port(server: grpc.Server | grpc.aio.Server, config: ServerConfig) -> int
     return port
 
 
-def enable_reflection(server: grpc.Server | grpc.aio.Server) -> None:
+def served_names(config: ServerConfig) -> tuple[str, ...]:
+    """The full names of the services a server of ``config`` serves (health reports SERVING for each)."""
+    names = (*logic.SERVICE_NAMES, logic.CONTROL_SERVICE_NAME)
+    if config.benchmark_service:
+        from .benchmark_service import SERVICE_NAME
+
+        names += (SERVICE_NAME,)
+    return names
+
+
+def enable_reflection(server: grpc.Server | grpc.aio.Server, config: ServerConfig) -> None:
     """Reflection lets ghz and grpcurl call the lab without its .proto files."""
-    names = (*logic.SERVICE_NAMES, logic.CONTROL_SERVICE_NAME, "grpc.health.v1.Health", reflection.SERVICE_NAME)
+    names = (*served_names(config), "grpc.health.v1.Health", reflection.SERVICE_NAME)
     reflection.enable_server_reflection(names, server)

@@ -12,7 +12,7 @@ import pytest
 import bench
 
 REPO = Path(__file__).resolve().parent.parent
-STAGES = {"spec", "run", "load", "analysis", "gate", "machine", "studies", "micro"}
+STAGES = {"spec", "run", "load", "remote", "analysis", "gate", "machine", "studies", "micro"}
 
 
 def test_bench_is_folders_by_stage():
@@ -37,7 +37,7 @@ def test_the_fast_tier_refuses_a_test_that_starts_a_process():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("module", ["bench.cli", "bench.load.worker"])
+@pytest.mark.parametrize("module", ["bench.cli", "bench.load.worker", "bench.remote.worker", "bench.remote.generator"])
 def test_the_server_and_the_generator_workers_do_not_import_pandas(module):
     # `grpclab serve` (bench.cli) and every load-generator process import bench: pandas and pyarrow would cost
     # each of them its import time and memory.

@@ -55,6 +55,7 @@ class LoadJob:
     channel: str = "reuse"  # "reuse" | "per-call"
     channel_options: str = "default"
     event_loop: str = "asyncio"  # "asyncio" | "uvloop" (aio client only)
+    service: str = "tutorial"  # "tutorial" | "benchmark" (grpc.testing.BenchmarkService: bench.load.benchmark_workload)
 
     @classmethod
     def for_cell(cls, cell: Cell, *, target: str, tls_dir: Path | None, settings: Settings, repetition: int) -> LoadJob:
@@ -84,6 +85,7 @@ class LoadJob:
             channel=cell.channel,
             channel_options=cell.channel_options,
             event_loop=cell.event_loop if cell.client == "aio" else "asyncio",
+            service=cell.service,
         )
 
     def share(self, index: int, parts: int) -> LoadJob:

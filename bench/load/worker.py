@@ -37,6 +37,7 @@ from . import histogram
 from .channels import open_channel
 from .job import LoadJob
 from .workload import ReplyMismatch, Workload
+from .workload import for_job as workload_for_job
 
 NS = 1_000_000_000
 CLOSE_WAIT_S = 60.0
@@ -193,7 +194,7 @@ def result_message(rec: Recorder, cpu_s: float, busy_s: float | None, time_to_fi
 
 
 async def run(job: LoadJob, read_line) -> dict:
-    workload = Workload.for_job(job)
+    workload = workload_for_job(job)
     channels = [_channel(job) for _ in range(job.connections)]
     try:
         await asyncio.wait_for(asyncio.gather(*(ch.channel_ready() for ch in channels)), job.connect_timeout)

@@ -192,3 +192,12 @@ class Workload:
         if await call.read() is not grpc.aio.EOF:
             raise ReplyMismatch(f"more than {self.messages} replies")
         return Timings(gaps_ns=rtts)
+
+
+def for_job(job: LoadJob):
+    """The workload of a job: the tutorial's services (:class:`Workload`) or gRPC's BenchmarkService."""
+    if job.service == "benchmark":
+        from .benchmark_workload import BenchmarkWorkload
+
+        return BenchmarkWorkload.for_job(job)
+    return Workload.for_job(job)

@@ -68,6 +68,8 @@ def server_args(cell: Cell, certs_dir: Path) -> list[str]:
         args += ["--options", cell.server_options]
     if cell.event_loop == "uvloop" and cell.impl == "aio":
         args.append("--uvloop")
+    if cell.service == "benchmark":
+        args.append("--benchmark-service")
     return args
 
 

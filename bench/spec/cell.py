@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 
 from . import compression
+from .compression import Compression
 from .link import Link
 
 
@@ -49,6 +50,9 @@ class Cell:
     channel_options: str = "default"  # a client channel options preset (servers.config.CHANNEL_PRESETS)
     server_options: str = "default"  # a server options preset (servers.config.SERVER_PRESETS, max-streams-N)
     event_loop: str = "asyncio"  # "asyncio" | "uvloop": the loop of the aio server and of the aio client
+    # "tutorial" (the four services with the lab's fields) | "benchmark" (gRPC's grpc.testing.BenchmarkService,
+    # bench.load.benchmark_workload); later axis, format 2
+    service: str = "tutorial"
 
     def key(self) -> str:
         """Stable, unique, human-readable id.
@@ -118,6 +122,7 @@ LATER_AXES: tuple[str, ...] = (
     "channel_options",
     "server_options",
     "event_loop",
+    "service",
 )
 
 ALLOWED: dict[str, tuple[str, ...]] = {
@@ -132,6 +137,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "client": ("aio", "sync-threads", "sync-future"),
     "channel": ("reuse", "per-call"),
     "event_loop": ("asyncio", "uvloop"),
+    "service": ("tutorial", "benchmark"),
 }
 
 # Value of an axis that a spec does not list.
@@ -160,6 +166,7 @@ DEFAULTS: dict[str, object] = {
     "channel_options": "default",
     "server_options": "default",
     "event_loop": "asyncio",
+    "service": "tutorial",
 }
 
 CLIENT_RULES = """How the client-side axes combine with the others (normalize, check_cell):
@@ -378,6 +385,8 @@ def normalize(values: dict[str, object]) -> Cell:
         values["loadgen"] == "python" and values["client"] != "aio" and values["rpc"] == "server_stream"
     ):
         values = values | {"channel_options": DEFAULTS["channel_options"]}
+    if values["service"] == "benchmark":
+        values = values | {"payload_kind": "zeros"}  # BenchmarkService payloads are zero bytes
     return Cell(**values)
 
 
@@ -393,6 +402,26 @@ def check_cell(cell: Cell, path: str) -> None:
             f"{path}: payload_kind 'records' with {cell.compression}: app-level gzip compresses the bytes payload, "
             "which records cells leave empty; use none, grpc-gzip or grpc-deflate for records"
         )
+    problem = combination_problem(cell)
+    if problem:
+        raise SpecError(f"{path}: {problem} (exclude such cells)")
+
+
+def combination_problem(cell: Cell) -> str | None:
+    """Why a cell's axis values cannot run together on gRPC's BenchmarkService (one line), or None."""
+    if cell.service == "benchmark":
+        if Compression.parse(cell.compression).app_level:
+            why = "BenchmarkService payloads carry no gzip level"
+            return f"service=benchmark with compression={cell.compression}: {why}"
+        if cell.impl == "go":
+            return "service=benchmark with impl=go: the Go reference server does not serve BenchmarkService"
+        if cell.loadgen != "python" or cell.client != "aio":
+            return "service=benchmark: only the Python generator's aio client speaks BenchmarkService"
+        if cell.rpc == "bidi" and cell.mode == "open":
+            return "service=benchmark with rpc=bidi and mode=open: a ping-pong stream carries one round trip at a time"
+        if cell.handler_wait_ms or cell.handler_block_ms or cell.handler_cpu_us:
+            return "service=benchmark with handler work: BenchmarkService requests carry no lab.Work"
+    return None
 
 
 def check_keys(table: dict, allowed: Iterable[str], prefix: str, what: str = "key") -> None:
