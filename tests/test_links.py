@@ -256,10 +256,10 @@ def _own_namespaces() -> list[str]:
 
 @pytest.mark.slow
 @needs_root
-@pytest.mark.parametrize("link", ["veth-20mbit", "veth-200mbit"])
-def test_a_shaped_link_carries_its_rate_and_no_more(link: str, lab_certs) -> None:
+@pytest.mark.parametrize(("link", "duration"), [("veth-20mbit", 6.0), ("veth-200mbit", 2.0)])
+def test_a_shaped_link_carries_its_rate_and_no_more(link: str, duration: float, lab_certs) -> None:
     cell = replace(Cell(**DEFAULTS), payload_size=65536, link=link)
-    row = _measure(cell, lab_certs.dir)
+    row = _measure(cell, lab_certs.dir, duration=duration)
     rate = Link.parse(link).rate_bps
     payload_rate = payload_rate_bps(rate)  # what the rate leaves for TCP payload in full-size segments
     busier = max(row["wire_tx_bytes_per_rpc"], row["wire_rx_bytes_per_rpc"])
@@ -268,7 +268,10 @@ def test_a_shaped_link_carries_its_rate_and_no_more(link: str, lab_certs) -> Non
         assert measured_bps <= payload_rate * 1.03, (direction, measured_bps, payload_rate)
     # link-bound: RPC/s is the link's payload rate over the bytes per RPC of the busier direction
     expected_rps = payload_rate / (8 * busier)
-    assert row["rps"] == pytest.approx(expected_rps, rel=0.08), (row["rps"], expected_rps)
+    # the RPCs completed inside a window are uncertain by up to those in flight at its edges: at 20 Mbit (~37 RPC/s,
+    # 8 in flight) that alone is several per cent, so the slow link gets the longer window and the tolerance says so
+    tolerance = 0.05 + cell.concurrency / (expected_rps * duration)
+    assert row["rps"] == pytest.approx(expected_rps, rel=tolerance), (row["rps"], expected_rps, tolerance)
     assert not row["server_saturated"]  # the link, not the server, was the limit
     assert _own_namespaces() == []  # the cell's namespaces are gone after it
 
