@@ -485,6 +485,12 @@ def cpu_limit(row: dict) -> float:
     return 1e6 / row["server_cpu_us_per_rpc"]
 
 
+def burned_at_least(row: dict, cpu_us: float) -> bool:
+    """The server spent at least ``cpu_us`` of CPU per RPC, within what the window's edges blur: the RPCs in flight
+    there (up to ``IN_FLIGHT``) had part of their CPU spent outside the window but count inside it (or the reverse)."""
+    return row["server_cpu_us_per_rpc"] >= cpu_us * (1 - IN_FLIGHT / row["rpcs"])
+
+
 def at_most_one_per(row: dict, seconds: float) -> bool:
     """No more RPCs than one per ``seconds`` back to back (one more may start in the window and end after it)."""
     return row["rpcs"] <= row["duration_s"] / seconds + 1
@@ -566,7 +572,7 @@ def test_more_threads_do_not_raise_rpc_per_second_of_cpu_bound_handlers(run_lab)
     turns on the same CPU (and the same GIL), so RPC/s stays at the CPU's limit."""
     rows = {w: work_row(run_lab, "sync", workers=w, handler_cpu_us=WORK_CPU_US) for w in (1, 8)}
     for w, row in rows.items():
-        assert row["server_cpu_us_per_rpc"] >= WORK_CPU_US, (w, row["server_cpu_us_per_rpc"])
+        assert burned_at_least(row, WORK_CPU_US), (w, row["server_cpu_us_per_rpc"])
         assert row["rps"] >= 0.85 * cpu_limit(row), (w, row["rps"], cpu_limit(row))  # CPU-bound
     assert rows[8]["rps"] <= 1.1 * rows[1]["rps"], (rows[1]["rps"], rows[8]["rps"])
 
@@ -574,6 +580,6 @@ def test_more_threads_do_not_raise_rpc_per_second_of_cpu_bound_handlers(run_lab)
 @pytest.mark.parametrize("impl", ["aio", pytest.param("go", marks=GO_NEEDED)])
 def test_cpu_bound_handlers_are_held_to_the_cpu_without_threads_too(run_lab, impl):
     row = work_row(run_lab, impl, handler_cpu_us=WORK_CPU_US)
-    assert row["server_cpu_us_per_rpc"] >= WORK_CPU_US
+    assert burned_at_least(row, WORK_CPU_US), row["server_cpu_us_per_rpc"]
     assert row["rps"] >= 0.85 * cpu_limit(row), (row["rps"], cpu_limit(row))
     assert row["rps"] <= 1e6 / WORK_CPU_US * 1.02
