@@ -301,10 +301,32 @@ def start_worker(
 
     ``cpus`` pins grpc-go's worker, whole (it ignores a config's core_list, so this is where its CPUs are set). The
     lab's worker is left unpinned: it pins what it starts to the configs' core_list, and refuses a CPU outside its
-    own mask. The lab's worker binds the host's address;
-    grpc-go's binds every address of the namespace. Each host has its own ports, so ``driver_port`` is free unless
-    two workers share a host.
+    own mask. The lab's worker binds the host's address, grpc-go's every address of the namespace. Each host has
+    its own ports, so ``driver_port`` is free unless two workers share a host.
     """
+    proc, address = _launch_worker(host, kind, cpus, driver_port)
+    _wait_ready(address, proc)
+    return address
+
+
+def start_workers(fleet: Fleet, kinds: Sequence[str], cpus: Sequence[Sequence[int] | None] | None = None) -> list[str]:
+    """One worker per kind, each on a new host of ``fleet``; their ``ADDR:PORT`` in order (the server's first).
+
+    ``cpus[i]`` pins worker ``i`` if it is grpc-go's (see :func:`start_worker`). All start at once, then each is
+    waited for (a lab worker takes about a second to import its modules).
+    """
+    launched = [
+        _launch_worker(fleet.host(f"{kind}{len(fleet.hosts)}"), kind, cpus[i] if cpus else None)
+        for i, kind in enumerate(kinds)
+    ]
+    for proc, address in launched:
+        _wait_ready(address, proc)
+    return [address for _, address in launched]
+
+
+def _launch_worker(
+    host: Host, kind: str, cpus: Sequence[int] | None, driver_port: int = go_worker.DEFAULT_DRIVER_PORT
+) -> tuple[subprocess.Popen, str]:
     if kind == "lab":
         command = [sys.executable, "-m", "bench.cli", "worker", "--host", host.address,
                    "--driver-port", str(driver_port), "--exit-with-parent"]  # fmt: skip
@@ -316,21 +338,7 @@ def start_worker(
     else:
         raise ValueError(f"worker kind {kind!r}: one of {', '.join(WORKER_KINDS)}")
     proc = host.launch(command, cpus=cpus if kind == "go" else None, cwd=go_worker.REPO, stdout=subprocess.DEVNULL)
-    address = f"{host.address}:{driver_port}"
-    _wait_ready(address, proc)
-    return address
-
-
-def start_workers(fleet: Fleet, kinds: Sequence[str], cpus: Sequence[Sequence[int] | None] | None = None) -> list[str]:
-    """One worker per kind, each on a new host of ``fleet``; their ``ADDR:PORT`` in order (the server's first).
-
-    ``cpus[i]`` pins worker ``i`` if it is grpc-go's (see :func:`start_worker`).
-    """
-    addresses = []
-    for i, kind in enumerate(kinds):
-        host = fleet.host(f"{kind}{i}")
-        addresses.append(start_worker(host, kind, cpus[i] if cpus else None))
-    return addresses
+    return proc, f"{host.address}:{driver_port}"
 
 
 def _wait_ready(address: str, proc: subprocess.Popen) -> None:
