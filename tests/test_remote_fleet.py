@@ -15,6 +15,7 @@ version, and what the driver makes of a grpc-go client's stats.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import selectors
@@ -68,6 +69,23 @@ def test_host_names_are_checked_before_anything_is_built() -> None:
             lab.host(bad)
     with pytest.raises(fleet.FleetError, match="not set up"):
         lab.host("ok")
+
+
+def test_a_fleet_takes_the_first_free_slash_24_of_the_benchmarking_range_never_the_link_cells() -> None:
+    net = ipaddress.ip_network
+    assert fleet.first_free_subnet([]) == net("198.18.1.0/24")
+    taken = [net("198.18.1.0/24"), net("198.18.2.128/25"), net("10.0.0.0/8")]  # another fleet, a stray route
+    assert fleet.first_free_subnet(taken) == net("198.18.3.0/24")
+    with pytest.raises(fleet.FleetError, match="no free /24"):
+        fleet.first_free_subnet([net("198.18.0.0/15")])
+
+
+def test_a_fleet_without_the_privilege_says_why_in_one_line_and_builds_nothing(monkeypatch) -> None:
+    monkeypatch.setattr(netns, "privilege_problem", lambda: "network namespaces need root (CAP_SYS_ADMIN missing)")
+    monkeypatch.setattr(netns, "create", lambda name: pytest.fail(f"created {name}"))
+    with pytest.raises(fleet.FleetError, match=r"^fleet: network namespaces need root \(CAP_SYS_ADMIN missing\)$"):
+        with fleet.Fleet(tag="unprivileged"):
+            pass
 
 
 def test_the_go_worker_is_built_at_the_grpc_go_version_servers_go_pins() -> None:

@@ -252,7 +252,7 @@ def _allocation_lock() -> Iterator[None]:
 
 
 def _free_subnet() -> ipaddress.IPv4Network:
-    """The first /24 of the lab's range (after the link cells') that nothing in the harness's namespace uses."""
+    """The first /24 of the lab's range that nothing in the harness's namespace uses (its routes and addresses)."""
     from pyroute2 import IPRoute
 
     with IPRoute() as ipr:
@@ -265,6 +265,11 @@ def _free_subnet() -> ipaddress.IPv4Network:
             ipaddress.ip_network(f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}", strict=False)
             for a in ipr.get_addr(family=socket.AF_INET)
         ]
+    return first_free_subnet(used)
+
+
+def first_free_subnet(used: Sequence[ipaddress.IPv4Network]) -> ipaddress.IPv4Network:
+    """The first /24 of 198.18.0.0/15 after the link cells' that overlaps none of ``used``."""
     for subnet in LAB_RANGE.subnets(new_prefix=SUBNET_PREFIX):
         if subnet != LINK_CELLS and not any(subnet.overlaps(other) for other in used):
             return subnet
