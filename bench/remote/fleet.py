@@ -14,7 +14,7 @@ Nothing of it outlives the fleet (bench.run.netns does the namespace work, with 
 * names carry the harness's pid, the tag and a counter: ``grpclab-<pid>-<tag>-<n>-hub`` and ``-host-<name>``;
 * when the block ends, also on an exception, Ctrl-C or SIGTERM (made KeyboardInterrupt while the block runs in
   the main thread), every process the fleet launched is ended by pid (SIGTERM, then SIGKILL after
-  :data:`STOP_GRACE_S`), then anything still inside its namespaces (a launched process's children), then the
+  :data:`STOP_GRACE_S`), then anything still inside its namespaces a second later (SIGKILL), then the
   host end of the uplink is deleted and the namespaces removed; removing the hub's name destroys the bridge and
   every veth pair with it;
 * launched processes get the parent-death signal (SIGTERM), so they go when the harness is SIGKILLed; and the
@@ -53,6 +53,7 @@ BRIDGE_IF = "lab-br"  # inside the hub
 UPLINK_HUB_IF = "lab-up"  # the hub's end of the harness's veth pair
 HOST_IF = "lab0"  # each host's end of its veth pair
 STOP_GRACE_S = 5.0  # a lab worker's own clean stop (it stops its servers and generators first) fits in this
+LEFTOVER_GRACE_S = 1.0
 READY_TIMEOUT_S = 30.0
 ALLOCATION_LOCK = Path("/run/lock/grpclab-fleet.lock")  # two fleets (two harnesses) never pick the same /24
 _HOST_NAME = re.compile(r"[A-Za-z0-9_.]{1,40}")
@@ -163,8 +164,9 @@ class Fleet:
                 proc.kill()
                 proc.wait()
         self._processes.clear()
-        # What the launched processes started and left (they should stop their children themselves).
-        deadline = time.monotonic() + STOP_GRACE_S
+        # What the launched processes started and left: they stop their children before they exit (a lab worker
+        # its servers and generators), so what is still there a moment later is a straggler.
+        deadline = time.monotonic() + LEFTOVER_GRACE_S
         while (left := netns.processes_in(self._namespaces)) and time.monotonic() < deadline:
             time.sleep(0.05)
         for pid in left:
