@@ -21,6 +21,7 @@ import os
 import selectors
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import textwrap
@@ -37,6 +38,7 @@ from bench.run import netns
 from bench.run.placement import LocalPlacement
 from bench.spec import DEFAULTS, Settings
 from bench.spec.cell import normalize
+from bench.studies import interop
 from protos.grpc.testing import stats_pb2
 
 REPO = Path(__file__).resolve().parents[1]
@@ -112,6 +114,39 @@ def test_a_grpc_go_clients_latencies_are_its_ok_rpcs() -> None:
     stats = stats_pb2.ClientStats(time_elapsed=2.0, time_user=0.5, time_system=0.1, latencies=hist.to_proto())
     result = driver.load_result(stats, stats_pb2.HistogramParams(resolution=0.01, max_possible=60e9))
     assert (result.ok, result.errors, result.window_s) == (1000, {}, 2.0)
+
+
+def test_the_readmes_interop_figures_are_what_the_committed_run_gives() -> None:
+    run = json.loads((REPO / "results" / "interop-2026-12-01" / "interop.json").read_text())
+    meta, rows = run["meta"], run["rows"]
+    readme = (REPO / "README.md").read_text()
+    assert readme.split("<!-- interop:begin -->\n", 1)[1].split("<!-- interop:end -->", 1)[0] == (
+        interop.render_table(rows)
+    )
+    text = " ".join(readme.split("**Measured: the four pairings.**", 1)[1].split("**Not yet**", 1)[0].split())
+
+    def median(server: str, client: str, rpc: str, key: str) -> float:
+        mine = [r[key] for r in rows if (r["server"], r["client"], r["rpc"]) == (server, client, rpc)]
+        assert len(mine) == meta["settings"]["rounds"] == 3
+        return statistics.median(mine)
+
+    quoted = [
+        f"grpc-go's server costs {median('go', 'lab', 'unary', 'server_cpu_us_per_rpc'):.1f} µs",
+        f"the lab's sync server costs {median('lab', 'lab', 'unary', 'server_cpu_us_per_rpc'):.1f};",
+        f"the lab's generator costs {median('go', 'lab', 'unary', 'loadgen_cpu_us_per_rpc'):.1f} µs",
+        f"grpc-go's client costs {median('go', 'go', 'unary', 'loadgen_cpu_us_per_rpc'):.1f}.",
+        f"itself does {median('go', 'go', 'unary', 'rps'):,.0f} unary RPC/s",
+        f"client ({median('lab', 'go', 'unary', 'server_cpu_us_per_rpc'):.1f} µs)",
+    ]
+    for phrase in quoted:
+        assert phrase in text, phrase
+    env, settings = meta["environment"], meta["settings"]
+    assert env["cpu_model"] == "AMD EPYC" and env["cores"] == 2 and "2-vCPU AMD EPYC KVM guest" in text
+    assert meta["cpu_latency_hold"] == "on" and f"CPUs {meta['busy_before']:.0%} busy".replace("%", " %") in text
+    assert meta["started_at"].startswith("2026-12-01T15:04") and meta["ended_at"].startswith("2026-12-01T15:06")
+    assert f"commit {env['git']['commit'][:7]}" in text and f"grpcio {env['versions']['grpcio']}" in text
+    shown = (settings["warmup"], settings["duration"], settings["payload_size"], settings["concurrency"])
+    assert shown == (1, 3, 1024, 8) and "1 s warm-up and a 3 s window" in text and "8 RPCs in flight" in text
 
 
 # -- slow: nothing left ----------------------------------------------------------------------------------------
