@@ -60,6 +60,7 @@ needs_go_worker = pytest.mark.skipif(go_worker.missing() is not None, reason=f"{
 def test_fleet_namespace_names_carry_the_harness_pid_so_the_reaper_and_the_sweep_find_them() -> None:
     assert netns.owner_pid("grpclab-4242-interop-3-hub") == 4242
     assert netns.owner_pid("grpclab-4242-interop-3-host-go0") == 4242
+    assert netns.owner_pid("grpclab-4242-loadtest-1-host-server-0") == 4242  # a pod's name
     assert netns.owner_pid("grpclab-4242-run-1-srv") == 4242  # a link cell's, as before
     assert netns.owner_pid("grpclab-4242-interop-3-host-") is None and netns.owner_pid("other-4242-x-1-hub") is None
 

@@ -56,7 +56,7 @@ STOP_GRACE_S = 5.0  # a lab worker's own clean stop (it stops its servers and ge
 LEFTOVER_GRACE_S = 1.0
 READY_TIMEOUT_S = 30.0
 ALLOCATION_LOCK = Path("/run/lock/grpclab-fleet.lock")  # two fleets (two harnesses) never pick the same /24
-_HOST_NAME = re.compile(r"[A-Za-z0-9_.]{1,40}")
+_HOST_NAME = re.compile(r"[A-Za-z0-9_.-]{1,40}")  # a pod name fits (LoadTest: driver, server-0, ...)
 _fleets = 0
 _fleets_lock = threading.Lock()
 
@@ -210,7 +210,7 @@ class Fleet:
     def host(self, name: str) -> Host:
         """A new namespace on the fleet's network, addressed .2, .3, ... in the order hosts are made."""
         if not _HOST_NAME.fullmatch(name) or any(h.name == name for h in self.hosts):
-            raise ValueError(f"host name {name!r}: 1-40 letters, digits, '_' or '.', unique in the fleet")
+            raise ValueError(f"host name {name!r}: 1-40 letters, digits, '_', '.' or '-', unique in the fleet")
         subnet = self._subnet()
         index = len(self.hosts)
         if index + 2 >= subnet.num_addresses - 1:

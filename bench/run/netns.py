@@ -59,7 +59,7 @@ PREFIX_LEN = 30
 SERVER_IF = "lab-srv"  # interface names live inside the namespaces, so they need not be unique
 LOADGEN_IF = "lab-gen"
 # the role: a cell's server or generators (srv, gen), or a fleet's hub or host (bench.remote.fleet)
-_NAME = re.compile(r"grpclab-(\d+)-([A-Za-z0-9_.]+)-(\d+)-(srv|gen|hub|host-[A-Za-z0-9_.]+)")
+_NAME = re.compile(r"grpclab-(\d+)-([A-Za-z0-9_.]+)-(\d+)-(srv|gen|hub|host-[A-Za-z0-9_.-]+)")
 _TAG_CHARS = re.compile(r"[^A-Za-z0-9_.]+")
 
 CAP_NET_ADMIN = 12
