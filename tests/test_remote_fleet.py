@@ -210,7 +210,11 @@ def test_a_fleet_leaves_nothing_after_its_block_and_after_an_exception() -> None
                 sleepers = [host.launch(["sleep", "60"]) for host in hosts]
                 namespaces, uplink = [lab.hub] + [h.namespace for h in hosts], lab.uplink_if
                 assert set(namespaces) <= set(netns.lab_namespaces()) and uplink in _uplinks()
-                assert sorted(netns.processes_in([hosts[0].namespace])) == [sleepers[0].pid]
+                # nsenter forks no child: the launched pid itself enters the namespace (a moment after it starts)
+                deadline = time.monotonic() + GONE_S
+                while netns.processes_in([hosts[0].namespace]) != [sleepers[0].pid] and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                assert netns.processes_in([hosts[0].namespace]) == [sleepers[0].pid]
                 # the hosts reach each other over the bridge, and the harness reaches them over its uplink
                 listener = hosts[1].launch([sys.executable, "-c", ECHO, hosts[1].address], stdout=subprocess.PIPE)
                 assert listener.stdout.readline() == b"listening\n"
