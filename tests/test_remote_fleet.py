@@ -227,6 +227,8 @@ def test_a_fleet_leaves_nothing_after_its_block_and_after_an_exception() -> None
         for sleeper in sleepers:
             assert sleeper.poll() is not None
         _wait_gone([s.pid for s in sleepers], namespaces, uplink)
+        with pytest.raises(fleet.FleetError, match="its fleet is closed"):
+            hosts[0].launch(["true"])  # nothing may start that the fleet would no longer end
 
 
 OWNER = textwrap.dedent(

@@ -86,6 +86,8 @@ class Host:
         ``env`` is added to the harness's environment. nsenter, setpriv and taskset each exec the next, so the
         pid is the program's own (the fleet ends it by pid; /proc and the pinning are the program's).
         """
+        if self.namespace not in self.fleet._namespaces:
+            raise FleetError(f"host {self.name}: its fleet is closed")
         prefix = [_tool("nsenter"), f"--net={netns.NETNS_DIR / self.namespace}", "--"]
         prefix += [_tool("setpriv"), "--pdeathsig", "TERM", "--"]  # goes when the harness goes, even by SIGKILL
         if cpus:
