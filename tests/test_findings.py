@@ -1,4 +1,4 @@
-"""Findings (bench/analysis/findings.py) over committed runs and synthetic tables; no process is started.
+"""Findings (bench/analysis/findings/) over committed runs and synthetic tables; no process is started.
 
 Every expected number is computed here from the table with plain pandas (medians over successful repetitions of
 cells named by their keys), independently of the module's own path, and compared with what the finding carries and
