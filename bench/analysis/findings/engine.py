@@ -297,7 +297,7 @@ def _run(df: pd.DataFrame, manifest: Manifest) -> Run:
 
 # -- matching like with like ------------------------------------------------------------------------------------
 
-_DECIDED_BY = deciders()  # workers -> impl, stream_messages -> rpc, rate and arrival -> mode
+_DECIDED_BY = deciders()  # workers -> impl, stream_messages -> rpc, client -> loadgen, event_loop -> impl, ...
 
 
 def _applies(axis: str, axes: dict[str, object]) -> bool:
@@ -307,7 +307,7 @@ def _applies(axis: str, axes: dict[str, object]) -> bool:
 
 def _linked(axis: str) -> set[str]:
     """The axes whose meaning ``axis`` decides (impl decides workers, ...)."""
-    return {other for other, decider in _DECIDED_BY.items() if decider == axis}
+    return {other for other, axes in _DECIDED_BY.items() if axis in axes}
 
 
 def pairs(
