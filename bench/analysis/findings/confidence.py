@@ -6,12 +6,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from fractions import Fraction
-from typing import TYPE_CHECKING
 
 from ...gate import stats
-
-if TYPE_CHECKING:
-    pass
 from .engine import (
     _DEMOTING,
     _IN_EVIDENCE,

@@ -7,14 +7,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ...run.manifest import Manifest
-
-if TYPE_CHECKING:
-    pass
 from .engine import CONFIDENCES, TEST_REPETITIONS, Document, Finding, Instance, Reason, _finite, read_calibration
 from .words import _join
 

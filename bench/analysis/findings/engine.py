@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, is_dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -15,10 +14,6 @@ from ...run.manifest import Manifest
 from ...spec import AXES, SpecError, parse_spec
 from ...spec.cell import applies, deciders
 from .. import schema
-
-if TYPE_CHECKING:
-    pass
-
 
 RPS = "rps"
 CPU = "server_cpu_us_per_rpc"

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from .. import figures
-
-if TYPE_CHECKING:
-    pass
 from .confidence import _floor_reasons, _inside, _label, _limit_reasons, _sentence, _spread_judgement
 from .engine import (
     _IN_EVIDENCE,

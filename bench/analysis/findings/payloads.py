@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from ...spec import ALLOWED, AXES
 from ...spec.compression import APP_GZIP_PREFIX as APP_GZIP
 from ..table import fmt_size
-
-if TYPE_CHECKING:
-    pass
 from .confidence import _floor_reasons, _inside, _label, _limit_reasons, _sentence, _spread_judgement
 from .engine import (
     CLIENT_CPU,

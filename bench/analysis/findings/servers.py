@@ -5,12 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from .. import handlers
-
-if TYPE_CHECKING:
-    pass
 from .confidence import _floor_reasons, _inside, _label, _limit_reasons, _sentence, _spread_judgement
 from .engine import CPU, MAX_LISTED, RPS, CellStats, Finding, Run, _instance, _ratio, families, headline_metric, pairs
 from .words import (

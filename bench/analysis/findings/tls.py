@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    pass
 from .confidence import _floor_reasons, _inside, _label, _limit_reasons, _sentence, _spread_judgement
 from .engine import CLIENT_CPU, CPU, MAX_LISTED, WIRE, CellStats, Finding, Run, _instance, pairs
 from .words import _capital, _context, _difference, _number, _server_name, _signed, _times

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
 
 from ...spec import AXES
 from ...spec.compression import APP_GZIP_PREFIX as APP_GZIP
 from ..table import fmt_size
-
-if TYPE_CHECKING:
-    pass
 from .engine import (
     CLIENT_CPU,
     CLIENT_UTIL,
