@@ -115,7 +115,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -150,7 +149,6 @@ from .engine import (
     RPS,
     SERVER_NOT_LIMIT,
     SERVER_UTIL,
-    STUDIES,
     TEST_REPETITIONS,
     WIRE,
     WITHIN_NOISE,
@@ -172,6 +170,7 @@ from .load import load_generator, open_loop_knee
 from .payloads import break_even_bit_per_s, compression, payload_size
 from .render import _LEGEND, _TITLES, legend, tags, title, to_compact_text, to_html, to_markdown, to_rich, to_text
 from .servers import go_reference, processes, server_model, thread_pool
+from .studies import REGISTRY, STUDIES, STUDY_FUNCTIONS, TITLES, Study
 from .tls import tls
 
 __all__ = [
@@ -204,6 +203,9 @@ __all__ = [
     "SERVER_UTIL",
     "STUDIES",
     "STUDY_FUNCTIONS",
+    "REGISTRY",
+    "TITLES",
+    "Study",
     "TEST_REPETITIONS",
     "WIRE",
     "WITHIN_NOISE",
@@ -251,18 +253,6 @@ __all__ = [
     "to_text",
     "write",
 ]
-
-STUDY_FUNCTIONS: tuple[Callable[[Run], list[Finding]], ...] = (
-    server_model,
-    thread_pool,
-    processes,
-    payload_size,
-    compression,
-    tls,
-    open_loop_knee,
-    load_generator,
-    go_reference,
-)
 
 
 def compute(df: pd.DataFrame, manifest: Manifest) -> tuple[Finding, ...]:

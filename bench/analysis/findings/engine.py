@@ -23,7 +23,8 @@ P50 = "lat_p50_ms"
 P99 = "lat_p99_ms"
 SERVER_UTIL = "server_cpu_util"
 CLIENT_UTIL = "loadgen_cpu_util"
-METRICS = (RPS, CPU, CLIENT_CPU, WIRE, P50, P99, SERVER_UTIL, CLIENT_UTIL)
+FIRST_RPC = "time_to_first_rpc_ms"  # a fresh channel's connect and first call (format 2 rows)
+METRICS = (RPS, CPU, CLIENT_CPU, WIRE, P50, P99, SERVER_UTIL, CLIENT_UTIL, FIRST_RPC)
 
 CLEAR, INDICATIVE, INCONCLUSIVE = "clear", "indicative", "inconclusive"
 CONFIDENCES = (CLEAR, INDICATIVE, INCONCLUSIVE)
@@ -55,19 +56,6 @@ TEST_REPETITIONS = 4  # per side: below it no Mann-Whitney test can reach p < 0.
 KEPT_UP = 0.95  # open loop: served / offered RPC/s at or above this, with the server not saturated
 MAX_LISTED = 3  # other instances listed one by one; more are summarised by their range
 
-STUDIES = (
-    "server_model",
-    "thread_pool",
-    "processes",
-    "payload_size",
-    "compression",
-    "tls",
-    "open_loop_knee",
-    "load_generator",
-    "go_reference",
-)
-
-
 # -- the findings, as data ------------------------------------------------------------------------------------
 
 
@@ -96,7 +84,7 @@ class Instance:
 class Finding:
     """One answer: a sentence with its numbers, the cells behind it and how far to trust it."""
 
-    study: str  # one of STUDIES
+    study: str  # one of STUDIES (bench.analysis.findings.studies)
     subject: str  # what is compared, e.g. "sync vs aio", "app-gzip-1..9 vs none"
     sentence: str  # the whole answer: numbers, what the label rests on, the doubts, the other instances
     headline: str  # the leading comparison's claim in a line (the terminal summary shows it)

@@ -1,4 +1,4 @@
-"""The payload studies: payload size, and every compression setting against none (where it pays)."""
+"""The payload studies: payload size, payload kind, and every compression setting against none (where it pays)."""
 
 from __future__ import annotations
 
@@ -25,8 +25,10 @@ from .engine import (
     _instance,
     _ratio,
     families,
+    headline_metric,
     pairs,
 )
+from .pairwise import AxisStudy, axis_findings
 from .words import (
     _bits_per_second,
     _capital,
@@ -403,3 +405,17 @@ def compression(run: Run) -> list[Finding]:
             instances=tuple(instances),
         )
     ]
+
+
+PAYLOAD_KIND = AxisStudy(
+    "payload_kind",
+    "payload_kind",
+    metric=lambda a, b: headline_metric([a, b]),
+    where=lambda c: c.axes["service"] == "tutorial",  # BenchmarkService payloads are zeros whatever the spec says
+)
+
+
+def payload_kind(run: Run) -> list[Finding]:
+    """Each payload kind (random bytes, zeros, lab.Records of typed fields) against the baseline's at the same size
+    and compression: what the server pays per RPC to encode and decode it."""
+    return axis_findings(run, PAYLOAD_KIND)

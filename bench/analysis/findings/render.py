@@ -32,21 +32,12 @@ from .engine import (
     Finding,
     Instance,
 )
+from .studies import TITLES
 from .words import _UNITS, _bits_per_second, _number, _signed, _times
 
 # -- renderers --------------------------------------------------------------------------------------------------------
 
-_TITLES = {
-    "server_model": "Server model",
-    "thread_pool": "Thread pool",
-    "processes": "Server processes",
-    "payload_size": "Payload size",
-    "compression": "Compression",
-    "tls": "TLS",
-    "open_loop_knee": "Open-loop knee",
-    "load_generator": "Load generator",
-    "go_reference": "Go reference",
-}
+_TITLES = TITLES  # the registry's (studies.py)
 _STYLES = {CLEAR: "green", INDICATIVE: "yellow", INCONCLUSIVE: "dim"}
 _LEGEND = (
     "Medians over successful repetitions; each finding says what its label rests on. clear: with 4 or more "

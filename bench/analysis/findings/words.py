@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
-from ...spec import AXES
+from ...spec import AXES, DEFAULTS
 from ...spec.compression import APP_GZIP_PREFIX as APP_GZIP
 from ..table import fmt_size
 from .engine import (
@@ -44,6 +44,8 @@ def _number(metric: str, value: float) -> str:
 
 
 def _signed(metric: str, value: float) -> str:
+    if value is None or not math.isfinite(value):
+        return "-"  # not measured (wire bytes of a channel per call)
     text = _number(metric, abs(value))
     return ("-" if value < 0 else "+") + text
 
@@ -112,7 +114,8 @@ def _mode_phrase(axes: dict[str, object]) -> str:
 
 def _context(run: Run, axes: dict[str, object], omit: Iterable[str] = ()) -> str:
     """The cell's setting in words, leaving out the compared axes: '1 KiB unary, 8 in flight'."""
-    omit = set(omit) | {"impl", "workers"}  # the server is named with its side
+    asked = set(omit)
+    omit = asked | {"impl", "workers"}  # the server is named with its side
     for axis in list(omit):
         omit |= _linked(axis)
     parts = []
@@ -136,7 +139,12 @@ def _context(run: Run, axes: dict[str, object], omit: Iterable[str] = ()) -> str
     if "tls" not in omit and axes["tls"] != "off":
         parts.append("TLS" if axes["tls"] == "on" else "mTLS")
     if "mode" not in omit and axes["mode"] == "open":
-        parts.append(f"open loop, {axes['arrival']} arrivals" if "rate" in omit else _mode_phrase(axes))
+        if "rate" in omit:
+            parts.append(f"open loop, {axes['arrival']} arrivals")
+        elif "arrival" in omit:
+            parts.append(f"open loop at {float(axes['rate']):,.6g} RPC/s")
+        else:
+            parts.append(_mode_phrase(axes))
     if "processes" not in omit and int(axes["processes"]) > 1:
         parts.append(f"{axes['processes']} server processes")
     if "loadgen" not in omit and axes["loadgen"] != "python":
@@ -144,7 +152,31 @@ def _context(run: Run, axes: dict[str, object], omit: Iterable[str] = ()) -> str
     work = _work_phrase(axes, omit)
     if work:
         parts.append(work)
+    # the client side, where it is not the default; by the axes asked to be left out only, since impl (always
+    # left out: the server is named with its side) decides whether event_loop applies
+    parts += [_client_side_words(axis, axes) for axis in _CLIENT_SIDE if _says(axis, axes, asked)]
     return ", ".join(parts)
+
+
+_CLIENT_SIDE = ("client", "channel", "event_loop", "channel_options", "server_options", "service")
+
+
+def _says(axis: str, axes: dict[str, object], omit: Iterable[str]) -> bool:
+    return axis not in omit and axes[axis] != DEFAULTS[axis] and _applies(axis, axes)
+
+
+def _client_side_words(axis: str, axes: dict[str, object]) -> str:
+    """'through the sync-threads client', 'a new channel per RPC', 'on uvloop', 'server options max-streams-1'."""
+    value = axes[axis]
+    if axis == "client":
+        return f"through the {value} client"
+    if axis == "channel":
+        return "a new channel per RPC" if value == "per-call" else f"channel {value}"
+    if axis == "event_loop":
+        return f"on {value}"
+    if axis == "service":
+        return "on gRPC's BenchmarkService" if value == "benchmark" else f"service {value}"
+    return f"{axis.split('_')[0]} options {value}"
 
 
 _WORK_VERBS = {
@@ -197,6 +229,8 @@ def _difference(reference: dict[str, object], axes: dict[str, object], omit: Ite
         elif axis in _WORK_VERBS:
             only = {a: 0 for a in _WORK_VERBS} | {axis: value}
             words.append(_work_phrase(only) or f"no handler {axis.removeprefix('handler_').split('_')[0]}")
+        elif axis in _CLIENT_SIDE:
+            words.append(_client_side_words(axis, axes))
         elif axis not in ("stream_messages", "workers"):
             words.append(str(value))
     return ", ".join(dict.fromkeys(words)) or "the same cell"
