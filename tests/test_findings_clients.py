@@ -177,3 +177,21 @@ def test_concurrency_connections_and_arrivals(quick) -> None:
     assert arrivals.ratio == pytest.approx(median(df, poisson, P99) / median(df, constant, P99))
     # the open-loop cells are described at their rate, without the compared arrivals
     assert "open loop at 2,000 RPC/s," in arrivals.sentence and "(constant arrivals)" not in arrivals.sentence
+
+
+# -- the options figure ---------------------------------------------------------------------------------------------
+
+
+def test_the_report_draws_the_options_presets_where_a_run_has_them(tmp_path: Path) -> None:
+    from bench.analysis import figures
+    from bench.analysis.figures.clients import preset_label
+
+    assert "options" in dict(figures.FIGURES)  # so the report draws it, or says why not
+    drawn = figures.options(results.load(CLIENTS), results.read_manifest(CLIENTS), tmp_path)
+    assert (tmp_path / drawn.file).read_bytes().startswith(b"\x89PNG")
+    # the cells it compares: the default and each preset, the other axes held where the presets were measured
+    assert "concurrency=16" in drawn.caption and "Hatched bars" in drawn.caption
+    assert preset_label("keepalive", "keepalive") == "client: keepalive\nserver: keepalive"
+    assert preset_label("default", "max-streams-1") == "server: max-streams-1"
+    with pytest.raises(figures.Skip, match="no options presets"):
+        figures.options(results.load(QUICK), results.read_manifest(QUICK), tmp_path)
