@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
-from ...spec import AXES, DEFAULTS
+from ...spec import ALLOWED, AXES, DEFAULTS
 from ...spec.compression import APP_GZIP_PREFIX as APP_GZIP
 from ..table import fmt_size
 from .engine import (
@@ -80,8 +80,13 @@ def _join(words: Sequence[str]) -> str:
     return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
 
 
+# Names that keep their spelling at the start of a sentence: the servers', client APIs' and event loops' (and ghz,
+# the gzip settings by their prefixes)
+_NAMES = frozenset(ALLOWED["impl"]) | frozenset(ALLOWED["client"]) | frozenset(ALLOWED["event_loop"])
+
+
 def _capital(text: str) -> str:
-    if text.startswith(("ghz", APP_GZIP, "grpc-")):  # names keep their spelling at the start of a sentence
+    if text.startswith(("ghz", APP_GZIP, "grpc-")) or text.split(" ", 1)[0].rstrip(":,") in _NAMES:
         return text
     return text[:1].upper() + text[1:]
 
