@@ -195,3 +195,32 @@ def test_the_report_draws_the_options_presets_where_a_run_has_them(tmp_path: Pat
     assert preset_label("default", "max-streams-1") == "server: max-streams-1"
     with pytest.raises(figures.Skip, match="no options presets"):
         figures.options(results.load(QUICK), results.read_manifest(QUICK), tmp_path)
+
+
+def test_the_readme_options_text_quotes_the_committed_run(clients) -> None:
+    """README, "Client models, channels and options": every number of the options paragraph is the run's median."""
+    df, found = clients
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    text = " ".join(
+        readme.split("<!-- options-figure:begin -->\n", 1)[1].split("<!-- options-figure:end -->")[0].split()
+    )
+    streams, keepalive = (
+        f"{C16}/server_options=max-streams-1",
+        f"{C16}/channel_options=keepalive/server_options=keepalive",
+    )
+    expected = [
+        f"With `max-streams-1` the server did {median(df, streams, RPS):,.0f} RPC/s against "
+        f"{median(df, C16, RPS):,.0f} with the defaults",
+        f"p50 was {median(df, streams, P50):.3f} ms against {median(df, C16, P50):.3f} ms",
+        f"p99 {median(df, streams, P99):.3f} ms against {median(df, C16, P99):.3f} ms",
+        f"server CPU per RPC was {median(df, streams, CPU):.0f} us against {median(df, C16, CPU):.0f} us",
+        f"Keepalive on both ends did {median(df, keepalive, RPS):,.0f} RPC/s, p50 {median(df, keepalive, P50):.3f} ms "
+        f"and p99 {median(df, keepalive, P99):.3f} ms, at {median(df, keepalive, CPU):.0f} us",
+    ]
+    for words in expected:
+        assert words in text, words
+    finding = only(found, "options", "server options max-streams-1 vs server options default")
+    assert (
+        finding.confidence == findings.CLEAR and finding.metric == CPU and "Mann-Whitney p = 0.029" in finding.sentence
+    )
+    assert df[df["cell_key"] == C16]["loadgen_saturated"].any()  # "the generator was saturated in the default cell"

@@ -18,8 +18,10 @@ Which studies a run supports
 A study compares cells that differ in exactly one axis, with every other axis of bench.spec.AXES equal. Axes that a cell
 ignores follow the spec's normalisation (bench.spec.cell.INAPPLICABLE, the one rule): ``workers`` applies to the sync
 server only (aio and go cells carry 0), ``stream_messages`` to streaming RPCs only (unary cells carry 1), ``rate`` and
-``arrival`` to open loop only (closed-loop cells carry 0 and constant). So a sync cell with 4 threads and an aio cell
-differ in ``impl`` alone. A cell that could pair with several others (an aio cell with sync cells of 1 and of 4 threads)
+``arrival`` to open loop only (closed-loop cells carry 0 and constant), ``client`` and ``channel`` to the Python
+generator only, ``connections`` to reused channels, ``event_loop`` where an asyncio loop runs (the aio server or the
+aio client), ``payload_kind`` to the tutorial services. So a sync cell with 4 threads and an aio cell differ in
+``impl`` alone. A cell that could pair with several others (an aio cell with sync cells of 1 and of 4 threads)
 is paired with the one nearest the run's **baseline** (the first cell of the spec's product: each [axes] list's first
 value; the most common value of each axis when the manifest has no usable spec), and every cell is used once per study.
 When a run has several instances of a study (sync vs aio at four RPC kinds, ...), they make ONE finding: the instance
@@ -59,6 +61,18 @@ Studies and their rules:
   over Python's.
 - ``go_reference``: one finding per Python server model against ``impl = "go"`` with the same other axes: server CPU
   per RPC, Python over Go; RPC/s Python over Go only when neither generator was saturated.
+- One-axis studies (``pairwise``: one finding per value of the axis against the reference value, the run's baseline
+  value or the axis's default; the leading pair quotes both cells' RPC/s, server and client CPU per RPC and p50, the
+  other pairs are summarised by the range of their ratio). What each comparison rests on: ``client`` (sync-threads,
+  sync-future against aio): client CPU per RPC; ``channel`` (per-call against reuse): p50, with the p50 added per RPC
+  and the first RPC's time on a new channel; ``event_loop``, ``options`` (each ``server_options`` and
+  ``channel_options`` preset against default), ``payload_kind``, ``concurrency`` (closed loop), ``connections``,
+  ``service`` (BenchmarkService against the tutorial services): the headline metric; ``handler_work`` (each handler_*
+  axis against none): RPC/s unless a generator was saturated, as for the thread pool under waiting handlers; ``rpc``
+  (each streaming kind against unary) and ``stream_messages``: server CPU per call, and per message; ``arrival``
+  (open loop, Poisson against constant at one rate): p99.
+
+The studies, their order, titles and axes are listed once, in ``studies.REGISTRY``.
 
 Headline metric
 ---------------
