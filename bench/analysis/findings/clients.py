@@ -7,14 +7,14 @@ import math
 
 from .engine import CLIENT_CPU, FIRST_RPC, P50, CellStats, Finding, Run, headline_metric
 from .pairwise import AxisStudy, axis_findings
-from .words import _number
+from .words import _number, _signed
 
 
 def _channel_extra(reused: CellStats, per_call: CellStats) -> tuple[str, dict[str, float]]:
     """What a fresh channel adds to each RPC's latency, and what the first RPC on a new channel took."""
     added = per_call.median(P50) - reused.median(P50)
     first = per_call.median(FIRST_RPC)
-    words = f" (+{_number(P50, added)} ms per RPC"
+    words = f" ({_signed(P50, added)} ms per RPC"
     words += f"; the first RPC on a new channel took {_number(P50, first)} ms)" if math.isfinite(first) else ")"
     return words, {"p50_added_ms": added, "time_to_first_rpc_ms": first}
 
