@@ -98,11 +98,11 @@ class WorkersPlacement:
                 )
             except grpc.RpcError as exc:
                 if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
-                    return WorkerInfo(worker.address, worker.role, "foreign", cores, None, FOREIGN_NOTE)
+                    return WorkerInfo(worker.address, worker.role, "foreign", cores, None, note=FOREIGN_NOTE)
                 note = f"grpclab system facts not recorded: {exc.code().name}: {exc.details()}"
-                return WorkerInfo(worker.address, worker.role, "grpclab", cores, None, note)
+                return WorkerInfo(worker.address, worker.role, "grpclab", cores, None, note=note)
         facts = SystemFacts.from_json(json.loads(reply.facts_json))
-        return WorkerInfo(worker.address, worker.role, reply.worker or "grpclab", cores, facts)
+        return WorkerInfo(worker.address, worker.role, reply.worker or "grpclab", cores, facts, dict(reply.versions))
 
     def describe(self) -> PlacementInfo:
         found = self._found or tuple(WorkerInfo(w.address, w.role, "unknown", note="not asked") for w in self.workers)

@@ -162,7 +162,10 @@ class Facts(facts_pb2_grpc.WorkerFactsServicer):
             facts = collect(pinning=pinning)
         except Exception as exc:  # noqa: BLE001 - an unreadable /proc or /sys is the driver's note, not a dead worker
             context.abort(grpc.StatusCode.INTERNAL, f"grpclab system: {type(exc).__name__}: {exc}")
-        return facts_pb2.FactsReply(worker=WORKER_KIND, facts_json=json.dumps(facts.to_json()))
+        from ..machine.environment import versions
+
+        known = {name: version for name, version in versions().items() if version is not None}
+        return facts_pb2.FactsReply(worker=WORKER_KIND, facts_json=json.dumps(facts.to_json()), versions=known)
 
 
 def serve(driver_port: int, host: str = "127.0.0.1", certs_dir: Path | None = None) -> int:

@@ -72,6 +72,7 @@ class WorkerInfo:
     kind: str  # "grpclab" (answers grpclab.WorkerFacts) | "foreign" (another language's worker, e.g. grpc-go's)
     cores: int | None = None  # its CoreCount answer
     system: SystemFacts | None = None  # its `grpclab system` facts for the run's CPUs; None: see note
+    versions: dict[str, str] | None = None  # its python, grpcio, protobuf... (as Environment.versions); None: unknown
     note: str | None = None  # why there are no facts (a foreign worker, or the question failed)
 
     def to_json(self) -> dict:

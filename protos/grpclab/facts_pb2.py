@@ -24,17 +24,21 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13grpclab/facts.proto\x12\x07grpclab\"\x1f\n\x0c\x46\x61\x63tsRequest\x12\x0f\n\x07pinning\x18\x01 \x03(\x05\"0\n\nFactsReply\x12\x0e\n\x06worker\x18\x01 \x01(\t\x12\x12\n\nfacts_json\x18\x02 \x01(\t2C\n\x0bWorkerFacts\x12\x34\n\x06System\x12\x15.grpclab.FactsRequest\x1a\x13.grpclab.FactsReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13grpclab/facts.proto\x12\x07grpclab\"\x1f\n\x0c\x46\x61\x63tsRequest\x12\x0f\n\x07pinning\x18\x01 \x03(\x05\"\x96\x01\n\nFactsReply\x12\x0e\n\x06worker\x18\x01 \x01(\t\x12\x12\n\nfacts_json\x18\x02 \x01(\t\x12\x33\n\x08versions\x18\x03 \x03(\x0b\x32!.grpclab.FactsReply.VersionsEntry\x1a/\n\rVersionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x32\x43\n\x0bWorkerFacts\x12\x34\n\x06System\x12\x15.grpclab.FactsRequest\x1a\x13.grpclab.FactsReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'grpclab.facts_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_FACTSREPLY_VERSIONSENTRY']._loaded_options = None
+  _globals['_FACTSREPLY_VERSIONSENTRY']._serialized_options = b'8\001'
   _globals['_FACTSREQUEST']._serialized_start=32
   _globals['_FACTSREQUEST']._serialized_end=63
-  _globals['_FACTSREPLY']._serialized_start=65
-  _globals['_FACTSREPLY']._serialized_end=113
-  _globals['_WORKERFACTS']._serialized_start=115
-  _globals['_WORKERFACTS']._serialized_end=182
+  _globals['_FACTSREPLY']._serialized_start=66
+  _globals['_FACTSREPLY']._serialized_end=216
+  _globals['_FACTSREPLY_VERSIONSENTRY']._serialized_start=169
+  _globals['_FACTSREPLY_VERSIONSENTRY']._serialized_end=216
+  _globals['_WORKERFACTS']._serialized_start=218
+  _globals['_WORKERFACTS']._serialized_end=285
 # @@protoc_insertion_point(module_scope)

@@ -1,7 +1,7 @@
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Iterable as _Iterable
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -13,9 +13,18 @@ class FactsRequest(_message.Message):
     def __init__(self, pinning: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class FactsReply(_message.Message):
-    __slots__ = ("worker", "facts_json")
+    __slots__ = ("worker", "facts_json", "versions")
+    class VersionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     WORKER_FIELD_NUMBER: _ClassVar[int]
     FACTS_JSON_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
     worker: str
     facts_json: str
-    def __init__(self, worker: _Optional[str] = ..., facts_json: _Optional[str] = ...) -> None: ...
+    versions: _containers.ScalarMap[str, str]
+    def __init__(self, worker: _Optional[str] = ..., facts_json: _Optional[str] = ..., versions: _Optional[_Mapping[str, str]] = ...) -> None: ...
