@@ -13,13 +13,16 @@ import json
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent import futures
 from dataclasses import replace
 from pathlib import Path
 
+import grpc
 import psutil
 import pytest
 
@@ -30,13 +33,14 @@ from bench.load import histogram
 from bench.load.job import LoadResult
 from bench.machine import system
 from bench.remote import driver
-from bench.remote.drive import FOREIGN_NOTE, WorkersPlacement, cell_problem
+from bench.remote.drive import FOREIGN_NOTE, REACH_TIMEOUT_S, WorkersPlacement, cell_problem
 from bench.run import hosts, manifest
 from bench.run import measure as runner
 from bench.run.manifest import PlacementInfo, WorkerInfo
-from bench.run.placement import LocalPlacement
+from bench.run.placement import LocalPlacement, RunError
 from bench.spec import DEFAULTS, Settings
 from bench.spec.cell import normalize
+from protos.grpc.testing import control_pb2, worker_service_pb2_grpc
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
@@ -367,3 +371,36 @@ def test_a_local_run_is_not_resumed_over_workers(capsys: pytest.CaptureFixture) 
     assert cli.main(["run", "--resume", str(DATA / "sample-run"), "--hosts", "127.0.0.1:1,127.0.0.1:2"]) == 2
     err = capsys.readouterr().err.strip()
     assert "was measured on this machine; resume it without --hosts" in err and len(err.splitlines()) == 1
+
+
+class _ForeignWorker(worker_service_pb2_grpc.WorkerServiceServicer):
+    """A worker of another language, as far as the lab asks before a run: CoreCount, and no grpclab.WorkerFacts."""
+
+    def CoreCount(self, request, context) -> control_pb2.CoreResponse:  # noqa: N802
+        return control_pb2.CoreResponse(cores=3)
+
+
+@pytest.mark.slow
+def test_a_foreign_worker_is_recorded_without_facts_and_a_missing_one_stops_the_run_before_it_starts() -> None:
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    worker_service_pb2_grpc.add_WorkerServiceServicer_to_server(_ForeignWorker(), server)
+    ports = [server.add_insecure_port("127.0.0.1:0") for _ in range(2)]  # a server and a client worker, both foreign
+    server.start()
+    try:
+        with socket.socket() as probe:  # a port nobody listens on (bound, never listening)
+            probe.bind(("127.0.0.1", 0))
+            silent = probe.getsockname()[1]
+            placement = WorkersPlacement(hosts.from_flag(f"127.0.0.1:{ports[0]},127.0.0.1:{silent}"), SETTINGS)
+            began = time.monotonic()
+            with pytest.raises(RunError, match=rf"--hosts: client worker 127.0.0.1:{silent} does not answer"):
+                placement.check()
+            assert time.monotonic() - began < REACH_TIMEOUT_S
+        placement = WorkersPlacement(hosts.from_flag(",".join(f"127.0.0.1:{port}" for port in ports)), SETTINGS)
+        placement.check()
+        found = placement.describe().workers
+        assert [(w.role, w.kind, w.cores, w.system, w.note) for w in found] == [
+            ("server", "foreign", 3, None, FOREIGN_NOTE),
+            ("client", "foreign", 3, None, FOREIGN_NOTE),
+        ]
+    finally:
+        server.stop(None)
