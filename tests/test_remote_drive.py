@@ -299,6 +299,12 @@ def test_a_spec_runs_over_two_workers_into_rows_the_report_reads(workers, tmp_pa
     assert server_info.system.pinning == (0,) and client_info.system.pinning == (1,)
     assert cli.main(["report", str(out)]) == 0 and (out / "report" / "index.html").is_file()
     assert (out / "findings.json").is_file()
+    # --resume drives what is missing over the workers the manifest recorded
+    (unary_file,) = [path for path in (out / "cells").glob("*.json") if '"rpc": "unary"' in path.read_text()]
+    unary_file.unlink()
+    assert cli.main(["run", "--resume", str(out)]) == 0
+    table = results.load(out)
+    assert len(table) == 2 and not table["failed"].any() and unary_file.is_file()
 
 
 @pytest.mark.slow
