@@ -274,10 +274,16 @@ def workers() -> Iterator[Callable[[int], list[tuple[subprocess.Popen, str]]]]:
 
 
 @pytest.mark.slow
-def test_a_spec_runs_over_two_workers_into_rows_the_report_reads(workers, tmp_path: Path) -> None:
+def test_a_spec_runs_over_two_workers_into_rows_the_report_reads(workers, tmp_path: Path, capsys) -> None:
     (server, server_address), (client, client_address) = workers(2)
     out = tmp_path / "run"
     spec = _spec(tmp_path / "s.toml")
+    # CPUs a worker does not have: one line naming the setting, before anything is written
+    no_cpu = ["run", str(spec), "--hosts", f"{server_address},{client_address}", "--loadgen-cpus", "64"]
+    assert cli.main([*no_cpu, "--out", str(out)]) == 2 and not out.exists()
+    err = capsys.readouterr().err.strip()
+    assert f"settings.loadgen_cpus: client worker {client_address}: pinning: CPU 64 is not this worker's" in err, err
+    assert len(err.splitlines()) == 1
     assert cli.main(["run", str(spec), "--hosts", f"{server_address},{client_address}", "--out", str(out)]) == 0
     table = results.load(out)
     assert sorted(table["rpc"]) == ["bidi", "unary"] and not table["failed"].any()

@@ -103,6 +103,12 @@ class WorkersPlacement:
             except grpc.RpcError as exc:
                 if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
                     return WorkerInfo(worker.address, worker.role, "foreign", cores, None, note=FOREIGN_NOTE)
+                if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:  # the run's CPUs are not that worker's
+                    key = "server_cpus" if worker.role == SERVER else "loadgen_cpus"
+                    raise RunError(
+                        f"settings.{key}: {worker.role} worker {worker.address}: {exc.details()} "
+                        f"(override with --{key.replace('_', '-')})"
+                    ) from None
                 note = f"grpclab system facts not recorded: {exc.code().name}: {exc.details()}"
                 return WorkerInfo(worker.address, worker.role, "grpclab", cores, None, note=note)
         facts = SystemFacts.from_json(json.loads(reply.facts_json))
