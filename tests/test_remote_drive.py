@@ -342,8 +342,10 @@ def test_a_cell_over_two_client_workers_measures_what_the_labs_own_run_measures(
 
 
 @pytest.mark.slow
-def test_a_worker_killed_mid_run_fails_its_repetition_and_the_run_goes_on(workers, tmp_path: Path) -> None:
-    (_, server), (client_proc, client) = workers(2)
+@pytest.mark.parametrize("role", ["server", "client"])
+def test_a_worker_killed_mid_run_fails_its_repetition_and_the_run_goes_on(workers, tmp_path: Path, role: str) -> None:
+    (server_proc, server), (client_proc, client) = workers(2)
+    victim, victim_address = (server_proc, server) if role == "server" else (client_proc, client)
     out = tmp_path / "run"
     spec = _spec(tmp_path / "s.toml", rpc='["unary", "server_stream", "bidi"]')
     began = time.monotonic()
@@ -356,11 +358,11 @@ def test_a_worker_killed_mid_run_fails_its_repetition_and_the_run_goes_on(worker
     )
     try:
         deadline = time.monotonic() + 60.0
-        while not any("bench.remote.generator" in " ".join(p.cmdline()) for p in _children(client_proc)):
+        while not _loaded(server_proc, client_proc):
             assert time.monotonic() < deadline and run.poll() is None, "the load never started"
             time.sleep(0.05)
-        client_proc.kill()  # mid-repetition: its generators are loading the server
-        client_proc.wait()
+        victim.kill()  # mid-repetition: the server is up and the generators are loading it
+        victim.wait()
         code = run.wait(90.0)
     finally:
         if run.poll() is None:
@@ -369,9 +371,22 @@ def test_a_worker_killed_mid_run_fails_its_repetition_and_the_run_goes_on(worker
     assert code == 0, run.stderr.read()  # failed repetitions are rows, as in a local run
     table = results.load(out)
     assert len(table) == 3 and table["failed"].all()
-    assert all(f"client worker {client}: UNAVAILABLE" in error for error in table["error"]), list(table["error"])
+    for error in table["error"]:
+        assert error.startswith(f"{role} worker {victim_address}") and "UNAVAILABLE" in error.split(";")[0], error
     assert manifest.read(out).status == "complete"
     assert time.monotonic() - began < 60.0  # later cells fail fast, not after the streams' long deadlines
+
+
+def _loaded(server_worker: subprocess.Popen, client_worker: subprocess.Popen) -> bool:
+    """The client worker's generators run and the server worker's server has connections from them."""
+    try:
+        generating = any("bench.remote.generator" in " ".join(p.cmdline()) for p in _children(client_worker))
+        serving = [p for p in _children(server_worker) if "serve" in p.cmdline()]
+        return generating and any(
+            c.status == psutil.CONN_ESTABLISHED for p in serving for c in p.net_connections(kind="tcp")
+        )
+    except psutil.NoSuchProcess:
+        return False
 
 
 def _children(proc: subprocess.Popen) -> list[psutil.Process]:

@@ -13,8 +13,9 @@ address, role, kind and facts. A foreign worker (another language's) answers UNI
 question: it is recorded with no facts and a note saying so.
 
 Once the run measures, a worker that dies makes the repetitions it was part of failed rows (the error
-names it), and the run goes on: the next repetitions fail fast on a refused connection, and every wait on
-a worker is bounded (the cell's time limit plus bench.remote.driver.STREAM_MARGIN_S).
+names it), and the run goes on: each repetition first asks every worker for its cores, so the next ones
+fail within ``PROBE_TIMEOUT_S`` even when a host vanished without resetting its connections, and every
+wait on a worker is bounded (the cell's time limit plus bench.remote.driver.STREAM_MARGIN_S).
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ if TYPE_CHECKING:
 
 KIND = "workers"
 REACH_TIMEOUT_S = 10.0  # a worker's CoreCount; a worker that does not answer this fast is not there
+# Before each repetition: a worker that went away fails the repetition this fast, whether its host resets the
+# connection (a dead process) or has vanished (no answer at all), instead of after a stream's deadline.
+PROBE_TIMEOUT_S = 5.0
 FACTS_TIMEOUT_S = 30.0  # grpclab system samples steal time and runs systemd-detect-virt
 FOREIGN_NOTE = "not a lab worker (no grpclab.WorkerFacts): its machine's facts are not recorded"
 
@@ -81,6 +85,17 @@ class WorkersPlacement:
         """Every worker answers (RunError naming the first that does not); the lab's workers say their facts."""
         if self._found is None:
             self._found = tuple(self._ask(worker) for worker in self.workers)
+
+    def _unreachable(self, timeout: float = PROBE_TIMEOUT_S) -> str | None:
+        """Why a worker of the run does not answer its CoreCount now (the first that does not), or None."""
+        for worker in self.workers:
+            with grpc.insecure_channel(worker.address) as channel:
+                try:
+                    stub = worker_service_pb2_grpc.WorkerServiceStub(channel)
+                    stub.CoreCount(control_pb2.CoreRequest(), timeout=timeout)
+                except grpc.RpcError as exc:
+                    return f"{worker.role} worker {worker.address} does not answer: {exc.code().name}: {exc.details()}"
+        return None
 
     def _ask(self, worker: WorkerAddress) -> WorkerInfo:
         pinning = self.settings.server_cpus if worker.role == SERVER else self.settings.loadgen_cpus
@@ -135,9 +150,10 @@ class WorkersPlacement:
     def measure(self, cell: Cell, repetition: int, order: int, context: Context) -> dict:
         """One repetition over the workers -> its row (bench.run.measure.measure's contract: failures are rows)."""
         problem = cell_problem(cell, context.settings)
-        if problem:
+        error = f"cannot run over workers: {problem}" if problem else self._unreachable()
+        if error:
             row = driver.new_row(cell, context.settings, context.run_id, repetition, order)
-            row.update(failed=True, error=f"cannot run over workers: {problem}")
+            row.update(failed=True, error=error)
             return row
         row = driver.run_repetition(
             cell,
@@ -148,6 +164,12 @@ class WorkersPlacement:
             repetition=repetition,
             order=order,
         )
+        if row["failed"]:
+            # a worker that went away shows first in what other workers then said (a generator that could not
+            # connect, a stream reset): name it
+            gone = self._unreachable()
+            if gone and not row["error"].startswith(gone.split(" does not answer")[0]):
+                row["error"] = f"{gone}; then {row['error']}"
         floor = context.calibration.floor_note(cell.loadgen, row["lat_p50_ms"]) if context.calibration else None
         if floor and not row["failed"]:
             row["notes"] = "; ".join(filter(None, (row["notes"], floor)))
