@@ -86,15 +86,16 @@ class WorkersPlacement:
         if self._found is None:
             self._found = tuple(self._ask(worker) for worker in self.workers)
 
-    def _unreachable(self, timeout: float = PROBE_TIMEOUT_S) -> str | None:
-        """Why a worker of the run does not answer its CoreCount now (the first that does not), or None."""
+    def _unreachable(self, timeout: float = PROBE_TIMEOUT_S) -> tuple[str, str] | None:
+        """(the first worker of the run that does not answer its CoreCount now, why), or None."""
         for worker in self.workers:
             with grpc.insecure_channel(worker.address) as channel:
                 try:
                     stub = worker_service_pb2_grpc.WorkerServiceStub(channel)
                     stub.CoreCount(control_pb2.CoreRequest(), timeout=timeout)
                 except grpc.RpcError as exc:
-                    return f"{worker.role} worker {worker.address} does not answer: {exc.code().name}: {exc.details()}"
+                    name = f"{worker.role} worker {worker.address}"
+                    return name, f"{name} does not answer: {exc.code().name}: {exc.details()}"
         return None
 
     def _ask(self, worker: WorkerAddress) -> WorkerInfo:
@@ -150,7 +151,8 @@ class WorkersPlacement:
     def measure(self, cell: Cell, repetition: int, order: int, context: Context) -> dict:
         """One repetition over the workers -> its row (bench.run.measure.measure's contract: failures are rows)."""
         problem = cell_problem(cell, context.settings)
-        error = f"cannot run over workers: {problem}" if problem else self._unreachable()
+        gone = None if problem else self._unreachable()
+        error = f"cannot run over workers: {problem}" if problem else (gone[1] if gone else None)
         if error:
             row = driver.new_row(cell, context.settings, context.run_id, repetition, order)
             row.update(failed=True, error=error)
@@ -168,8 +170,8 @@ class WorkersPlacement:
             # a worker that went away shows first in what other workers then said (a generator that could not
             # connect, a stream reset): name it
             gone = self._unreachable()
-            if gone and not row["error"].startswith(gone.split(" does not answer")[0]):
-                row["error"] = f"{gone}; then {row['error']}"
+            if gone and not row["error"].startswith(gone[0]):
+                row["error"] = f"{gone[1]}; then {row['error']}"
         floor = context.calibration.floor_note(cell.loadgen, row["lat_p50_ms"]) if context.calibration else None
         if floor and not row["failed"]:
             row["notes"] = "; ".join(filter(None, (row["notes"], floor)))
