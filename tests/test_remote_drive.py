@@ -433,3 +433,15 @@ def test_a_foreign_worker_is_recorded_without_facts_and_a_missing_one_stops_the_
         ]
     finally:
         server.stop(None)
+
+
+def test_rows_from_a_foreign_worker_say_that_what_ran_was_its_own() -> None:
+    placement = WorkersPlacement(hosts.from_flag("10.0.0.1:10000,10.0.0.2:10000"), SETTINGS)
+    assert placement.foreign_notes(_cell()) == []  # nothing asked yet: nothing to say
+    placement._found = (
+        WorkerInfo("10.0.0.1:10000", "server", "foreign", 4, None, note=FOREIGN_NOTE),
+        WorkerInfo("10.0.0.2:10000", "client", "grpclab", 2, _facts()),
+    )
+    assert placement.foreign_notes(_cell(impl="sync")) == [
+        "server worker 10.0.0.1:10000 is foreign: it ran its own server, not impl=sync"
+    ]

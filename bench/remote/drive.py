@@ -172,7 +172,19 @@ class WorkersPlacement:
             gone = self._unreachable()
             if gone and not row["error"].startswith(gone[0]):
                 row["error"] = f"{gone[1]}; then {row['error']}"
+        notes = [row["notes"], *self.foreign_notes(cell)]
         floor = context.calibration.floor_note(cell.loadgen, row["lat_p50_ms"]) if context.calibration else None
         if floor and not row["failed"]:
-            row["notes"] = "; ".join(filter(None, (row["notes"], floor)))
+            notes.append(floor)
+        row["notes"] = "; ".join(filter(None, notes))
         return row
+
+    def foreign_notes(self, cell: Cell) -> list[str]:
+        """What a row must say when a foreign worker ran its server or load: the cell's labels are not what ran."""
+        notes = []
+        for worker in self._found or ():
+            if worker.kind == "foreign" and worker.role == SERVER:
+                notes.append(f"server worker {worker.address} is foreign: it ran its own server, not impl={cell.impl}")
+            elif worker.kind == "foreign":
+                notes.append(f"client worker {worker.address} is foreign: it ran its own load generator")
+        return notes
