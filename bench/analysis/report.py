@@ -80,8 +80,10 @@ def manifest_section(manifest: Manifest) -> str:
         _kv_table(env | {f"version: {k}": v for k, v in versions.items()} | {f"git {k}": v for k, v in git.items()}),
         "<h3>Placement</h3>",
         _kv_table(
-            asdict(m.placement) | {"tls_key_type": m.tls_key_type, "loadgen_processes": m.settings.loadgen_processes}
+            {k: v for k, v in asdict(m.placement).items() if k != "workers"}
+            | {"tls_key_type": m.tls_key_type, "loadgen_processes": m.settings.loadgen_processes}
         ),
+        *_workers(m),
         "<h3>Settings</h3>",
         _kv_table(asdict(m.settings)),
         *_machine_details(m),
@@ -89,6 +91,20 @@ def manifest_section(manifest: Manifest) -> str:
         f"<pre>{_e(json.dumps(m.spec_source, indent=2, default=str))}</pre>",
     ]
     return "\n".join(parts)
+
+
+def _workers(manifest: Manifest) -> list[str]:
+    """A driven run's workers (grpclab run --hosts), one line each: where, what, and on what machine."""
+    if not manifest.placement.workers:
+        return []
+    items = {}
+    for worker in manifest.placement.workers:
+        machine = f"{worker.system.cpu.model}, {len(worker.system.cpu.online)} CPUs" if worker.system else worker.note
+        versions = ", ".join(f"{k} {v}" for k, v in (worker.versions or {}).items() if k in ("python", "grpcio"))
+        items[f"{worker.role} worker {worker.address}"] = "; ".join(
+            filter(None, (worker.kind, f"{worker.cores} cores" if worker.cores else None, machine, versions))
+        )
+    return ["<h3>Workers (the run was driven over them; the environment above is the driver's)</h3>", _kv_table(items)]
 
 
 def warnings(cells: table.CellTable, manifest: Manifest) -> str:
