@@ -111,6 +111,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         loadgen_cpus=args.loadgen_cpus,
         cpu_latency_hold=args.cpu_latency_hold,
         calibrate=args.calibrate,
+        hosts=args.hosts,
     )
 
 
@@ -341,6 +342,12 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="override settings.calibrate: measure the machine's floor and noise first (default: on)",
+    )
+    run.add_argument(
+        "--hosts",
+        metavar="LIST|@FILE",
+        help="drive the cells over gRPC benchmark workers: HOST:PORT,HOST:PORT[,...], the first the server worker, "
+        "the rest client workers (QPS_WORKERS style), or @FILE with the same list; overrides the spec's [hosts]",
     )
     run.set_defaults(func=_cmd_run)
 

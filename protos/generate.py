@@ -34,7 +34,10 @@ BENCHMARK_PROTO_FILES = (
     "grpc/testing/benchmark_service.proto",
     "grpc/testing/worker_service.proto",
 )
+# The lab's own service beside WorkerService on a lab worker's driver port (package grpclab).
+LAB_WORKER_PROTO_FILES = ("grpclab/facts.proto",)
 _PACKAGE_IMPORT = re.compile(r"^from grpc\.(testing|core) import (\w+_pb2) as (\w+)$", re.MULTILINE)
+_LAB_PACKAGE_IMPORT = re.compile(r"^from grpclab import (\w+_pb2) as (\w+)$", re.MULTILINE)
 
 GO_MODULE = "grpclab/servers/go"
 GO_DIR = PROTO_DIR.parent / "servers" / "go"
@@ -66,12 +69,13 @@ def render() -> dict[str, str]:
                 f"--python_out={out}",
                 f"--pyi_out={out}",
                 f"--grpc_python_out={out}",
-                *(str(PROTO_DIR / name) for name in (*PROTO_FILES, *BENCHMARK_PROTO_FILES)),
+                *(str(PROTO_DIR / name) for name in (*PROTO_FILES, *BENCHMARK_PROTO_FILES, *LAB_WORKER_PROTO_FILES)),
             ]
         )
         rendered = {}
         for p in sorted(Path(out).rglob("*.py*")):
             text = _TOP_LEVEL_IMPORT.sub(r"from . import \1 as \2", p.read_text())
+            text = _LAB_PACKAGE_IMPORT.sub(r"from . import \1 as \2", text)
             rendered[str(p.relative_to(out))] = _PACKAGE_IMPORT.sub(r"from ..\1 import \2 as \3", text)
         return rendered
 

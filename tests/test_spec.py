@@ -408,7 +408,7 @@ def test_size_limit():
             '[axes]\nmode = ["open"]',
             "axes.rate: mode 'open' needs rate > 0, got 0 (the default; set axes.rate)",
         ),
-        ("foo = 1", "foo: unknown key; allowed: name, description, settings, axes, exclude, include"),
+        ("foo = 1", "foo: unknown key; allowed: name, description, settings, axes, exclude, include, hosts"),
         ("axes = 1", "axes: expected a table, got 1"),
         ("settings = [1]", "settings: expected a table, got a list"),
         ("description = 1", "description: expected a string, got 1"),

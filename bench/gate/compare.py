@@ -28,6 +28,15 @@ grpcio, protobuf, the measuring settings, or the /dev/cpu_dma_latency hold: idle
 CPUs that poll and idle CPUs that halt give latencies up to 2x apart) make the
 comparison meaningless and are refused with exit code 2 unless
 ``--allow-env-mismatch`` is given; the differences are printed either way.
+
+A run driven over gRPC benchmark workers (``grpclab run --hosts``) measured on its workers' machines, not on
+the driver's: for such a run the CPU model, CPU count and versions that count are its server worker's and its
+first client worker's (their facts in the manifest's placement), checked by the same rules against the other
+run's (its workers', or its own machine for a local run). A worker whose facts were not recorded (a foreign
+worker) is a warning, not a refusal: nothing says it differs, nothing says it does not. A local run and a
+driven run on the same kind of machines are compared, with a warning: the same cells, rows and rules, but the
+window is cut by the workers' marks instead of the harness's own samples (the test suite finds the two within
+15-20 % of each other on one machine, so differences of that size between them are not the code's).
 """
 
 from __future__ import annotations
@@ -291,12 +300,32 @@ def environment_differences(base: Manifest, head: Manifest) -> tuple[list[str], 
         if a != b:
             where.append(f"{label} {a} vs {b}")
 
-    differ(hard, "CPU model", b_env.cpu_model, h_env.cpu_model)
-    differ(hard, "cores", b_env.cores, h_env.cores)
-    b_ver, h_ver = b_env.versions, h_env.versions
-    for name in sorted(set(b_ver) | set(h_ver)):
-        differ(hard if name in _HARD_VERSIONS else soft, name, b_ver.get(name), h_ver.get(name))
-    differ(soft, "kernel", b_env.kernel, h_env.kernel)
+    b_kind, h_kind = base.placement.kind, head.placement.kind
+    if b_kind == h_kind == "local":
+        differ(hard, "CPU model", b_env.cpu_model, h_env.cpu_model)
+        differ(hard, "cores", b_env.cores, h_env.cores)
+        b_ver, h_ver = b_env.versions, h_env.versions
+        for name in sorted(set(b_ver) | set(h_ver)):
+            differ(hard if name in _HARD_VERSIONS else soft, name, b_ver.get(name), h_ver.get(name))
+        differ(soft, "kernel", b_env.kernel, h_env.kernel)
+    else:
+        if b_kind != h_kind:
+            soft.append(
+                f"placement {b_kind} vs {h_kind}: a driven run's window is cut by the workers' marks, a local "
+                "run's by the harness's samples (within 15-20 % of each other in the test suite)"
+            )
+        for role in ("server", "client"):
+            b_machine, h_machine = _machine(base, role), _machine(head, role)
+            if b_machine is None or h_machine is None:
+                soft.append(
+                    f"{role} machine not recorded by {'base' if b_machine is None else 'head'} (a foreign worker)"
+                )
+                continue
+            differ(hard, f"{role} CPU model", b_machine[0], h_machine[0])
+            differ(hard, f"{role} CPUs", b_machine[1], h_machine[1])
+            for name in _HARD_VERSIONS:
+                if name in b_machine[2] and name in h_machine[2]:
+                    differ(hard, f"{role} {name}", b_machine[2][name], h_machine[2][name])
     b_hold, h_hold = base.cpu_latency_hold, head.cpu_latency_hold
     if b_hold is not None and h_hold is not None:
         differ(hard, "cpu_latency_hold", b_hold.regime(), h_hold.regime())
@@ -309,6 +338,20 @@ def environment_differences(base: Manifest, head: Manifest) -> tuple[list[str], 
     for name in sorted(set(b_set) | set(h_set)):
         differ(hard if name in _HARD_SETTINGS else soft, f"settings.{name}", b_set.get(name), h_set.get(name))
     return hard, soft
+
+
+def _machine(manifest: Manifest, role: str) -> tuple[str | None, int | None, dict] | None:
+    """(CPU model, CPUs, versions) of the machine that ran a run's server or load; None: not recorded.
+
+    A local run's is its own machine; a driven run's is its first worker of that role (bench.remote.drive).
+    """
+    if not manifest.placement.workers:
+        env = manifest.environment
+        return env.cpu_model, env.cores, env.versions
+    worker = next((w for w in manifest.placement.workers if w.role == role), None)
+    if worker is None or worker.system is None:
+        return None
+    return worker.system.cpu.model, len(worker.system.cpu.online), worker.versions or {}
 
 
 def _run_info(manifest: Manifest) -> dict:

@@ -128,10 +128,41 @@ def _grpc_compression_args(cell: Cell) -> list[control_pb2.ChannelArg]:
     return [_arg(COMPRESSION_ARG, {v: k for k, v in ALGORITHMS.items()}[algorithm])]
 
 
+# Axes a worker's configs carry nothing for: at any other value than this the cell would silently run as another.
+UNCARRIED_AXES: dict[str, object] = {
+    "client": "aio",  # the worker's generator is the aio client (SYNC_CLIENT asks only for BenchmarkService)
+    "channel": "reuse",  # gRPC's client_channels stay open for the whole run
+    "channel_options": "default",
+    "server_options": "default",
+    "event_loop": "asyncio",
+    "handler_wait_ms": 0.0,  # handler work rides in lab.Work on each request; a worker's job sends none
+    "handler_block_ms": 0.0,
+    "handler_cpu_us": 0,
+}
+
+
+def uncarried(cell: Cell) -> str | None:
+    """Why ``cell`` cannot be sent to a worker as gRPC's configs (one line naming the axis), or None."""
+    for axis, value in UNCARRIED_AXES.items():
+        if getattr(cell, axis) != value:
+            return f"{axis}={getattr(cell, axis)}: a worker's configs cannot carry it (only {axis}={value} runs)"
+    return None
+
+
+def _server_type(cell: Cell) -> tuple[int, str]:
+    if cell.impl == "sync":
+        return control_pb2.SYNC_SERVER, ""
+    if cell.impl == "aio":
+        return control_pb2.ASYNC_SERVER, ""
+    return control_pb2.OTHER_SERVER, {impl: api for api, impl in LAB_SERVER_APIS.items()}[cell.impl]
+
+
 def server_config(cell: Cell, settings: Settings) -> control_pb2.ServerConfig:
     """What the lab's driver asks a worker's server to be for ``cell``."""
+    server_type, other_api = _server_type(cell)
     config = control_pb2.ServerConfig(
-        server_type=control_pb2.SYNC_SERVER if cell.impl == "sync" else control_pb2.ASYNC_SERVER,
+        server_type=server_type,
+        other_server_api=other_api,
         async_server_threads=cell.workers if cell.impl == "sync" else 0,
         server_processes=cell.processes,
         core_list=settings.server_cpus,
@@ -153,6 +184,9 @@ def client_config(
 
     The RPC deadline and the seed are the local generator's (bench.load.job.LoadJob.for_cell).
     """
+    problem = uncarried(cell)
+    if problem:
+        raise Inexpressible(problem)
     if cell.link != "loopback":
         raise Inexpressible(f"link={cell.link}: a worker's network is the hosts' own; the link axis does not apply")
     if cell.loadgen != "python":

@@ -12,6 +12,10 @@ own (bench.remote.driver), and by the same wire contract gRPC's qps_json_driver 
 * **CoreCount**: the CPUs this worker may use (its affinity mask).
 * **QuitWorker**: answers, then stops whatever runs and exits 0.
 
+Beside WorkerService, on the same port, the lab's own ``grpclab.WorkerFacts`` (protos/grpclab/facts.proto):
+**System** answers this machine's `grpclab system` facts, judged for the CPUs the driver names, for the
+run's manifest. A foreign worker does not serve it; that is how the lab's driver tells the two apart.
+
 A config the lab cannot run gets a status with one line naming the field (bench.remote.configs), never a
 crashed worker. The worker binds ``--host`` (default 127.0.0.1; on a real network give the host's own
 address, never the wildcard by default), and its servers bind the same address.
@@ -31,6 +35,7 @@ from pathlib import Path
 import grpc
 
 from protos.grpc.testing import control_pb2, worker_service_pb2_grpc
+from protos.grpclab import facts_pb2, facts_pb2_grpc
 
 from .client_side import LabClient
 from .configs import Refused, client_plan, server_plan
@@ -141,6 +146,28 @@ class Worker(worker_service_pb2_grpc.WorkerServiceServicer):
         return control_pb2.Void()
 
 
+class Facts(facts_pb2_grpc.WorkerFactsServicer):
+    """grpclab.WorkerFacts: this machine's `grpclab system` facts (bench.machine.system.collect)."""
+
+    def System(self, request: facts_pb2.FactsRequest, context) -> facts_pb2.FactsReply:  # noqa: N802
+        from ..machine.system import collect
+
+        available = os.sched_getaffinity(0)
+        pinning = tuple(request.pinning) or tuple(sorted(available))
+        missing = sorted(set(pinning) - available)
+        if missing:
+            have = ",".join(map(str, sorted(available)))
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"pinning: CPU {missing[0]} is not this worker's ({have})")
+        try:
+            facts = collect(pinning=pinning)
+        except Exception as exc:  # noqa: BLE001 - an unreadable /proc or /sys is the driver's note, not a dead worker
+            context.abort(grpc.StatusCode.INTERNAL, f"grpclab system: {type(exc).__name__}: {exc}")
+        from ..machine.environment import versions
+
+        known = {name: version for name, version in versions().items() if version is not None}
+        return facts_pb2.FactsReply(worker=WORKER_KIND, facts_json=json.dumps(facts.to_json()), versions=known)
+
+
 def serve(driver_port: int, host: str = "127.0.0.1", certs_dir: Path | None = None) -> int:
     """Serve the worker until QuitWorker, SIGTERM or SIGINT; prints one ready line (JSON) on stdout."""
     if certs_dir is not None:
@@ -150,6 +177,7 @@ def serve(driver_port: int, host: str = "127.0.0.1", certs_dir: Path | None = No
     worker = Worker(host, certs_dir)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="grpclab-worker"))
     worker_service_pb2_grpc.add_WorkerServiceServicer_to_server(worker, server)
+    facts_pb2_grpc.add_WorkerFactsServicer_to_server(Facts(), server)
     address = f"[{host}]:{driver_port}" if ":" in host else f"{host}:{driver_port}"
     from servers.transport import BindError
 

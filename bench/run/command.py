@@ -10,6 +10,7 @@ from rich.console import Console
 
 from ..analysis import findings, results, summary
 from ..spec import SpecError, filter_cells, load_spec, parse_spec, with_settings
+from . import hosts as run_hosts
 from . import measure, placement, progress
 from .executor import Side, execute
 from .manifest import Manifest
@@ -31,7 +32,9 @@ def run(
     loadgen_cpus: tuple[int, ...] | None,
     cpu_latency_hold: bool | None = None,
     calibrate: bool | None = None,
+    hosts: str | None = None,
 ) -> int:
+    """`grpclab run`; ``hosts``: --hosts (a QPS_WORKERS-style list or @FILE): drive the cells over those workers."""
     console = progress.console()
     overrides = {
         "duration": duration,
@@ -49,25 +52,39 @@ def run(
         spec = with_settings(spec, **{**asdict(manifest.settings), **given})
         plan = manifest.plan
         store.write_tables()  # a harness killed between a cell file and the tables left them stale
+        workers = run_hosts.from_flag(hosts) if hosts else recorded_workers(manifest)
+        where = placement.for_settings(spec.settings, store.dir.name, workers)
+        where.check()
+        if workers:
+            store.record(placement=where.describe())  # where the rest is measured (--hosts may name new ones)
     else:
         spec = with_settings(load_spec(spec_path), **overrides)
         cells = filter_cells(spec.cells, filter_expr) if filter_expr else spec.cells
         if not cells:
             raise SpecError(f"--filter: {filter_expr!r} selects no cell of {spec.name}")
         plan = Plan.make(cells, spec.settings)
-        where = placement.for_settings(spec.settings)
-        where.check()  # before anything is written
         run_id = f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{spec.name}"
+        workers = run_hosts.from_flag(hosts) if hosts else spec_workers(spec.source)
+        where = placement.for_settings(spec.settings, run_id, workers)
+        where.check()  # before anything is written
         manifest = Manifest.new(spec, plan, filter_expr, where.describe())
         store = RunStore.create(out or RESULTS_ROOT / run_id, manifest)
     cells = [cell for cell, _ in plan.steps]
-    for warning in (placement.link_warning(placement.for_settings(spec.settings), cells), measure.go_warning(cells)):
+    if isinstance(where, placement.DrivenPlacement):
+        warnings = [f"{line} (its repetitions fail; the other cells run)" for line in where.problems(cells)]
+        workers = where.describe().workers or ()
+        server_at, loadgen_at = f"server worker {workers[0].address}", f"client workers {workers[1].address}"
+        loadgen_at += "".join(f", {worker.address}" for worker in workers[2:])
+    else:
+        warnings = [placement.link_warning(where, cells), measure.go_warning(cells)]
+        server_at, loadgen_at = "server", "load generator"
+    for warning in warnings:
         if warning:
             console.print(f"warning: {warning}", soft_wrap=True, markup=False)
     console.print(
         f"run {store.dir}: {len(plan.steps)} repetitions of {store.manifest.cells} cells, "
-        f"server on CPU {_cpus(spec.settings.server_cpus)}, load generator on CPU "
-        f"{_cpus(spec.settings.loadgen_cpus)}"
+        f"{server_at} on CPU {_cpus(spec.settings.server_cpus)}, "
+        f"{loadgen_at} on CPU {_cpus(spec.settings.loadgen_cpus)}"
     )
     try:
         execute(
@@ -75,6 +92,7 @@ def run(
             plan,
             spec.settings,
             progress.Reporter(console),
+            placement=where,
             notice=lambda text: console.print(text, soft_wrap=True, markup=False, highlight=False),
         )
     except KeyboardInterrupt:
@@ -93,6 +111,19 @@ def finish(run_dir: Path, console: Console, manifest: Manifest | None = None) ->
     console.print(f"results: {run_dir}/cells.parquet, cells.csv, manifest.json, {findings.FILE_NAME}")
     summary.render_findings(document, console)
     return document
+
+
+def spec_workers(source: dict) -> tuple[run_hosts.WorkerAddress, ...] | None:
+    """The workers a spec's [hosts] table names, or None (run on this machine)."""
+    return run_hosts.from_table(source["hosts"]) if "hosts" in source else None
+
+
+def recorded_workers(manifest: Manifest) -> tuple[run_hosts.WorkerAddress, ...] | None:
+    """The workers a run was driven over (to resume it over the same), or None for a local run."""
+    workers = manifest.placement.workers
+    if not workers:
+        return None
+    return tuple(run_hosts.WorkerAddress(worker.address, worker.role) for worker in workers)
 
 
 def _cpus(cpus: tuple[int, ...]) -> str:

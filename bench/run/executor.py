@@ -43,7 +43,7 @@ from . import calibration
 from . import placement as placements
 from .calibration import Calibration
 from .measure import Context, ServerCode, measure
-from .placement import Placement
+from .placement import DrivenPlacement, Placement
 from .plan import Plan
 from .store import RunStore
 
@@ -98,7 +98,7 @@ def execute(
     plan: Plan,
     settings: Settings,
     progress: Progress,
-    placement: Placement | None = None,
+    placement: Placement | DrivenPlacement | None = None,
     notice: Notice = _print,
 ) -> int:
     """Measure every step of ``plan`` not yet in each side's store; returns the number of steps measured."""
@@ -160,7 +160,9 @@ def machine_facts(pinning: Sequence[int]) -> SystemFacts:
     return collect(pinning=pinning)
 
 
-def _record_machine(sides: Sequence[Side], placement: Placement, hold: HoldState, notice: Notice) -> None:
+def _record_machine(
+    sides: Sequence[Side], placement: Placement | DrivenPlacement, hold: HoldState, notice: Notice
+) -> None:
     where = placement.describe()
     facts = machine_facts(tuple(dict.fromkeys((*where.server_cpus, *where.loadgen_cpus))))
     notice(hold.describe())
@@ -180,7 +182,7 @@ def _calibrate(
     sides: Sequence[Side],
     plan: Plan,
     settings: Settings,
-    placement: Placement,
+    placement: Placement | DrivenPlacement,
     certs_dir: Path,
     hold: HoldState,
     notice: Notice,

@@ -64,12 +64,43 @@ class Environment:
 
 
 @dataclass(frozen=True)
+class WorkerInfo:
+    """One gRPC benchmark worker a driven run used (bench.remote.drive), as the run found it when it started."""
+
+    address: str  # HOST:PORT of its driver port
+    role: str  # "server" | "client"
+    kind: str  # "grpclab" (answers grpclab.WorkerFacts) | "foreign" (another language's worker, e.g. grpc-go's)
+    cores: int | None = None  # its CoreCount answer
+    system: SystemFacts | None = None  # its `grpclab system` facts for the run's CPUs; None: see note
+    versions: dict[str, str] | None = None  # its python, grpcio, protobuf... (as Environment.versions); None: unknown
+    note: str | None = None  # why there are no facts (a foreign worker, or the question failed)
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "system": self.system.to_json() if self.system is not None else None}
+
+    @classmethod
+    def from_json(cls, data: dict) -> WorkerInfo:
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown keys {unknown}")
+        facts = data.get("system")
+        return cls(**{**data, "system": SystemFacts.from_json(facts) if facts is not None else None})
+
+
+@dataclass(frozen=True)
 class PlacementInfo:
     """Where a run's servers and generators ran (bench.run.placement)."""
 
-    kind: str  # "local"
-    server_cpus: tuple[int, ...]
+    kind: str  # "local" | "workers" (driven over gRPC benchmark workers, bench.remote.drive)
+    server_cpus: tuple[int, ...]  # "workers": the core_list each server worker is asked to pin to
     loadgen_cpus: tuple[int, ...]
+    workers: tuple[WorkerInfo, ...] | None = None  # "workers": the server worker first, then the clients
+
+    def to_json(self) -> dict:
+        data = {"kind": self.kind, "server_cpus": self.server_cpus, "loadgen_cpus": self.loadgen_cpus}
+        if self.workers is not None:
+            data["workers"] = [worker.to_json() for worker in self.workers]
+        return data
 
 
 @dataclass(frozen=True)
@@ -207,6 +238,7 @@ class Manifest:
     def to_json(self) -> dict:
         data = asdict(self)
         data["plan"] = self.plan.to_json()
+        data["placement"] = self.placement.to_json()
         for typed in ("system", "cpu_latency_hold", "calibration"):  # each writes its own document
             value = getattr(self, typed)
             data[typed] = value.to_json() if value is not None else None
@@ -233,7 +265,7 @@ class Manifest:
                 settings=_settings(data["settings"], where),
                 filter=data.get("filter"),
                 plan=Plan.from_json(data["plan"]),
-                placement=_typed(PlacementInfo, data["placement"], f"{where}: placement"),
+                placement=_placement(data["placement"], f"{where}: placement"),
                 tls_key_type=data["tls_key_type"],
                 environment=_environment(data["environment"], f"{where}: environment"),
                 started_at=data["started_at"],
@@ -329,6 +361,19 @@ def _part(cls: type, data: object, where: str):
     except (KeyError, TypeError, ValueError, AttributeError, StopIteration) as exc:
         detail = f"missing {exc.args[0]}" if isinstance(exc, KeyError) else str(exc)
         raise ResultsError(f"{where}: corrupt ({detail})") from None
+
+
+def _placement(data: object, where: str) -> PlacementInfo:
+    if not isinstance(data, dict):
+        raise ResultsError(f"{where}: expected an object, got {type(data).__name__}")
+    workers = data.get("workers")
+    placement = _typed(PlacementInfo, {k: v for k, v in data.items() if k != "workers"}, where)
+    if workers is None:
+        return placement
+    if not isinstance(workers, list):
+        raise ResultsError(f"{where}: workers: expected a list")
+    typed = tuple(_part(WorkerInfo, item, f"{where}: workers[{i}]") for i, item in enumerate(workers))
+    return replace(placement, workers=typed)
 
 
 def _links(data: object, where: str) -> tuple[LinkInfo, ...]:

@@ -26,7 +26,7 @@ from ..spec import Cell, Settings
 from ..spec.compression import Compression
 from . import sampling
 from .netns import NetnsError
-from .placement import LoadgenHost, Placement, ServerLaunch
+from .placement import DrivenPlacement, LoadgenHost, Placement, ServerLaunch
 from .server_process import ServerStartError
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ class Context:
     run_id: str
     settings: Settings
     certs_dir: Path
-    placement: Placement
+    placement: Placement | DrivenPlacement
     server: ServerCode = ServerCode()
     calibration: Calibration | None = None  # the run's floor: rows near it say so in their notes
 
@@ -142,6 +142,8 @@ def make_load(cell: Cell, job: LoadJob, settings: Settings, host: LoadgenHost) -
 
 def measure(cell: Cell, repetition: int, order: int, ctx: Context) -> dict:
     """Run one repetition of one cell and return its row (failed rows included)."""
+    if isinstance(ctx.placement, DrivenPlacement):
+        return ctx.placement.measure(cell, repetition, order, ctx)  # over workers: they start what runs
     settings = ctx.settings
     where = ctx.placement.describe()
     row = schema.empty_row()

@@ -29,14 +29,15 @@ The run's placement is :class:`LinkPlacement`; what it does depends on the cell'
   Without the privilege to create namespaces such a cell's row fails with one line saying so, and
   loopback cells run as before.
 
-The next placement drops in the same way:
-
-* **remote workers**: ``start()`` is an RPC to a worker agent on another host, which starts
-  ``grpclab serve`` there and answers with its address (the target) and an id; ``sample()`` asks that
-  agent for its /proc and socket readings, ``stop()`` asks it to stop. ``cpus`` are the remote host's.
+Over gRPC benchmark workers (``grpclab run --hosts``, bench.remote.drive.WorkersPlacement) nothing is
+started here: the workers start the server and the generators, and the marks of gRPC's protocol, not
+this process's samples, cut the window. Such a placement is a :class:`DrivenPlacement`: it measures a
+repetition itself (``measure(cell, repetition, order, context) -> row``), and bench.run.measure hands it
+the repetition instead of asking it for a Site. Everything else of a run (plan, resume, per-cell files,
+progress, calibration, findings) is the executor's, as for a local run.
 
 A placement that describes itself differently (addresses, hosts) adds typed fields to PlacementInfo
-(bench.run.manifest), which the manifest records.
+(bench.run.manifest), which the manifest records (the workers: PlacementInfo.workers).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -60,6 +61,9 @@ from ..spec.link import Link
 from . import netns, sampling, server_process
 from .manifest import PlacementInfo
 from .sampling import Sample, TcpCounters
+
+if TYPE_CHECKING:
+    from .hosts import WorkerAddress
 
 HEALTH_TIMEOUT_S = 20.0
 
@@ -121,6 +125,19 @@ class Placement(Protocol):
     def describe(self) -> PlacementInfo: ...
 
     def cell(self, cell: Cell) -> AbstractContextManager[Site]: ...
+
+
+@runtime_checkable
+class DrivenPlacement(Protocol):
+    """A placement that measures a repetition itself (over gRPC benchmark workers): no Site, no local process."""
+
+    def check(self) -> None: ...
+
+    def describe(self) -> PlacementInfo: ...
+
+    def problems(self, cells: Sequence[Cell]) -> list[str]: ...  # one line per cell it cannot run
+
+    def measure(self, cell: Cell, repetition: int, order: int, context: Any) -> dict: ...  # failures are rows
 
 
 # -- local: one machine, processes pinned to CPUs ------------------------------------------------
@@ -327,8 +344,14 @@ def link_warning(where: Placement, cells: Sequence[Cell]) -> str | None:
     return f"{len(keys)} cells with link != loopback will fail ({problem}); the loopback cells run"
 
 
-def for_settings(settings: Settings, run_id: str | None = None) -> Placement:
-    """The placement a run's settings ask for (the one place that chooses)."""
+def for_settings(
+    settings: Settings, run_id: str | None = None, workers: Sequence[WorkerAddress] | None = None
+) -> Placement | DrivenPlacement:
+    """The placement a run asks for (the one place that chooses): over ``workers`` when given, else this machine."""
+    if workers:
+        from ..remote.drive import WorkersPlacement
+
+        return WorkersPlacement(tuple(workers), settings)
     return LinkPlacement(LocalPlacement.from_settings(settings), netns.run_tag(run_id or "run"))
 
 

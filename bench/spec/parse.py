@@ -36,7 +36,8 @@ from .settings import SETTINGS_KEYS, Settings, parse_settings
 MAX_PRODUCT = 1_000_000
 SPECS_DIR = Path(__file__).resolve().parent.parent / "specs"  # bench/specs: the path users type
 
-_TOP_KEYS = ("name", "description", "settings", "axes", "exclude", "include")
+# [hosts]: the workers a driven run uses (bench.run.hosts reads and checks it; the cells do not depend on it)
+_TOP_KEYS = ("name", "description", "settings", "axes", "exclude", "include", "hosts")
 # The name ends up in result directory names, so keep it path-safe.
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
