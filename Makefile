@@ -16,7 +16,7 @@ setup: $(VENV)/.installed go-tools-if-go
 .PHONY: go-tools-if-go
 go-tools-if-go:
 	@if ! command -v go >/dev/null 2>&1; then \
-		echo "Go not found: ghz and grpclab-go-server not built (install Go >= $(GO_MIN_VERSION) for loadgen ghz and impl go); the Python servers and load generator work without them"; \
+		echo "Go not found: ghz, grpclab-go-server and grpc-go-benchmark-worker not built (install Go >= $(GO_MIN_VERSION) for loadgen ghz, impl go and the interop worker); the Python servers, generator and worker work without them"; \
 	else $(MAKE) --no-print-directory ghz-if-go go-server-if-go; fi
 
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -125,11 +125,27 @@ $(BIN)/protoc-gen-go-grpc:
 
 go-server-if-go:
 	@if ! command -v go >/dev/null 2>&1; then \
-		echo "grpclab-go-server: Go not found; install Go >= $(GO_MIN_VERSION) for impl go; the Python servers work without it"; \
+		echo "grpclab-go-server, $(GO_WORKER_NAME): Go not found; install Go >= $(GO_MIN_VERSION) for impl go and grpc-go's worker; the Python servers work without them"; \
 	elif [ "$$(printf '%s\n' "go$(GO_MIN_VERSION)" "$$(go env GOVERSION)" | sort -V | head -1)" != "go$(GO_MIN_VERSION)" ]; then \
-		echo "grpclab-go-server: $$(go env GOVERSION) is older than Go $(GO_MIN_VERSION) (grpc-go v1.85.0 needs it); impl go is not built"; \
-	else $(MAKE) --no-print-directory go-server; fi
+		echo "grpclab-go-server, $(GO_WORKER_NAME): $$(go env GOVERSION) is older than Go $(GO_MIN_VERSION) (grpc-go v1.85.0 needs it); impl go and grpc-go's worker are not built"; \
+	else $(MAKE) --no-print-directory go-server go-worker; fi
 
 # Regenerate servers/go/gen from protos/*.proto (protoc from grpcio-tools, the pinned plugins above).
 go-protos: setup go-plugins
 	$(BIN)/python -m protos.generate --go
+
+# --- grpc-go's benchmark worker (issue 17: interop), at the grpc-go version servers/go/go.mod pins ---
+# Built with the grpc-go server (same Go requirement) by `setup`; bench/remote/go_worker.py knows its name. It listens
+# on every address, so the lab only ever starts it inside a network namespace of its own (bench/remote/fleet.py).
+# `go install` names the binary after the package (worker): it is built into a scratch GOBIN and renamed.
+GO_WORKER_NAME := grpc-go-benchmark-worker
+GRPC_GO_VERSION := $(shell awk '$$1 == "google.golang.org/grpc" {print $$2}' servers/go/go.mod)
+
+.PHONY: go-worker
+
+go-worker: $(BIN)/$(GO_WORKER_NAME)
+
+$(BIN)/$(GO_WORKER_NAME): servers/go/go.mod
+	rm -rf $(BIN)/.go-worker-build
+	GOBIN=$(CURDIR)/$(BIN)/.go-worker-build GOTOOLCHAIN=local go install google.golang.org/grpc/benchmark/worker@$(GRPC_GO_VERSION)
+	mv $(BIN)/.go-worker-build/worker $@ && rmdir $(BIN)/.go-worker-build

@@ -106,6 +106,8 @@ def load_result(stats: stats_pb2.ClientStats, params: stats_pb2.HistogramParams)
     """A client worker's window stats as the lab's LoadResult (exact from a lab worker; see the module doc)."""
     metrics = _metrics(stats)
     ok = sum(r.count for r in stats.request_results if r.status_code == 0)
+    if not stats.request_results:
+        ok = int(stats.latencies.count)  # grpc-go's worker answers no request_results: its latencies are its OK RPCs
     errors: dict[str, int] = {}
     for result in stats.request_results:
         if result.status_code != 0:

@@ -14,14 +14,16 @@ stays bound to that namespace and is handed to pyroute2 by file descriptor.
 
 Nothing of it may outlive the harness:
 
-* names carry the harness's pid, a tag of the run and a counter: ``grpclab-<pid>-<tag>-<n>-srv`` / ``-gen``;
+* names carry the harness's pid, a tag of the run and a counter: ``grpclab-<pid>-<tag>-<n>-srv`` / ``-gen``
+  (a fleet's, bench.remote.fleet: ``-hub`` / ``-host-<name>``);
 * the cell's network is removed when its block ends, also on failure, Ctrl-C and SIGTERM (which the
   executor turns into KeyboardInterrupt). Removing a namespace's name destroys it once its last process
   is gone (the server and generators exit with the harness), and the veth pair goes with it;
 * against SIGKILL of the harness, a reaper process (``python -m bench.run.netns reap PID``, started with the
   first link cell, in its own session so Ctrl-C does not reach it) holds a pipe whose only writer is the
-  harness: when the harness is gone, however it died, the pipe reads EOF and the reaper removes every
-  namespace carrying the harness's pid, then exits;
+  harness: when the harness is gone, however it died, the pipe reads EOF and the reaper SIGKILLs what still
+  runs inside the namespaces carrying the harness's pid (a process without a parent-death signal would keep
+  its namespace alive), removes them, then exits;
 * every run first sweeps namespaces whose harness pid is dead (:func:`sweep`): a reaper killed along
   with its harness leaves nothing for longer than until the next run. A namespace whose harness is alive
   is never touched.
@@ -56,7 +58,8 @@ LOADGEN_ADDRESS = "198.18.0.2"
 PREFIX_LEN = 30
 SERVER_IF = "lab-srv"  # interface names live inside the namespaces, so they need not be unique
 LOADGEN_IF = "lab-gen"
-_NAME = re.compile(r"grpclab-(\d+)-([A-Za-z0-9_.]+)-(\d+)-(srv|gen)")
+# the role: a cell's server or generators (srv, gen), or a fleet's hub or host (bench.remote.fleet)
+_NAME = re.compile(r"grpclab-(\d+)-([A-Za-z0-9_.]+)-(\d+)-(srv|gen|hub|host-[A-Za-z0-9_.]+)")
 _TAG_CHARS = re.compile(r"[^A-Za-z0-9_.]+")
 
 CAP_NET_ADMIN = 12
@@ -265,7 +268,8 @@ def netlink_fd(name: str, protocol: int) -> int:
     return _in_thread(work)
 
 
-def _iproute(name: str):
+def iproute(name: str):
+    """pyroute2's IPRoute on a netlink socket inside namespace ``name`` (use it in a ``with``)."""
     from pyroute2 import IPRoute
     from pyroute2.netlink import NETLINK_ROUTE
 
@@ -280,9 +284,37 @@ def remove(name: str) -> None:
         path.unlink()
 
 
+def processes_in(namespaces: list[str]) -> list[int]:
+    """The pids of the processes whose network namespace is one of ``namespaces`` (by name)."""
+    inodes = set()
+    for name in namespaces:
+        with suppress(OSError):
+            inodes.add(os.stat(NETNS_DIR / name).st_ino)  # the bind mount: the namespace's own nsfs inode
+    pids = []
+    for entry in os.listdir("/proc") if inodes else ():
+        if entry.isdigit():
+            with suppress(OSError):
+                if os.stat(f"/proc/{entry}/ns/net").st_ino in inodes:
+                    pids.append(int(entry))
+    return pids
+
+
+def _end_orphans(namespaces: list[str]) -> None:
+    """SIGKILL what still runs inside the namespaces of a harness that is gone.
+
+    Lab processes exit with their harness (parent-death signal), but a process that has none (a foreign worker
+    started without it, a grandchild) would keep its namespace alive, unnamed, forever: its harness is dead, so
+    nobody else will end it.
+    """
+    for pid in processes_in(namespaces):
+        with suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def remove_of(pid: int) -> list[str]:
-    """Remove every lab namespace of harness ``pid`` (the reaper, after that harness is gone)."""
+    """Remove every lab namespace of harness ``pid`` and end what runs in them (the reaper, after it is gone)."""
     gone = [name for name in lab_namespaces() if owner_pid(name) == pid]
+    _end_orphans(gone)
     for name in gone:
         remove(name)
     return gone
@@ -292,6 +324,7 @@ def sweep(own_pid: int | None = None) -> list[str]:
     """Remove lab namespaces left by harnesses that are dead; returns their names. Live runs' stay."""
     own_pid = os.getpid() if own_pid is None else own_pid
     stale = [name for name in lab_namespaces() if (pid := owner_pid(name)) != own_pid and not _alive(pid)]
+    _end_orphans(stale)
     for name in stale:
         remove(name)
     return stale
@@ -327,6 +360,18 @@ class Reaper:
             with suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=10)
             self.proc = None
+
+
+_PROCESS_REAPER = Reaper()
+
+
+def ensure_reaper() -> None:
+    """This harness's shared reaper, started once and left running until the harness ends (however it ends).
+
+    For namespaces whose owner cannot close a reaper of its own without touching another's (a fleet beside a
+    run's link cells in one process): closing a reaper removes *every* namespace of the harness's pid.
+    """
+    _PROCESS_REAPER.ensure()
 
 
 def _reap(harness_pid: int) -> int:
@@ -372,7 +417,7 @@ class CellNetwork:
 
 
 def _drops(namespace: str, ifname: str) -> int:
-    with _iproute(namespace) as ipr:
+    with iproute(namespace) as ipr:
         index = ipr.link_lookup(ifname=ifname)[0]
         total = 0
         for qdisc in ipr.get_qdiscs(index=index):
@@ -402,7 +447,7 @@ def _build(net: CellNetwork) -> None:
     try:
         create(net.server_ns)
         create(net.loadgen_ns)
-        with _iproute(net.server_ns) as ipr:
+        with iproute(net.server_ns) as ipr:
             # Created inside S with its peer placed in L directly: no end ever exists in the harness's own
             # namespace, so a crash here cannot leave an interface behind there.
             loadgen_fd = os.open(NETNS_DIR / net.loadgen_ns, os.O_RDONLY)
@@ -414,7 +459,7 @@ def _build(net: CellNetwork) -> None:
             (net.server_ns, SERVER_IF, SERVER_ADDRESS),
             (net.loadgen_ns, LOADGEN_IF, LOADGEN_ADDRESS),
         ):
-            with _iproute(namespace) as ipr:
+            with iproute(namespace) as ipr:
                 ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
                 index = ipr.link_lookup(ifname=ifname)[0]
                 ipr.addr("add", index=index, address=address, prefixlen=PREFIX_LEN)
