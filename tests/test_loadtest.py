@@ -21,7 +21,8 @@ from google.protobuf import json_format
 
 from bench import cli
 from bench.remote import configs, loadtest, local_pods, scenarios
-from bench.spec import load_spec, parse_spec
+from bench.spec import DEFAULTS, load_spec, parse_spec
+from bench.spec.cell import normalize
 from bench.spec.filters import filter_cells
 from protos.grpc.testing import control_pb2
 
@@ -66,12 +67,14 @@ def test_cells_a_worker_would_run_differently_are_left_out_each_named() -> None:
         if cell.loadgen == "ghz":
             assert "loadgen=ghz" in why[cell.key()]
         elif cell.handler_wait_ms or cell.handler_cpu_us or cell.handler_block_ms:
-            assert "handler_" in why[cell.key()] or "--impl go" in why[cell.key()]
+            assert "handler_" in why[cell.key()]
         elif cell.event_loop == "uvloop":
-            assert "--uvloop" in why[cell.key()]
+            assert "event_loop=uvloop" in why[cell.key()]
         elif cell.client != "aio" or cell.channel != "reuse":
             assert cell.key() in why
-        elif cell.service == "tutorial" and cell.impl in ("sync", "aio") and cell.payload_kind != "records":
+        elif cell.payload_kind == "records":  # the worker refuses records payloads (servers.payloads.KIND_TO_PROTO)
+            assert "'records'" in why[cell.key()]
+        else:
             assert cell.key() in kept
     # each kept cell's configs are ones the lab's worker runs
     for scenario in document.message.scenarios:
@@ -170,7 +173,13 @@ def test_tls_cells_and_cells_a_worker_cannot_run_are_left_out(tmp_path: Path) ->
     assert tls
     _, left_out = loadtest.write(QUICK, QUICK.cells, tmp_path)
     why = dict(line.split(": ", 1) for line in left_out)
-    assert all(why[cell.key()].startswith("tls:") for cell in tls)
+    assert all(why[cell.key()].startswith(f"tls={cell.tls}:") for cell in tls)
+    assert all(c.key() in why for c in filter_cells(QUICK.cells, "impl=go"))
+    go = normalize({**DEFAULTS, "impl": "go", "payload_size": 1024})
+    _, left_out = loadtest.write(QUICK, [go, QUICK.cells[0]], tmp_path / "go")
+    assert left_out == [
+        f"{go.key()}: impl=go: the lab's image has no Go toolchain, so no grpc-go server (deploy/Containerfile)"
+    ]
     assert all("loadgen=ghz" in why[c.key()] for c in filter_cells(QUICK.cells, "loadgen=ghz"))
 
 

@@ -22,8 +22,8 @@ directory to its log as a tar.gz in base64 between two marker lines (a finished 
 ``kubectl cp``-ed, but its log stays readable, and test-infra's runner saves every pod's log); :func:`collect`
 (`grpclab loadtest --collect LOG`) turns such a log back into the run directory.
 
-Cells a worker cannot run as the lab's own run does (bench.remote.scenarios.worker_problem), and TLS cells
-(the pods share no certificates), are left out with one line each.
+Cells a worker cannot run as the lab's own run does (bench.remote.scenarios.worker_problem), TLS cells (the
+pods share no certificates) and go cells (the image has no Go) are left out with one line each.
 """
 
 from __future__ import annotations
@@ -135,8 +135,11 @@ def shards(spec: Spec, cells: Sequence[Cell], count: int, num_clients: int = 1) 
     left_out: list[str] = []
     runnable: list[Cell] = []
     for cell in cells:
-        problem = "tls: the pods share no certificates" if cell.tls != "off" else None
-        problem = problem or scenarios.worker_problem(cell, spec.settings)
+        problem = scenarios.worker_problem(cell, spec.settings)
+        if problem is None and cell.tls != "off":
+            problem = f"tls={cell.tls}: the pods share no certificates"
+        if problem is None and cell.impl == "go":
+            problem = "impl=go: the lab's image has no Go toolchain, so no grpc-go server (deploy/Containerfile)"
         if problem is None:
             runnable.append(cell)
         else:

@@ -6,11 +6,11 @@ driver (server_targets left empty: a driver fills them from its workers), one se
 and the spec's warm-up and window. The document is protobuf's proto3 JSON mapping with the .proto field names
 (snake_case), as upstream's scenario files are written.
 
-A cell is left out, with one line naming it, when a worker could not run it as the lab's own run does:
-gRPC's configs cannot say it (bench.remote.configs.Inexpressible), the lab's worker would refuse the configs
-(configs.Refused), or the worker would start a different server or load than the lab's run of the cell (an
-axis the configs do not carry, such as server_options, event_loop or handler work). The last check is the
-worker's own conversion run backwards, so it cannot drift from what the worker does.
+A cell is left out, with one line naming it, when a worker could not run it as the lab's own run does: the
+lab's driver refuses it (bench.remote.drive.cell_problem: gRPC's configs cannot say it), the lab's worker
+would refuse the configs (configs.Refused), or the worker would start a different server or load than the
+lab's run of the cell. The last two are the worker's own conversion run backwards, so they cannot drift from
+what the worker does.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from protos.grpc.testing import control_pb2
 from ..load.job import LoadJob
 from ..run.measure import server_args
 from ..spec import Cell, Settings
-from . import configs
+from . import configs, drive
 
 # Where the worker's certificates would be: only compared, never read (the check starts nothing).
 _CERTS = Path("/certs")
@@ -72,7 +72,14 @@ def _server_differences(cell: Cell, plan: configs.ServerPlan) -> list[str]:
 
 
 def worker_problem(cell: Cell, settings: Settings) -> str | None:
-    """Why a worker (the lab's, from gRPC's configs) would not run ``cell`` as the lab's run does; None: it would."""
+    """Why a worker (the lab's, from gRPC's configs) would not run ``cell`` as the lab's run does; None: it would.
+
+    First what the lab's driver refuses (bench.remote.drive.cell_problem), then the worker's conversion run
+    backwards, which also catches what a worker would refuse or run differently that no rule names yet.
+    """
+    problem = drive.cell_problem(cell, settings)
+    if problem is not None:
+        return problem
     try:
         server = configs.server_config(cell, settings)
         client = configs.client_config(cell, settings, [_CHECK_TARGET])
