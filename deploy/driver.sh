@@ -19,6 +19,22 @@ status=0
 timeout --kill-after="${KILL_AFTER:-30}" "$seconds" \
     grpclab run "$work/shard.toml" --hosts "@$QPS_WORKERS_FILE" --out "$work/$GRPCLAB_SHARD" || status=$?
 
+# As test-infra's own driver ends (qps_json_driver --quit=true): every worker is told to quit, so the worker
+# pods end Succeeded instead of running into their time limit.
+python - "$QPS_WORKERS_FILE" <<'PY' || true
+import sys
+from pathlib import Path
+
+from bench.remote.driver import quit_worker
+from bench.run.hosts import split_list
+
+for worker in split_list(Path(sys.argv[1]).read_text()):
+    try:
+        quit_worker(worker)
+    except Exception as exc:  # a worker already gone is no reason to lose the results
+        print(f"QuitWorker {worker}: {exc}", file=sys.stderr)
+PY
+
 if [ -f "$work/$GRPCLAB_SHARD/manifest.json" ]; then
     echo "=== grpclab run directory $GRPCLAB_SHARD begin (tar.gz, base64)"
     tar -C "$work" -czf - --exclude=report "$GRPCLAB_SHARD" | base64
