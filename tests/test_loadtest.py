@@ -254,3 +254,20 @@ def test_local_pods_get_the_containers_env_the_pods_address_and_the_controllers(
     with pytest.raises(loadtest.LoadTestError, match="env SECRET"):
         local_pods._env({"env": [{"name": "SECRET", "valueFrom": {"secretKeyRef": {"name": "x"}}}]}, "", {}, tmp_path)
     assert local_pods._command(worker, "pod") == worker["command"]
+
+
+class _Process:
+    def __init__(self, returncode: int | None) -> None:
+        self.returncode = returncode
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+
+def test_local_ready_wait_is_the_workers_ready_line_and_a_dead_worker_fails_naming_its_pod(tmp_path: Path) -> None:
+    ready, dead = tmp_path / "ready.log", tmp_path / "dead.log"
+    ready.write_text('{"event": "ready", "worker": "grpclab", "host": "198.18.1.2", "driver_port": 10000}\n')
+    dead.write_text("grpclab worker: error: --host: cannot bind\n")
+    local_pods._wait_ready([local_pods.Pod("t-server-0", "198.18.1.2", _Process(None), ready)])
+    with pytest.raises(loadtest.LoadTestError, match=r"pod t-client-0 exited 2 before it was ready \(log .*dead.log\)"):
+        local_pods._wait_ready([local_pods.Pod("t-client-0", "198.18.1.3", _Process(2), dead)])

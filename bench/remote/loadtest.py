@@ -99,8 +99,8 @@ def _table(values: dict[str, object]) -> list[str]:
 
 
 def _axes(cell: Cell) -> dict[str, object]:
-    """The cell as a spec writes it: an axis the cell ignores (the workers of an aio cell) at its default, which
-    a spec accepts, where the cell carries the fixed value normalize() gives it (workers 0), which it does not."""
+    """The cell's values as a spec may write them: an axis the cell ignores (the workers of an aio cell) at its
+    default, since a spec refuses the fixed value normalize() gives it (workers 0); parsing fixes it again."""
     values = cell.to_dict()
     return {axis: value if applies(axis, values) else DEFAULTS[axis] for axis, value in values.items()}
 

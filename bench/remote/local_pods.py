@@ -176,7 +176,7 @@ def main(manifests_dir: Path, results: Path) -> int:
     if results.exists() and any(results.iterdir()):
         raise LoadTestError(f"--out: {results} exists and is not empty")
     try:
-        from .fleet import Fleet
+        from .fleet import Fleet, FleetError
     except ImportError as exc:  # the namespaces' module (bench.remote.fleet) is another branch's until merged
         raise LoadTestError(f"--local: this checkout has no network namespaces for pods ({exc})") from None
     results.mkdir(parents=True, exist_ok=True)
@@ -185,7 +185,10 @@ def main(manifests_dir: Path, results: Path) -> int:
     for test in tests:
         name = test["metadata"]["name"]
         print(f"{name}: running its pods in network namespaces", flush=True)
-        code, found = run_test(test, results, Fleet)
+        try:
+            code, found = run_test(test, results, Fleet)
+        except FleetError as exc:  # the namespaces could not be made (not root, no setpriv...): one line
+            raise LoadTestError(f"--local: {exc}") from None
         shard_dirs += found
         state = "Succeeded" if code == 0 else f"Errored (driver exit {code})"
         print(f"{name}: {state}; run directory {', '.join(map(str, found)) or 'none'}", flush=True)

@@ -11,9 +11,10 @@ are rebuilt from them. Refused, with one line, before anything is written:
 - a cell measured in two shards (its repetitions would collide; shards of one spec never share a cell);
 - a directory that is not a run directory, or one with no measured repetition.
 
-The merged manifest has the first shard's environment and settings (the check makes the others the same
-where it matters), every shard's plan steps, and ``merge``: when, and each shard's path, status, times,
-steps and rows. Its status is ``complete`` only when every shard's is.
+The merged manifest has the first shard's environment, placement and settings (the check makes the others the
+same where it matters; for driven shards that includes the workers' machines), every shard's plan steps, and
+``merge``: when, and each shard's path, status, times, steps, rows, placement and commit. Its status is
+``complete`` only when every shard's is. Each shard's machine state and calibration stay in its own manifest.
 """
 
 from __future__ import annotations
@@ -105,7 +106,6 @@ def merge(shard_dirs: Sequence[Path], out: Path) -> Manifest:
 def main(shard_dirs: Sequence[Path], out: Path) -> int:
     """`grpclab merge`: prints what it joined; errors are the CLI's (one line, exit 2)."""
     merged = merge(shard_dirs, out)
-    assert merged.merge is not None
-    rows = sum(s.rows for s in merged.merge.shards)
+    rows = sum(shard.rows for shard in merged.merge.shards) if merged.merge else 0
     print(f"{out}: {rows} repetitions of {merged.cells} cells from {len(shard_dirs)} shards (status {merged.status})")
     return 0
