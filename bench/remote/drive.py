@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -35,6 +36,9 @@ from ..run.placement import RunError
 from ..spec import Cell, Settings, SpecError
 from ..spec.cell import check_cell
 from . import configs, driver
+
+if TYPE_CHECKING:
+    from ..run.measure import Context
 
 KIND = "workers"
 REACH_TIMEOUT_S = 10.0  # a worker's CoreCount; a worker that does not answer this fast is not there
@@ -122,7 +126,7 @@ class WorkersPlacement:
                 lines.append(f"cell {key} cannot run over workers: {problem}")
         return lines
 
-    def measure(self, cell: Cell, repetition: int, order: int, context) -> dict:
+    def measure(self, cell: Cell, repetition: int, order: int, context: Context) -> dict:
         """One repetition over the workers -> its row (bench.run.measure.measure's contract: failures are rows)."""
         problem = cell_problem(cell, context.settings)
         if problem:

@@ -1,21 +1,25 @@
-"""The lab as a driver of gRPC's benchmark protocol: one cell repetition over two workers -> one lab row.
+"""The lab as a driver of gRPC's benchmark protocol: one cell repetition over workers -> one lab row.
 
-:func:`run_scenario` does what gRPC's qps_json_driver does for one scenario with one server and one client
-worker, and fills the same row as the local harness (bench.run.measure.fill_metrics):
+:func:`run_repetition` does what gRPC's qps_json_driver does for one scenario with one server worker and one
+or more client workers, and fills the same row as the local harness (bench.run.measure.fill_metrics);
+:func:`run_scenario` is its one-client form:
 
 1. RunServer on the server worker with the cell's ServerConfig (bench.remote.configs.server_config); the
    first status carries the port, the target is the server worker's host and that port;
-2. RunClient on the client worker with the cell's ClientConfig aimed at that target; the load starts;
-3. after ``settings.warmup``, Mark(reset) on both (the warm-up is discarded), after ``settings.duration``
-   Mark on both: the window's stats;
-4. both streams are half-closed, which makes the workers stop what they started, and drained.
+2. RunClient on each client worker with its share of the cell's load (:func:`split_load`) aimed at that
+   target; the load starts;
+3. after ``settings.warmup``, Mark(reset) on all of them (the warm-up is discarded), after
+   ``settings.duration`` Mark on all: the window's stats;
+4. every stream is half-closed, which makes the workers stop what they started, and drained.
 
-The row's window is the client's ``time_elapsed``; the server's CPU and wire bytes are rescaled from the
-server's own period to it, as the local harness rescales its samples. From a lab worker the row gets the
+The row's window is the clients' ``time_elapsed`` (the longest); their counts and CPU are summed and their
+histograms merged (:func:`merge_results`); the server's CPU and wire bytes are rescaled from the server's own
+period to the window, as the local harness rescales its samples. From a lab worker the row gets the
 generator's HDR histograms, busy time and unfinished RPCs exactly (core_stats ``grpclab.*``); from another
 language's worker the latencies come from gRPC's log-bucket histogram (bench.remote.loghist.to_hdr) and the
-measures it does not report stay empty. A failure is a row with ``failed`` set and the error, never an
-exception, like bench.run.measure.
+measures it does not report stay empty. A failure (a refused config, a worker that dies: its error names the
+worker) is a row with ``failed`` set and the error, never an exception, like bench.run.measure. Every wait on
+a worker is bounded: each stream's deadline is the cell's time limit plus ``STREAM_MARGIN_S``.
 """
 
 from __future__ import annotations
@@ -244,7 +248,9 @@ def run_repetition(
     began = time.monotonic()
     try:
         server_config = configs.server_config(cell, settings)
-        # the client configs are checked before anything starts (a cell gRPC's configs cannot say)
+        # the client configs are checked before anything starts (a cell gRPC's configs cannot say), the whole
+        # cell's first: its error names the cell's values, not a share's
+        configs.client_config(cell, settings, ["check:0"], repetition)
         _client_configs(cell, settings, "check:0", repetition, used)
         with _channels(server_worker, *clients_used) as (server_stub, *client_stubs):
             timeout = settings.cell_timeout + STREAM_MARGIN_S

@@ -51,8 +51,11 @@ def run(
         given = {k: v for k, v in overrides.items() if v is not None}
         spec = with_settings(spec, **{**asdict(manifest.settings), **given})
         plan = manifest.plan
-        store.write_tables()  # a harness killed between a cell file and the tables left them stale
         workers = run_hosts.from_flag(hosts) if hosts else recorded_workers(manifest)
+        if hosts and recorded_workers(manifest) is None:
+            # half a run on this machine and half over workers would be two runs in one table
+            raise run_hosts.HostsError(f"--hosts: {resume} was measured on this machine; resume it without --hosts")
+        store.write_tables()  # a harness killed between a cell file and the tables left them stale
         where = placement.for_settings(spec.settings, store.dir.name, workers)
         where.check()
         if workers:

@@ -22,6 +22,11 @@ It also owns the machine's state while it measures (issue 11):
 * **the calibration**: the machine's floor and noise, measured before the first step
   (``settings.calibrate``, bench.run.calibration) and recorded in every side's manifest; a resumed run
   keeps the one it has. Each row's notes then say when its p50 is near the floor.
+
+A run over gRPC benchmark workers (a :class:`~bench.run.placement.DrivenPlacement`) goes through the same
+steps: its repetitions and its calibration's are driven over the workers (bench.run.measure hands them to
+the placement); the hold and ``system`` are the driver's machine's, each worker's facts are the
+placement's, and the floor is not measured again with the hold (it would hold the driver, not the workers).
 """
 
 from __future__ import annotations
@@ -166,8 +171,17 @@ def _record_machine(
     where = placement.describe()
     facts = machine_facts(tuple(dict.fromkeys((*where.server_cpus, *where.loadgen_cpus))))
     notice(hold.describe())
+    machine = "machine"
+    if where.workers is not None:
+        # Over workers this machine only drives: the hold and `system` are its own, each worker's machine is in
+        # the placement's facts (taken before the run), and its warnings are the ones that bear on the numbers.
+        machine = "driver's machine"
+        notice("the cpu_latency hold is this (the driver's) machine's; the workers' machines keep their own")
+        for worker in where.workers:
+            for check in worker.system.warnings() if worker.system is not None else []:
+                notice(f"warning: {worker.role} worker {worker.address}: {check.name}: {check.value}")
     for check in facts.warnings():
-        notice(f"warning: machine: {check.name}: {check.value}")
+        notice(f"warning: {machine}: {check.name}: {check.value}")
     for side in sides:
         before = side.store.manifest.cpu_latency_hold
         if before is not None and before.regime() != hold.regime():
@@ -194,8 +208,9 @@ def _calibrate(
     generators = sorted({cell.loadgen for cell, _ in plan.steps})
     run_id = missing[0].store.dir.name
     hold_off = hold.polling is not True
-    # Compare with a hold only when the run was told not to hold: a hold that failed would fail again.
-    compare = hold_off and not hold.requested
+    # Compare with a hold only when the run was told not to hold: a hold that failed would fail again. Not over
+    # workers: the hold would be the driver's, not their machines'.
+    compare = hold_off and not hold.requested and not isinstance(placement, DrivenPlacement)
     reps = calibration.repetitions(generators, compare)
     notice(
         f"calibrating: floor with {', '.join(generators)}, noise over {calibration.NOISE_WINDOWS} repetitions "
