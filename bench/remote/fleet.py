@@ -252,7 +252,7 @@ def _allocation_lock() -> Iterator[None]:
 
 
 def _free_subnet() -> ipaddress.IPv4Network:
-    """The first /24 of the lab's range (after the link cells') that nothing in the harness's namespace uses."""
+    """The first /24 of the lab's range that nothing in the harness's namespace uses (its routes and addresses)."""
     from pyroute2 import IPRoute
 
     with IPRoute() as ipr:
@@ -265,6 +265,11 @@ def _free_subnet() -> ipaddress.IPv4Network:
             ipaddress.ip_network(f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}", strict=False)
             for a in ipr.get_addr(family=socket.AF_INET)
         ]
+    return first_free_subnet(used)
+
+
+def first_free_subnet(used: Sequence[ipaddress.IPv4Network]) -> ipaddress.IPv4Network:
+    """The first /24 of 198.18.0.0/15 after the link cells' that overlaps none of ``used``."""
     for subnet in LAB_RANGE.subnets(new_prefix=SUBNET_PREFIX):
         if subnet != LINK_CELLS and not any(subnet.overlaps(other) for other in used):
             return subnet
@@ -301,10 +306,32 @@ def start_worker(
 
     ``cpus`` pins grpc-go's worker, whole (it ignores a config's core_list, so this is where its CPUs are set). The
     lab's worker is left unpinned: it pins what it starts to the configs' core_list, and refuses a CPU outside its
-    own mask. The lab's worker binds the host's address;
-    grpc-go's binds every address of the namespace. Each host has its own ports, so ``driver_port`` is free unless
-    two workers share a host.
+    own mask. The lab's worker binds the host's address, grpc-go's every address of the namespace. Each host has
+    its own ports, so ``driver_port`` is free unless two workers share a host.
     """
+    proc, address = _launch_worker(host, kind, cpus, driver_port)
+    _wait_ready(address, proc)
+    return address
+
+
+def start_workers(fleet: Fleet, kinds: Sequence[str], cpus: Sequence[Sequence[int] | None] | None = None) -> list[str]:
+    """One worker per kind, each on a new host of ``fleet``; their ``ADDR:PORT`` in order (the server's first).
+
+    ``cpus[i]`` pins worker ``i`` if it is grpc-go's (see :func:`start_worker`). All start at once, then each is
+    waited for (a lab worker takes about a second to import its modules).
+    """
+    launched = [
+        _launch_worker(fleet.host(f"{kind}{len(fleet.hosts)}"), kind, cpus[i] if cpus else None)
+        for i, kind in enumerate(kinds)
+    ]
+    for proc, address in launched:
+        _wait_ready(address, proc)
+    return [address for _, address in launched]
+
+
+def _launch_worker(
+    host: Host, kind: str, cpus: Sequence[int] | None, driver_port: int = go_worker.DEFAULT_DRIVER_PORT
+) -> tuple[subprocess.Popen, str]:
     if kind == "lab":
         command = [sys.executable, "-m", "bench.cli", "worker", "--host", host.address,
                    "--driver-port", str(driver_port), "--exit-with-parent"]  # fmt: skip
@@ -316,21 +343,7 @@ def start_worker(
     else:
         raise ValueError(f"worker kind {kind!r}: one of {', '.join(WORKER_KINDS)}")
     proc = host.launch(command, cpus=cpus if kind == "go" else None, cwd=go_worker.REPO, stdout=subprocess.DEVNULL)
-    address = f"{host.address}:{driver_port}"
-    _wait_ready(address, proc)
-    return address
-
-
-def start_workers(fleet: Fleet, kinds: Sequence[str], cpus: Sequence[Sequence[int] | None] | None = None) -> list[str]:
-    """One worker per kind, each on a new host of ``fleet``; their ``ADDR:PORT`` in order (the server's first).
-
-    ``cpus[i]`` pins worker ``i`` if it is grpc-go's (see :func:`start_worker`).
-    """
-    addresses = []
-    for i, kind in enumerate(kinds):
-        host = fleet.host(f"{kind}{i}")
-        addresses.append(start_worker(host, kind, cpus[i] if cpus else None))
-    return addresses
+    return proc, f"{host.address}:{driver_port}"
 
 
 def _wait_ready(address: str, proc: subprocess.Popen) -> None:
