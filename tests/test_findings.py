@@ -1,4 +1,4 @@
-"""Findings (bench/analysis/findings.py) over committed runs and synthetic tables; no process is started.
+"""Findings (bench/analysis/findings/) over committed runs and synthetic tables; no process is started.
 
 Every expected number is computed here from the table with plain pandas (medians over successful repetitions of
 cells named by their keys), independently of the module's own path, and compared with what the finding carries and
@@ -82,8 +82,11 @@ def apart(df: pd.DataFrame, key_a: str, key_b: str, metric: str) -> bool:
 
 def test_quick_run_gives_one_finding_per_study_it_has_in_the_order_a_user_decides(quick_findings):
     studies = [f.study for f in quick_findings]
-    # server model, thread pool, processes, payload, compression, TLS, knee, generator (no Go cells in the quick matrix)
-    assert studies == [s for s in findings.STUDIES if s != "go_reference" for _ in range(2 if s == "tls" else 1)]
+    # this quick run predates handler work, the client side and BenchmarkService, and has no Go cells; a study with
+    # several values against its reference gives one finding per value (TLS and mTLS, three RPC kinds, ...)
+    per_study = {"payload_kind": 2, "tls": 2, "rpc": 3, "concurrency": 2}
+    absent = {"handler_work", "client", "channel", "event_loop", "options", "service", "go_reference"}
+    assert studies == [s for s in findings.STUDIES if s not in absent for _ in range(per_study.get(s, 1))]
     assert only(quick_findings, "compression").subject == "grpc-gzip, grpc-deflate, app-gzip-1..9 vs none"
     assert [f.subject for f in quick_findings if f.study == "tls"] == ["TLS vs plaintext", "mTLS vs plaintext"]
     assert all(f.sentence and f.headline and f.confidence in findings.CONFIDENCES for f in quick_findings)
@@ -350,7 +353,7 @@ def test_no_slo_no_knee_and_an_empty_table_no_findings(quick):
 def test_five_repetitions_use_the_exact_test(monkeypatch):
     df, manifest = results.load(CROSSCHECK), results.read_manifest(CROSSCHECK)
     found = findings.compute(df, manifest)
-    assert {f.study for f in found} == {"server_model", "payload_size", "load_generator"}
+    assert {f.study for f in found} == {"server_model", "payload_size", "concurrency", "load_generator"}
     model = only(found, "server_model")
     sync = "sync/unary/w16/p1/0B/text/none/tls-off/c1/n1/m1/closed/python"
     aio = "aio/unary/w0/p1/0B/text/none/tls-off/c1/n1/m1/closed/python"

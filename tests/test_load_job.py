@@ -69,3 +69,16 @@ def test_split_and_worker_count():
     assert worker_count(4, connections=2, concurrency=8) == 2
     assert worker_count(4, connections=8, concurrency=1) == 1
     assert worker_count(1, connections=8, concurrency=8) == 1
+
+
+def test_reply_clock_times_the_first_reply_from_the_start_then_the_gaps(monkeypatch):
+    from bench.load import workload
+
+    ticks = iter([1_000, 1_700, 1_750, 2_050])  # the call's start, then three replies
+    monkeypatch.setattr(workload.time, "monotonic_ns", lambda: next(ticks))
+    clock = workload.ReplyClock()
+    for _ in range(3):
+        clock.reply()
+    timings = clock.timings()
+    assert timings.first_ns == 700
+    assert timings.gaps_ns == [50, 300]

@@ -86,8 +86,9 @@ def test_findings_example_is_what_the_committed_run_gives():
     # the findings.json `make bench` wrote beside the run is what its cells give with this code
     assert findings.read(run / findings.FILE_NAME) == document
     assert [f.study for f in document.findings] == [
-        "server_model", "thread_pool", "processes", "payload_size", "compression", "tls", "tls", "open_loop_knee",
-        "load_generator",
+        "server_model", "thread_pool", "processes", "payload_size", "payload_kind", "payload_kind", "compression",
+        "tls", "tls", "rpc", "rpc", "rpc", "stream_messages", "concurrency", "concurrency", "connections",
+        "open_loop_knee", "arrival", "load_generator",
     ]  # fmt: skip
     # what it printed at its end on a 110-column terminal
     shown = README.split("<!-- findings:begin -->\n```\n", 1)[1].split("```\n<!-- findings:end -->", 1)[0]

@@ -32,7 +32,7 @@ NOTEBOOKS = ("compare_configs", "compression", "compare_runs")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # What the sample spec (bench/specs/sample.toml) has data for, and what it lacks.
 SAMPLE_DRAWN = {"gzip", "workers", "tls", "open_loop", "latency_percentiles", "streaming"}
-SAMPLE_LEFT_OUT = {"payload", "processes", "links", "python_cost", "handlers", "clients", "channels"}
+SAMPLE_LEFT_OUT = {"payload", "processes", "links", "python_cost", "handlers", "clients", "channels", "options"}
 
 
 class Page(HTMLParser):

@@ -19,7 +19,6 @@ and payload kinds have no BenchmarkService equivalent (bench.spec.cell refuses t
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass
 
 import grpc
@@ -27,7 +26,7 @@ import grpc
 from protos.grpc.testing import benchmark_service_pb2_grpc, messages_pb2
 
 from ..spec.compression import Compression
-from .workload import ReplyMismatch, Timings
+from .workload import ReplyClock, ReplyMismatch, Timings
 
 RPCS = ("unary", "server_stream", "client_stream", "bidi")
 
@@ -124,25 +123,18 @@ class BenchmarkWorkload:
         self._end(task)  # the slot's task ended (the load is over): cancel its open stream
 
     async def _from_server(self, stub, timeout: float) -> Timings:
-        start = last = time.monotonic_ns()
-        first = None
-        gaps: list[int] = []
+        clock = ReplyClock()
         call = stub.StreamingFromServer(self.request, timeout=timeout)
         try:
             for _ in range(self.messages):
                 reply = await call.read()
                 if reply is grpc.aio.EOF:  # (a failed call raises AioRpcError from read() instead)
                     raise ReplyMismatch("the server ended StreamingFromServer early")
-                now = time.monotonic_ns()
-                if first is None:
-                    first = now - start
-                else:
-                    gaps.append(now - last)
-                last = now
+                clock.reply()
                 self._check(reply)
         finally:
             call.cancel()  # the server streams until the call ends
-        return Timings(first_ns=first, gaps_ns=gaps)
+        return clock.timings()
 
     async def _from_client(self, stub, timeout: float) -> None:
         call = stub.StreamingFromClient(timeout=timeout)

@@ -34,7 +34,7 @@ from protos import chat_pb2, greet_pb2, number_stream_pb2, sum_stream_pb2
 from . import histogram
 from .channels import open_channel
 from .job import LoadJob
-from .workload import ReplyMismatch, Timings, Workload
+from .workload import ReplyClock, ReplyMismatch, Timings, Workload
 
 NS = 1_000_000_000
 CLOSE_WAIT_S = 60.0
@@ -63,23 +63,16 @@ def blocking_call(workload: Workload, stub, timeout: float) -> Timings | None:
         workload.check(stub.SayHello(greet_pb2.HelloRequest(name="lab", **workload.request_fields()), timeout=timeout))
         return None
     if rpc == "server_stream":
-        start = last = time.monotonic_ns()
-        first = None
-        gaps: list[int] = []
         count = 0
         request = number_stream_pb2.NumberRequest(limit=workload.messages, **workload.request_fields())
+        clock = ReplyClock()
         for reply in stub.GetNumbers(request, timeout=timeout):
-            now = time.monotonic_ns()
-            if first is None:
-                first = now - start
-            else:
-                gaps.append(now - last)
-            last = now
+            clock.reply()
             workload.check(reply)
             count += 1
         if count != workload.messages:
             raise ReplyMismatch(f"{count} stream messages, asked {workload.messages}")
-        return Timings(first_ns=first, gaps_ns=gaps)
+        return clock.timings()
     if rpc == "client_stream":
         reply = stub.CalculateSum(_requests(workload, sum_stream_pb2.NumberRequest), timeout=timeout)
         workload.check(reply)

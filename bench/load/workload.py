@@ -48,6 +48,31 @@ class Timings:
     gaps_ns: list[int] | None = None  # server stream: between messages; bidi: per-message round trips
 
 
+class ReplyClock:
+    """Times a server stream's replies as they arrive: the first one from the call's start, then the gaps.
+
+    Made just before the call starts; ``reply()`` is called once per reply, right after it arrived.
+    """
+
+    __slots__ = ("_start", "_last", "_first_ns", "_gaps_ns")
+
+    def __init__(self) -> None:
+        self._start = self._last = time.monotonic_ns()
+        self._first_ns: int | None = None
+        self._gaps_ns: list[int] = []
+
+    def reply(self) -> None:
+        now = time.monotonic_ns()
+        if self._first_ns is None:
+            self._first_ns = now - self._start
+        else:
+            self._gaps_ns.append(now - self._last)
+        self._last = now
+
+    def timings(self) -> Timings:
+        return Timings(first_ns=self._first_ns, gaps_ns=self._gaps_ns)
+
+
 class Workload:
     """The requests and checks of one cell; one instance per load-generator process."""
 
@@ -143,25 +168,18 @@ class Workload:
         return await self._bidi(stub, timeout)
 
     async def _server_stream(self, stub, timeout: float) -> Timings:
-        start = last = time.monotonic_ns()
-        first = None
-        gaps: list[int] = []
         count = 0
+        clock = ReplyClock()
         call = stub.GetNumbers(
             number_stream_pb2.NumberRequest(limit=self.messages, **self.request_fields()), timeout=timeout
         )
         async for reply in call:
-            now = time.monotonic_ns()
-            if first is None:
-                first = now - start
-            else:
-                gaps.append(now - last)
-            last = now
+            clock.reply()
             self.check(reply)
             count += 1
         if count != self.messages:
             raise ReplyMismatch(f"{count} stream messages, asked {self.messages}")
-        return Timings(first_ns=first, gaps_ns=gaps)
+        return clock.timings()
 
     async def _client_stream(self, stub, timeout: float) -> None:
         call = stub.CalculateSum(timeout=timeout)

@@ -169,7 +169,7 @@ DEFAULTS: dict[str, object] = {
     "service": "tutorial",
 }
 
-CLIENT_RULES = """How the client-side axes combine with the others (normalize, check_cell):
+CLIENT_RULES = """How the client-side axes combine with the others (INAPPLICABLE holds them, check_cell the errors):
 
 * ghz is its own client (grpc-go, one channel per connection for the whole cell): in a ghz cell `client`
   and `channel` take their defaults, as aio's `workers` does (ghz cells with other values are the same
@@ -334,30 +334,85 @@ AXIS_PARSERS: dict[str, Callable[[object, str], object]] = {axis: _choice(axis) 
 }
 
 
-# Axes that mean something for some cells only: axis -> (the axis that decides, its values where it does not
-# apply, the value such cells carry). The one rule for "does this axis apply": normalize() gives those cells the
-# fixed value, and the analysis (bench.analysis.findings, bench.analysis.figures.select) matches like with like by it.
-INAPPLICABLE: dict[str, tuple[str, frozenset[str], object]] = {
-    "workers": ("impl", frozenset({"aio", "go"}), 0),  # aio and go have no thread pool to size
-    "stream_messages": ("rpc", frozenset({"unary"}), 1),
-    "rate": ("mode", frozenset({"closed"}), 0.0),
-    "arrival": ("mode", frozenset({"closed"}), "constant"),
+@dataclass(frozen=True)
+class Inapplicable:
+    """Where an axis (or some of its values) means nothing, and the value such cells carry instead.
+
+    ``where``: conditions, any of which makes the axis not apply; each maps axes to the values under which it holds
+    (every axis named must have one of its values: {"impl": {"sync", "go"}, "loadgen": {"ghz"}} is "a sync or Go
+    server driven by ghz"). ``only``: the axis's values the rule fixes (None: every value); a rule with ``only`` never
+    makes a normalized cell's axis inapplicable (its value there is the fixed one), it only sends those values home.
+    """
+
+    value: object
+    where: tuple[Mapping[str, frozenset[str]], ...]
+    only: frozenset[str] | None = None
+
+    @property
+    def deciders(self) -> frozenset[str]:
+        """The axes whose values decide whether this one applies."""
+        return frozenset(axis for condition in self.where for axis in condition)
+
+    def holds(self, values: Mapping[str, object]) -> bool:
+        """Whether ``values`` (a cell's axes, or a row) meet a condition, whatever the axis's own value."""
+        return any(all(str(values[axis]) in allowed for axis, allowed in c.items()) for c in self.where)
+
+
+def _other_than(axis: str, *values: str) -> frozenset[str]:
+    return frozenset(ALLOWED[axis]) - set(values)
+
+
+_SYNC_CLIENTS = _other_than("client", "aio")
+_NO_LOOP_SERVER = _other_than("impl", "aio")
+
+# Axes that mean something for some cells only (with CLIENT_RULES for the client side): the one rule for "does this
+# axis apply". normalize() gives those cells the fixed value, in this order (a rule may read an axis fixed by an
+# earlier one: ghz fixes channel before per-call fixes connections), and the analysis matches like with like by it
+# (bench.analysis.findings, bench.analysis.figures.select, bench.analysis.reference).
+INAPPLICABLE: dict[str, Inapplicable] = {
+    "workers": Inapplicable(0, ({"impl": frozenset({"aio", "go"})},)),  # aio and go have no thread pool to size
+    "stream_messages": Inapplicable(1, ({"rpc": frozenset({"unary"})},)),
+    "rate": Inapplicable(0.0, ({"mode": frozenset({"closed"})},)),
+    "arrival": Inapplicable("constant", ({"mode": frozenset({"closed"})},)),
+    # ghz is its own client (grpc-go, one channel per connection for the whole cell)
+    "client": Inapplicable(DEFAULTS["client"], ({"loadgen": frozenset({"ghz"})},)),
+    "channel": Inapplicable(DEFAULTS["channel"], ({"loadgen": frozenset({"ghz"})},)),
+    # a channel per RPC: no connections to spread the load over
+    "connections": Inapplicable(1, ({"channel": frozenset({"per-call"})},)),
+    # no asyncio loop at either end: a sync or Go server driven by ghz or by a sync client
+    "event_loop": Inapplicable(
+        DEFAULTS["event_loop"],
+        ({"impl": _NO_LOOP_SERVER, "loadgen": frozenset({"ghz"})}, {"impl": _NO_LOOP_SERVER, "client": _SYNC_CLIENTS}),
+    ),
+    # grpcio's sync channel reads this option on unary-stream calls only
+    "channel_options": Inapplicable(
+        DEFAULTS["channel_options"],
+        (
+            {"loadgen": frozenset({"ghz"})},
+            {"client": frozenset({"aio"})},
+            {"rpc": _other_than("rpc", "server_stream")},
+        ),
+        only=frozenset({"single-threaded-unary-stream"}),
+    ),
+    "payload_kind": Inapplicable("zeros", ({"service": frozenset({"benchmark"})},)),  # BenchmarkService: zero bytes
 }
 # The Go server runs one process (a goroutine per RPC, GOMAXPROCS = the server CPUs); grpclab serve refuses more.
 GO_PROCESSES = 1
 
 
 def applies(axis: str, values: Mapping[str, object]) -> bool:
-    """Whether a cell's value of ``axis`` means anything (the workers of a sync cell, not of an aio or go cell)."""
-    if axis not in INAPPLICABLE:
+    """Whether a cell's value of ``axis`` means anything (the workers of a sync cell, not of an aio or go cell).
+
+    ``values``: a cell's axes or a row, with at least ``axis`` and the axes that decide it (INAPPLICABLE)."""
+    rule = INAPPLICABLE.get(axis)
+    if rule is None or not rule.holds(values):
         return True
-    decider, where_not, _ = INAPPLICABLE[axis]
-    return str(values[decider]) not in where_not
+    return rule.only is not None and str(values[axis]) not in rule.only
 
 
-def deciders() -> dict[str, str]:
-    """axis -> the axis that decides whether it applies (workers -> impl, ...)."""
-    return {axis: decider for axis, (decider, _, _) in INAPPLICABLE.items()}
+def deciders() -> dict[str, frozenset[str]]:
+    """axis -> the axes that decide whether it applies (workers -> impl, event_loop -> impl, loadgen, client ...)."""
+    return {axis: rule.deciders for axis, rule in INAPPLICABLE.items()}
 
 
 def check_combination(values: Mapping[str, object], path: str) -> None:
@@ -370,23 +425,12 @@ def check_combination(values: Mapping[str, object], path: str) -> None:
 
 
 def normalize(values: dict[str, object]) -> Cell:
-    """Fix fields a cell ignores, so cells that would measure the same thing compare equal."""
-    fixed = {axis: value for axis, (_, _, value) in INAPPLICABLE.items() if not applies(axis, values)}
-    values = values | fixed
-    # The client-side axes (CLIENT_RULES); a row written before they existed has their defaults.
+    """Fix fields a cell ignores (INAPPLICABLE), so cells that would measure the same thing compare equal."""
+    # A row written before the later axes existed has their defaults.
     values = {**{axis: DEFAULTS[axis] for axis in LATER_AXES if axis not in values}, **values}
-    if values["loadgen"] == "ghz":
-        values = values | {"client": DEFAULTS["client"], "channel": DEFAULTS["channel"]}
-    if values["channel"] == "per-call":
-        values = values | {"connections": 1}
-    if values["impl"] != "aio" and not (values["loadgen"] == "python" and values["client"] == "aio"):
-        values = values | {"event_loop": DEFAULTS["event_loop"]}
-    if values["channel_options"] == "single-threaded-unary-stream" and not (
-        values["loadgen"] == "python" and values["client"] != "aio" and values["rpc"] == "server_stream"
-    ):
-        values = values | {"channel_options": DEFAULTS["channel_options"]}
-    if values["service"] == "benchmark":
-        values = values | {"payload_kind": "zeros"}  # BenchmarkService payloads are zero bytes
+    for axis, rule in INAPPLICABLE.items():  # in order: a rule reads the axes fixed before it
+        if not applies(axis, values):
+            values = values | {axis: rule.value}
     return Cell(**values)
 
 

@@ -11,8 +11,8 @@ Reads only what bench.analysis.results returns; draws with matplotlib's object A
 The figures live in this package by kind: ``sweeps`` (payload size, compression, workers, processes,
 TLS), ``latency`` (open-loop rate sweep, percentile curves, streams), ``links`` (link rate), ``reference``
 (what Python costs against the grpc-go server), ``handlers`` (the worker-count knee under handler work) and
-``clients`` (client models, channel per call);
-``select`` picks like-for-like rows, ``draw`` holds what every figure shares.
+``clients`` (client models, channel per call, options presets);
+``select`` picks like-for-like rows, ``draw`` holds what every figure shares, ``bars`` the grouped bar panels.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from ...run.manifest import Manifest
-from .clients import channels, clients
+from .clients import channels, clients, options
 from .draw import TITLES, Drawn, Skip, Skipped, footer_text
 from .handlers import handlers
 from .latency import knee, latency_percentiles, open_loop, streaming
@@ -60,6 +60,7 @@ FIGURES: tuple[tuple[str, Callable[[pd.DataFrame, Manifest, Path], Drawn]], ...]
     ("handlers", handlers),
     ("clients", clients),
     ("channels", channels),
+    ("options", options),
 )
 
 

@@ -1,4 +1,5 @@
-"""The client side: the same load through each gRPC Python client API, and a new channel per call against reuse."""
+"""The client side: the same load through each gRPC Python client API, a new channel per call against reuse, and
+what each server and channel options preset does."""
 
 from __future__ import annotations
 
@@ -7,41 +8,22 @@ from pathlib import Path
 import pandas as pd
 
 from ...run.manifest import Manifest
-from .draw import TITLES, Drawn, Skip, bar_legend, new_figure, save
-from .select import held_text, hold_fixed, ok_rows, order, stats
+from .bars import Panel, Series, bar_figure
+from .draw import TITLES, Drawn, Skip
+from .select import held_text, hold_fixed, ok_rows, order
 
 CLIENT_COLOR = {"aio": "tab:orange", "sync-threads": "tab:blue", "sync-future": "tab:green"}
 CHANNEL_COLOR = {"reuse": "0.45", "per-call": "tab:red"}
+PRESET_COLOR = "0.45"
+P50_COLOR, P99_COLOR = "tab:cyan", "tab:purple"
+BARS = "Bars: median over repetitions; error bars: min..max."
 
 
-def _bars(ax, sub: pd.DataFrame, groups: list, group_axis: str, series: list, series_axis: str, metric: str, colors):
-    """Grouped bars: one group per value of ``group_axis``, one bar per value of ``series_axis``; median with
-    min..max error bars, hatched where the load generator was saturated. Returns whether any bar was."""
-    width = 0.8 / len(series)
-    any_sat = False
-    for j, value in enumerate(series):
-        xs, med, lo, hi, hatches = [], [], [], [], []
-        for i, group in enumerate(groups):
-            st = stats(sub[(sub[group_axis] == group) & (sub[series_axis] == value)].assign(one=1), ["one"], metric)
-            if st.empty:
-                continue
-            xs.append(i + (j - (len(series) - 1) / 2) * width)
-            med.append(st["med"].iloc[0])
-            lo.append(st["med"].iloc[0] - st["lo"].iloc[0])
-            hi.append(st["hi"].iloc[0] - st["med"].iloc[0])
-            hatches.append("//" if st["saturated"].iloc[0] else "")
-        bars = ax.bar(xs, med, width, yerr=[lo, hi], capsize=3, color=colors[value])
-        for bar, hatch in zip(bars, hatches, strict=True):
-            bar.set_hatch(hatch)
-            bar.set_edgecolor("white" if hatch else bar.get_facecolor())
-            any_sat |= bool(hatch)
-    ax.set_xticks(range(len(groups)), [str(g) for g in groups])
-    ax.set_ylim(bottom=0)
-    return any_sat
+def _by(axis: str, value: object):
+    return lambda rows: rows[axis].astype(str) == str(value)
 
 
 def clients(df: pd.DataFrame, manifest: Manifest, out_dir: Path) -> Drawn:
-    title = TITLES["clients"]
     ok = ok_rows(df)
     ok = ok[(ok["loadgen"].astype(str) == "python") & (ok["channel"].astype(str) == "reuse")]
     if ok["client"].astype(str).nunique() < 2:
@@ -50,34 +32,27 @@ def clients(df: pd.DataFrame, manifest: Manifest, out_dir: Path) -> Drawn:
     models = order("client", sub["client"])
     if len(models) < 2:
         raise Skip("no two client models were measured with the other axes equal")
-    levels = sorted(sub["concurrency"].unique())
-    metrics = (
-        ("rps", "throughput (RPC/s)"),
-        ("loadgen_cpu_us_per_rpc", "client CPU per RPC (us)"),
-        ("lat_p50_ms", "p50 latency (ms)"),
-    )
-    fig, axes = new_figure(manifest, len(metrics), width=4.2)
-    any_sat = False
-    for ax, (metric, label) in zip(axes, metrics, strict=True):
-        any_sat |= _bars(ax, sub, levels, "concurrency", models, "client", metric, CLIENT_COLOR)
-        ax.set_xlabel("RPCs in flight")
-        ax.set_title(label, fontsize=10)
-    handles, labels = bar_legend({m: CLIENT_COLOR[m] for m in models}, any_sat)
-    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=8, frameon=False)
-    fig.suptitle(title)
+    panels = [
+        Panel(label, tuple(Series(m, CLIENT_COLOR[m], metric, _by("client", m)) for m in models))
+        for metric, label in (
+            ("rps", "throughput (RPC/s)"),
+            ("loadgen_cpu_us_per_rpc", "client CPU per RPC (us)"),
+            ("lat_p50_ms", "p50 latency (ms)"),
+        )
+    ]
     caption = (
         "The same RPCs through each gRPC Python client API, on reused channels: grpc.aio (one event loop), "
         "blocking stub calls from one thread per RPC in flight (sync-threads), and .future() calls made from one "
-        "thread (sync-future). Client CPU is the load generator's, per OK RPC. Bars: median over repetitions; "
-        f"error bars: min..max. {held_text(held)}"
+        f"thread (sync-future). Client CPU is the load generator's, per OK RPC. {BARS} {held_text(held)}"
     )
-    if any_sat:
-        caption += " Hatched bars: the load generator was saturated, so their throughput is the client's limit."
-    return Drawn(save(fig, out_dir, "clients"), title, caption)
+    levels = sorted(sub["concurrency"].unique())
+    axis_words = "RPCs in flight"
+    return bar_figure(
+        manifest, sub, "concurrency", levels, panels, axis_words, TITLES["clients"], caption, out_dir, "clients"
+    )
 
 
 def channels(df: pd.DataFrame, manifest: Manifest, out_dir: Path) -> Drawn:
-    title = TITLES["channels"]
     ok = ok_rows(df)
     ok = ok[ok["loadgen"].astype(str) == "python"]
     if not (ok["channel"].astype(str) == "per-call").any():
@@ -90,26 +65,57 @@ def channels(df: pd.DataFrame, manifest: Manifest, out_dir: Path) -> Drawn:
         raise Skip("no client model was measured with both reused and per-call channels, the other axes equal")
     sub = sub[sub["client"].isin(models)]
     kinds = [c for c in ("reuse", "per-call") if (sub["channel"] == c).any()]
-    metrics = (
-        ("lat_p50_ms", "p50 latency of an RPC (ms)"),
-        ("time_to_first_rpc_ms", "time to first RPC on a new channel (ms)"),
-        ("loadgen_cpu_us_per_rpc", "client CPU per RPC (us)"),
-    )
-    fig, axes = new_figure(manifest, len(metrics), width=4.2)
-    any_sat = False
-    for ax, (metric, label) in zip(axes, metrics, strict=True):
-        any_sat |= _bars(ax, sub, models, "client", kinds, "channel", metric, CHANNEL_COLOR)
-        ax.set_xlabel("client")
-        ax.set_title(label, fontsize=10)
-    handles, labels = bar_legend({f"channel={k}": CHANNEL_COLOR[k] for k in kinds}, any_sat)
-    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=8, frameon=False)
-    fig.suptitle(title)
+    panels = [
+        Panel(label, tuple(Series(f"channel={k}", CHANNEL_COLOR[k], metric, _by("channel", k)) for k in kinds))
+        for metric, label in (
+            ("lat_p50_ms", "p50 latency of an RPC (ms)"),
+            ("time_to_first_rpc_ms", "time to first RPC on a new channel (ms)"),
+            ("loadgen_cpu_us_per_rpc", "client CPU per RPC (us)"),
+        )
+    ]
     caption = (
         "A channel reused for the whole cell against a new channel per RPC (connect, HTTP/2 setup, the call, "
         "close: all inside the RPC's latency). Time to first RPC: before the warm-up, each cell times creating a "
-        "fresh channel and making its first call on it, whatever its channel axis. Bars: median over "
-        f"repetitions; error bars: min..max. {held_text(held)}"
+        f"fresh channel and making its first call on it, whatever its channel axis. {BARS} {held_text(held)}"
     )
-    if any_sat:
-        caption += " Hatched bars: the load generator was saturated."
-    return Drawn(save(fig, out_dir, "channels"), title, caption)
+    title = TITLES["channels"]
+    return bar_figure(manifest, sub, "client", models, panels, "client", title, caption, out_dir, "channels")
+
+
+PRESET_AXES = ("channel_options", "server_options")
+
+
+def preset_label(channel_options: object, server_options: object) -> str:
+    """A group's name, a line per side that has a preset: 'default', 'server: max-streams-1',
+    'client: keepalive\nserver: keepalive'."""
+    sides = (("client", channel_options), ("server", server_options))
+    return "\n".join(f"{side}: {value}" for side, value in sides if value != "default") or "default"
+
+
+def options(df: pd.DataFrame, manifest: Manifest, out_dir: Path) -> Drawn:
+    """Each options preset (servers.config's, on the server_options and channel_options axes) against the default,
+    the other axes held: RPC/s, p50 and p99, and server CPU per RPC."""
+    ok = ok_rows(df)
+    if all(ok[axis].astype(str).nunique() < 2 for axis in PRESET_AXES):
+        raise Skip("the run has no options presets but the default (axes server_options, channel_options)")
+    sub, held = hold_fixed(ok, list(PRESET_AXES))
+    sub = sub.assign(
+        preset=[preset_label(c, s) for c, s in zip(sub["channel_options"], sub["server_options"], strict=True)]
+    )
+    presets = sorted(sub["preset"].unique(), key=lambda p: (p != "default", p))
+    if len(presets) < 2 or "default" not in presets:
+        raise Skip("no options preset was measured beside the default with the other axes equal")
+    panels = [
+        Panel("throughput (RPC/s)", (Series("", PRESET_COLOR, "rps"),)),
+        Panel("latency (ms)", (Series("p50", P50_COLOR, "lat_p50_ms"), Series("p99", P99_COLOR, "lat_p99_ms"))),
+        Panel("server CPU per RPC (us)", (Series("", PRESET_COLOR, "server_cpu_us_per_rpc"),)),
+    ]
+    caption = (
+        "Each options preset (servers/config.py: keepalive pings every second, grpc.max_concurrent_streams N) "
+        "against gRPC's defaults, on the same cell; where a group names both a client and a server preset, the "
+        f"cell set both. {BARS} {held_text(held)}"
+    )
+    title = TITLES["options"]
+    return bar_figure(
+        manifest, sub, "preset", presets, panels, "options preset", title, caption, out_dir, "options", width=5.0
+    )

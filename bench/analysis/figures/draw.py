@@ -37,6 +37,7 @@ TITLES = {
     "handlers": "The worker-count knee under waiting, blocking and CPU-bound handlers",
     "clients": "Client models: the same load through grpc.aio, blocking stubs in threads and futures",
     "channels": "A new channel per RPC against a reused channel, and the time to first RPC",
+    "options": "Options presets: keepalive and max concurrent streams against gRPC's defaults",
 }
 BARS = "Points: median over repetitions; error bars: min..max across repetitions"
 

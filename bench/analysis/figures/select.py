@@ -17,15 +17,24 @@ def ok_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 def _inapplicable(rows: pd.DataFrame, axis: str, vary: list[str]) -> pd.Series:
     """Rows where ``axis`` does not apply and whose deciding axis is varied (aio and go rows for workers, ...)."""
-    if axis in INAPPLICABLE and INAPPLICABLE[axis][0] in vary:
+    if axis in INAPPLICABLE and INAPPLICABLE[axis].deciders & set(vary):
         return _not_applying(rows, axis)
     return pd.Series(False, index=rows.index)
 
 
 def _not_applying(rows: pd.DataFrame, axis: str) -> pd.Series:
-    """Rows where ``axis`` means nothing (bench.spec.cell.INAPPLICABLE: workers of aio and go rows, ...)."""
-    decider, where_not, _ = INAPPLICABLE[axis]
-    return rows[decider].astype(str).isin(where_not)
+    """Rows where ``axis`` means nothing (bench.spec.cell.INAPPLICABLE: workers of aio and go rows, the client of
+    ghz rows, ...): bench.spec.cell.applies, over a table's columns at once."""
+    rule = INAPPLICABLE[axis]
+    held = pd.Series(False, index=rows.index)
+    for condition in rule.where:
+        met = pd.Series(True, index=rows.index)
+        for decider, values in condition.items():
+            met &= rows[decider].astype(str).isin(values)
+        held |= met
+    if rule.only is not None:
+        held &= rows[axis].astype(str).isin(rule.only)
+    return held
 
 
 def hold_fixed(
