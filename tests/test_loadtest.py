@@ -224,6 +224,13 @@ def test_collect_unpacks_the_run_directory_a_driver_log_carries(tmp_path: Path) 
     for path in SAMPLE_RUN.rglob("*"):
         if path.is_file():
             assert (found / path.relative_to(SAMPLE_RUN)).read_bytes() == path.read_bytes()
+    # the same through the command line, from a saved log, as after `kubectl logs POD -c main > LOG`
+    saved = tmp_path / "driver.log"
+    saved.write_text(log)
+    assert cli.main(["loadtest", "--collect", str(saved), "--out", str(tmp_path / "cli")]) == 0
+    assert (tmp_path / "cli" / "quick-1-of-2" / "manifest.json").read_bytes() == (
+        SAMPLE_RUN / "manifest.json"
+    ).read_bytes()
 
 
 def test_collect_refuses_a_cut_damaged_or_foreign_run_directory(tmp_path: Path) -> None:
