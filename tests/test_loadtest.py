@@ -35,6 +35,15 @@ SAMPLE_RUN = Path(__file__).parent / "data" / "sample-run"
 CRD_SPEC_REQUIRED = ("timeoutSeconds", "ttlSeconds")
 CRD_COMPONENT_REQUIRED = ("language", "run")
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+# The properties the CRD's schema knows (a key outside them is a typo the API server would prune or refuse).
+CRD_SPEC_KEYS = {"clients", "driver", "results", "scenariosJSON", "servers", "timeoutSeconds", "ttlSeconds"}
+CRD_COMPONENT_KEYS = {"build", "clone", "language", "metricsPort", "name", "pool", "run"}  # driver: no metricsPort
+CRD_CONTAINER_KEYS = {
+    "args", "command", "env", "envFrom", "image", "imagePullPolicy", "lifecycle", "livenessProbe", "name", "ports",
+    "readinessProbe", "resources", "securityContext", "startupProbe", "stdin", "stdinOnce", "terminationMessagePath",
+    "terminationMessagePolicy", "tty", "volumeDevices", "volumeMounts", "workingDir",
+}  # fmt: skip
+CRD_ENV_KEYS = {"name", "value", "valueFrom"}
 
 
 # -- grpclab scenarios ---------------------------------------------------------------------------------------------
@@ -127,8 +136,13 @@ def test_a_loadtest_has_what_test_infras_crd_requires_one_per_shard(tmp_path: Pa
         components = [spec["driver"], *spec["servers"], *spec["clients"]]
         assert len(spec["servers"]) == 1 and len(spec["clients"]) == 2
         assert len({c["name"] for c in spec["clients"]}) == 2
+        assert set(spec) <= CRD_SPEC_KEYS and set(spec["driver"]) <= CRD_COMPONENT_KEYS - {"metricsPort"}
         for component in components:
             assert all(component.get(key) for key in CRD_COMPONENT_REQUIRED)
+            assert set(component) <= CRD_COMPONENT_KEYS
+            for container in component["run"]:
+                assert set(container) <= CRD_CONTAINER_KEYS
+                assert all(set(item) <= CRD_ENV_KEYS and item["name"] for item in container["env"])
             main = component["run"][0]
             assert main["name"] == "main" and main["image"] == "registry.example/grpclab:1"
             assert main["workingDir"] == loadtest.WORKDIR
