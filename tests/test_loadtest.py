@@ -209,9 +209,14 @@ def test_tls_cells_and_cells_a_worker_cannot_run_are_left_out(tmp_path: Path) ->
         (["loadtest", "nosuchspec", "--out", "{tmp}"], "spec file not found: nosuchspec"),
         (["loadtest", "--local", "{tmp}/none", "--out", "{tmp}/r"], "--local: {tmp}/none is not a directory"),
         (["loadtest", "--collect", "{tmp}/none.log", "--out", "{tmp}/r"], "--collect: {tmp}/none.log"),
+        (["loadtest", "--local", "{tmp}/broken", "--out", "{tmp}/r"], "{tmp}/broken/t.json: spec.clients: expected"),
     ],
 )
 def test_bad_loadtest_input_is_one_line_exit_2(tmp_path: Path, capsys, argv: list[str], needle: str) -> None:
+    (tmp_path / "broken").mkdir()
+    test = {"apiVersion": loadtest.API_VERSION, "kind": loadtest.KIND, "metadata": {"name": "t"}}
+    test["spec"] = {"timeoutSeconds": 60, "driver": {"run": [{}]}, "servers": [{"run": [{}]}], "clients": []}
+    (tmp_path / "broken" / "t.json").write_text(json.dumps(test))
     assert cli.main([a.format(tmp=tmp_path) for a in argv]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and needle.format(tmp=tmp_path) in err, err

@@ -250,10 +250,36 @@ def read_manifests(directory: Path) -> list[dict]:
             raise LoadTestError(f"{path}: not JSON ({exc})") from None
         if not isinstance(document, dict) or document.get("kind") != KIND or document.get("apiVersion") != API_VERSION:
             raise LoadTestError(f"{path}: not a {API_VERSION} {KIND}")
+        problem = _runnable_problem(document)
+        if problem:
+            raise LoadTestError(f"{path}: {problem}")
         tests.append(document)
     if not tests:
         raise LoadTestError(f"--local: no LoadTest (*.json) in {directory}")
     return tests
+
+
+def _runnable_problem(test: dict) -> str | None:
+    """What a LoadTest lacks that running its pods needs (the parts `grpclab loadtest` always writes), or None."""
+    spec = test.get("spec")
+    name = test.get("metadata", {}).get("name") if isinstance(test.get("metadata"), dict) else None
+    if not isinstance(name, str) or not name:
+        return "metadata.name: missing"
+    if not isinstance(spec, dict):
+        return "spec: missing"
+    timeout = spec.get("timeoutSeconds")
+    if not isinstance(timeout, int) or timeout < 1:
+        return "spec.timeoutSeconds: expected an integer >= 1"
+    parts = [("spec.driver", spec.get("driver"))]
+    for role in ("servers", "clients"):
+        if not isinstance(spec.get(role), list) or not spec[role]:
+            return f"spec.{role}: expected a non-empty list"
+        parts += [(f"spec.{role}[{i}]", part) for i, part in enumerate(spec[role])]
+    for where, part in parts:
+        run = part.get("run") if isinstance(part, dict) else None
+        if not isinstance(run, list) or not run or not isinstance(run[0], dict):
+            return f"{where}.run: expected a list of containers"
+    return None
 
 
 # -- results: the run directory out of the driver's log -----------------------------------------------------

@@ -27,11 +27,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import loadtest
+from .fleet import Fleet, FleetError
 from .loadtest import LoadTestError
 
 READY_TIMEOUT_S = 30.0  # a worker prints its ready line within a couple of seconds of starting
@@ -111,7 +112,9 @@ def _wait_ready(workers: Sequence[Pod]) -> None:
             time.sleep(0.05)
 
 
-def run_test(test: dict, results: Path, fleet_factory: Callable[..., object]) -> tuple[int, list[Path]]:
+def run_test(
+    test: dict, results: Path, fleet_factory: Callable[..., AbstractContextManager[Fleet]] = Fleet
+) -> tuple[int, list[Path]]:
     """One LoadTest's pods, as the controller runs them: (the driver's exit code, the run directories it printed)."""
     name = test["metadata"]["name"]
     spec = test["spec"]
@@ -175,10 +178,6 @@ def main(manifests_dir: Path, results: Path) -> int:
     tests = loadtest.read_manifests(manifests_dir)
     if results.exists() and any(results.iterdir()):
         raise LoadTestError(f"--out: {results} exists and is not empty")
-    try:
-        from .fleet import Fleet, FleetError
-    except ImportError as exc:  # the namespaces' module (bench.remote.fleet) is another branch's until merged
-        raise LoadTestError(f"--local: this checkout has no network namespaces for pods ({exc})") from None
     results.mkdir(parents=True, exist_ok=True)
     failed = 0
     shard_dirs: list[Path] = []
