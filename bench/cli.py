@@ -185,6 +185,72 @@ def _cmd_regress(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
 
 
+# -- Kubernetes LoadTests (issue 17): grpclab scenarios, grpclab loadtest, grpclab merge ------------------------
+
+
+def _cmd_scenarios(args: argparse.Namespace) -> int:
+    from .remote.scenarios import ScenarioError, main
+
+    try:
+        return main(args.spec, args.out, args.clients, args.filter)
+    except ScenarioError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _cmd_loadtest(args: argparse.Namespace) -> int:
+    from .remote import loadtest
+
+    modes = [
+        flag for flag, given in (("SPEC", args.spec), ("--local", args.local), ("--collect", args.collect)) if given
+    ]
+    if len(modes) != 1:
+        raise UsageError("give one of SPEC (write manifests), --local DIR (run them here) or --collect LOG...")
+    if args.out is None:
+        raise UsageError("--out: required")
+    try:
+        if args.local is not None:
+            from .remote.local_pods import main as run_local
+
+            return run_local(args.local, args.out)
+        if args.collect:
+            for log in args.collect:
+                try:
+                    text = log.read_text(errors="replace")
+                except OSError as exc:
+                    raise UsageError(f"--collect: {log}: {exc.strerror or exc}") from None
+                for run_dir in loadtest.collect(text, args.out, where=str(log)):
+                    print(run_dir)
+            return 0
+        from .spec import SpecError, filter_cells, load_spec
+
+        spec = load_spec(args.spec)
+        cells = filter_cells(spec.cells, args.filter) if args.filter else spec.cells
+        if not cells:
+            raise SpecError(f"--filter: {args.filter!r} selects no cell of {spec.name}")
+        paths, left_out = loadtest.write(
+            spec,
+            cells,
+            args.out,
+            image=args.image,
+            count=args.shards,
+            num_clients=args.clients,
+            pool=args.pool,
+            driver_pool=args.driver_pool,
+        )
+    except loadtest.LoadTestError as exc:
+        raise UsageError(str(exc)) from None
+    for line in left_out:
+        print(f"left out {line}", file=sys.stderr)
+    print(f"{len(paths)} LoadTests in {args.out} ({len(left_out)} cells left out): kubectl apply -f {args.out}")
+    return 0
+
+
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from .run.merge import main
+
+    return main(args.shard_dirs, args.out)
+
+
 def _cpu_list(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(x) for x in text.split(","))
@@ -304,6 +370,41 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-env-mismatch", action="store_true", help="compare runs from different environments anyway"
     )
     compare.set_defaults(func=_cmd_compare)
+
+    scenarios = sub.add_parser(
+        "scenarios", help="a spec's cells as grpc.testing.Scenarios JSON (gRPC's qps_json_driver)"
+    )
+    scenarios.add_argument("spec", help="spec file or built-in name, e.g. quick")
+    scenarios.add_argument("--out", type=Path, metavar="FILE", help="write here instead of stdout")
+    scenarios.add_argument("--filter", metavar="EXPR", help="only cells matching, e.g. rpc=unary")
+    scenarios.add_argument("--clients", type=int, default=1, help="num_clients of every scenario (default 1)")
+    scenarios.set_defaults(func=_cmd_scenarios)
+
+    loadtest = sub.add_parser("loadtest", help="grpc/test-infra LoadTest manifests of a spec; --local runs them here")
+    loadtest.add_argument("spec", nargs="?", help="spec file or built-in name: write its LoadTests to --out")
+    loadtest.add_argument(
+        "--out", type=Path, metavar="DIR", help="the manifests' (or, with --local/--collect, the results') directory"
+    )
+    loadtest.add_argument(
+        "--image", default="grpclab:latest", help="the lab's image (deploy/Containerfile), e.g. REGISTRY/grpclab:TAG"
+    )
+    loadtest.add_argument("--shards", type=int, default=1, help="LoadTests to deal the cells into (default 1)")
+    loadtest.add_argument("--clients", type=int, default=1, help="client worker pods per LoadTest (default 1)")
+    loadtest.add_argument("--filter", metavar="EXPR", help="only cells matching, e.g. rpc=unary")
+    loadtest.add_argument("--pool", help="node pool of the worker pods (also the runner's queue annotation)")
+    loadtest.add_argument("--driver-pool", help="node pool of the driver pod")
+    loadtest.add_argument(
+        "--local", type=Path, metavar="DIR", help="run DIR's LoadTests here, a network namespace per pod"
+    )
+    loadtest.add_argument(
+        "--collect", type=Path, nargs="+", metavar="LOG", help="unpack the run directories in driver logs"
+    )
+    loadtest.set_defaults(func=_cmd_loadtest)
+
+    merge = sub.add_parser("merge", help="join the run directories of shards into one run directory")
+    merge.add_argument("shard_dirs", type=Path, nargs="+", metavar="SHARD_DIR", help="run directories of the shards")
+    merge.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="the merged run directory (new)")
+    merge.set_defaults(func=_cmd_merge)
 
     regress = sub.add_parser("regress", help="CI gate: this checkout's servers vs a base commit's, interleaved")
     regress.add_argument("--base", required=True, metavar="GIT_REF", help="base commit, e.g. origin/main")

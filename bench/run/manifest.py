@@ -152,6 +152,29 @@ class GateStudyInfo:
 
 
 @dataclass(frozen=True)
+class ShardInfo:
+    """One run directory that `grpclab merge` joined into this one (bench.run.merge)."""
+
+    path: str  # the shard's run directory, as given to merge
+    spec_name: str
+    started_at: str
+    ended_at: str | None
+    status: str
+    steps: int  # repetitions planned in the shard
+    rows: int  # repetitions it measured (cell files merged)
+    placement: str  # the shard's placement kind
+    git_commit: str | None
+
+
+@dataclass(frozen=True)
+class MergeInfo:
+    """This run directory is a merge of shards, measured separately (e.g. one LoadTest each), not one run."""
+
+    merged_at: str
+    shards: tuple[ShardInfo, ...]
+
+
+@dataclass(frozen=True)
 class Manifest:
     spec_name: str
     spec_path: str | None
@@ -174,6 +197,7 @@ class Manifest:
     system: SystemFacts | None = None
     cpu_latency_hold: HoldState | None = None
     calibration: Calibration | None = None
+    merge: MergeInfo | None = None  # set by `grpclab merge` (bench.run.merge); None: measured as one run
 
     @property
     def steps(self) -> int:
@@ -218,7 +242,7 @@ class Manifest:
         for typed in ("system", "cpu_latency_hold", "calibration"):  # each writes its own document
             value = getattr(self, typed)
             data[typed] = value.to_json() if value is not None else None
-        for optional in ("regress", "gate_study", "links", "system", "cpu_latency_hold", "calibration"):
+        for optional in ("regress", "gate_study", "links", "system", "cpu_latency_hold", "calibration", "merge"):
             if data[optional] is None:
                 del data[optional]
         return {"schema": FORMAT, **data}
@@ -253,6 +277,7 @@ class Manifest:
                 system=_part(SystemFacts, data.get("system"), f"{where}: system"),
                 cpu_latency_hold=_part(HoldState, data.get("cpu_latency_hold"), f"{where}: cpu_latency_hold"),
                 calibration=_part(Calibration, data.get("calibration"), f"{where}: calibration"),
+                merge=_merge(data["merge"], where) if data.get("merge") else None,
             )
         except KeyError as exc:
             raise ResultsError(f"{where}: missing {exc.args[0]}") from None
@@ -367,4 +392,17 @@ def _gate_study(data: object, where: str) -> GateStudyInfo:
         injection={k: _typed(Injection, v, f"{where}: gate_study.injection") for k, v in injection.items()}
         if injection
         else None,
+    )
+
+
+def _merge(data: object, where: str) -> MergeInfo:
+    if not isinstance(data, dict):
+        raise ResultsError(f"{where}: merge: expected an object")
+    _check_keys(data, {"merged_at", "shards"}, f"{where}: merge")
+    shards = data.get("shards")
+    if not isinstance(shards, list) or not shards:
+        raise ResultsError(f"{where}: merge.shards: expected a non-empty list")
+    return MergeInfo(
+        merged_at=data["merged_at"],
+        shards=tuple(_typed(ShardInfo, item, f"{where}: merge.shards[{i}]") for i, item in enumerate(shards)),
     )
