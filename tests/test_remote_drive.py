@@ -9,6 +9,7 @@ driven over two client workers measured against the lab's own run of it; a clien
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import os
@@ -83,6 +84,18 @@ def test_hosts_are_a_qps_workers_list_the_first_the_server(tmp_path: Path) -> No
     assert [w.address for w in hosts.from_flag(f"@{listed}")] == ["10.0.0.1:10000", "10.0.0.2:10000", "10.0.0.3:10000"]
     table = hosts.from_table({"workers": ["127.0.0.1:10000", "127.0.0.1:10001"]})
     assert [w.role for w in table] == ["server", "client"]
+    started_here = hosts.from_flag("netns:go,netns:lab,netns:lab")  # the same kind twice: two workers
+    assert [(w.address, w.role) for w in started_here] == [
+        ("netns:go", "server"),
+        ("netns:lab", "client"),
+        ("netns:lab", "client"),
+    ]
+
+
+def test_the_kinds_of_worker_the_lab_starts_are_the_fleets() -> None:
+    from bench.remote import fleet
+
+    assert hosts.NETNS_KINDS == fleet.WORKER_KINDS
 
 
 @pytest.mark.parametrize(
@@ -95,6 +108,8 @@ def test_hosts_are_a_qps_workers_list_the_first_the_server(tmp_path: Path) -> No
         ("::1:10000,127.0.0.1:10001", "--hosts[0]: '::1:10000': expected HOST:PORT (an IPv6 host in brackets"),
         ("127.0.0.1:10000,127.0.0.1:10000", "--hosts[1]: 127.0.0.1:10000 is listed twice"),
         ("@/nonexistent/workers", "--hosts: @/nonexistent/workers: cannot read the workers file"),
+        ("netns:lab,netns:rust", "--hosts[1]: 'netns:rust': a worker the lab starts is netns:lab or netns:go"),
+        ("netns:lab,127.0.0.1:10001", "--hosts: netns: workers and HOST:PORT workers do not mix"),
     ],
 )
 def test_bad_hosts_are_one_line_naming_the_flag_and_exit_2(
@@ -445,3 +460,24 @@ def test_rows_from_a_foreign_worker_say_that_what_ran_was_its_own() -> None:
     assert placement.foreign_notes(_cell(impl="sync")) == [
         "server worker 10.0.0.1:10000 is foreign: it ran its own server, not impl=sync"
     ]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
+def test_hosts_netns_starts_the_workers_in_namespaces_of_their_own_for_the_run_and_removes_them(
+    tmp_path: Path,
+) -> None:
+    from bench.run import netns
+
+    out = tmp_path / "run"
+    spec = _spec(tmp_path / "s.toml", rpc='["unary"]')
+    assert cli.main(["run", str(spec), "--hosts", "netns:lab,netns:lab", "--out", str(out)]) == 0
+    table = results.load(out)
+    assert len(table) == 1 and not table["failed"].any() and (table["rpcs_ok"] > 0).all()
+    recorded = manifest.read(out).placement.workers
+    addresses = [worker.address.rpartition(":")[0] for worker in recorded]
+    assert [worker.role for worker in recorded] == ["server", "client"] and len(set(addresses)) == 2
+    assert all(ipaddress.ip_address(address) in ipaddress.ip_network("198.18.0.0/15") for address in addresses)
+    assert all(worker.kind == "grpclab" and worker.system is not None for worker in recorded)
+    # the run's fleet is gone with it: no namespace of this process is left
+    assert not [name for name in netns.lab_namespaces() if name.startswith(f"grpclab-{os.getpid()}-")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -44,63 +45,67 @@ def run(
         "cpu_latency_hold": cpu_latency_hold,
         "calibrate": calibrate,
     }
-    if resume is not None:
-        store = RunStore.open(resume)
-        manifest = store.manifest
-        spec = parse_spec(manifest.spec_source, manifest.spec_path)
-        given = {k: v for k, v in overrides.items() if v is not None}
-        spec = with_settings(spec, **{**asdict(manifest.settings), **given})
-        plan = manifest.plan
-        workers = run_hosts.from_flag(hosts) if hosts else recorded_workers(manifest)
-        if hosts and recorded_workers(manifest) is None:
-            # half a run on this machine and half over workers would be two runs in one table
-            raise run_hosts.HostsError(f"--hosts: {resume} was measured on this machine; resume it without --hosts")
-        store.write_tables()  # a harness killed between a cell file and the tables left them stale
-        where = placement.for_settings(spec.settings, store.dir.name, workers)
-        where.check()
-        if workers:
-            store.record(placement=where.describe())  # where the rest is measured (--hosts may name new ones)
-    else:
-        spec = with_settings(load_spec(spec_path), **overrides)
-        cells = filter_cells(spec.cells, filter_expr) if filter_expr else spec.cells
-        if not cells:
-            raise SpecError(f"--filter: {filter_expr!r} selects no cell of {spec.name}")
-        plan = Plan.make(cells, spec.settings)
-        run_id = f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{spec.name}"
-        workers = run_hosts.from_flag(hosts) if hosts else spec_workers(spec.source)
-        where = placement.for_settings(spec.settings, run_id, workers)
-        where.check()  # before anything is written
-        manifest = Manifest.new(spec, plan, filter_expr, where.describe())
-        store = RunStore.create(out or RESULTS_ROOT / run_id, manifest)
-    cells = [cell for cell, _ in plan.steps]
-    if isinstance(where, placement.DrivenPlacement):
-        warnings = [f"{line} (its repetitions fail; the other cells run)" for line in where.problems(cells)]
-        workers = where.describe().workers or ()
-        server_at, loadgen_at = f"server worker {workers[0].address}", f"client workers {workers[1].address}"
-        loadgen_at += "".join(f", {worker.address}" for worker in workers[2:])
-    else:
-        warnings = [placement.link_warning(where, cells), measure.go_warning(cells)]
-        server_at, loadgen_at = "server", "load generator"
-    for warning in warnings:
-        if warning:
-            console.print(f"warning: {warning}", soft_wrap=True, markup=False)
-    console.print(
-        f"run {store.dir}: {len(plan.steps)} repetitions of {store.manifest.cells} cells, "
-        f"{server_at} on CPU {_cpus(spec.settings.server_cpus)}, "
-        f"{loadgen_at} on CPU {_cpus(spec.settings.loadgen_cpus)}"
-    )
-    try:
-        execute(
-            [Side(store)],
-            plan,
-            spec.settings,
-            progress.Reporter(console),
-            placement=where,
-            notice=lambda text: console.print(text, soft_wrap=True, markup=False, highlight=False),
+    with ExitStack() as stack:  # the workers the lab starts for this run (--hosts netns:...) live as long as it
+        if resume is not None:
+            store = RunStore.open(resume)
+            manifest = store.manifest
+            spec = parse_spec(manifest.spec_source, manifest.spec_path)
+            given = {k: v for k, v in overrides.items() if v is not None}
+            spec = with_settings(spec, **{**asdict(manifest.settings), **given})
+            plan = manifest.plan
+            workers = run_hosts.from_flag(hosts) if hosts else recorded_workers(manifest)
+            if hosts and recorded_workers(manifest) is None:
+                # half a run on this machine and half over workers would be two runs in one table
+                raise run_hosts.HostsError(f"--hosts: {resume} was measured on this machine; resume it without --hosts")
+            store.write_tables()  # a harness killed between a cell file and the tables left them stale
+            workers = stack.enter_context(run_hosts.started(workers or (), spec.settings, store.dir.name)) or None
+            where = placement.for_settings(spec.settings, store.dir.name, workers)
+            where.check()
+            if workers:
+                store.record(placement=where.describe())  # where the rest is measured (--hosts may name new ones)
+        else:
+            spec = with_settings(load_spec(spec_path), **overrides)
+            cells = filter_cells(spec.cells, filter_expr) if filter_expr else spec.cells
+            if not cells:
+                raise SpecError(f"--filter: {filter_expr!r} selects no cell of {spec.name}")
+            plan = Plan.make(cells, spec.settings)
+            run_id = f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{spec.name}"
+            workers = run_hosts.from_flag(hosts) if hosts else spec_workers(spec.source)
+            workers = stack.enter_context(run_hosts.started(workers or (), spec.settings, run_id)) or None
+            where = placement.for_settings(spec.settings, run_id, workers)
+            where.check()  # before anything is written
+            manifest = Manifest.new(spec, plan, filter_expr, where.describe())
+            store = RunStore.create(out or RESULTS_ROOT / run_id, manifest)
+        cells = [cell for cell, _ in plan.steps]
+        if isinstance(where, placement.DrivenPlacement):
+            warnings = [f"{line} (its repetitions fail; the other cells run)" for line in where.problems(cells)]
+            workers = where.describe().workers or ()
+            server_at, loadgen_at = f"server worker {workers[0].address}", f"client workers {workers[1].address}"
+            loadgen_at += "".join(f", {worker.address}" for worker in workers[2:])
+        else:
+            warnings = [placement.link_warning(where, cells), measure.go_warning(cells)]
+            server_at, loadgen_at = "server", "load generator"
+        for warning in warnings:
+            if warning:
+                console.print(f"warning: {warning}", soft_wrap=True, markup=False)
+        console.print(
+            f"run {store.dir}: {len(plan.steps)} repetitions of {store.manifest.cells} cells, "
+            f"{server_at} on CPU {_cpus(spec.settings.server_cpus)}, "
+            f"{loadgen_at} on CPU {_cpus(spec.settings.loadgen_cpus)}"
         )
-    except KeyboardInterrupt:
-        console.print(f"\ninterrupted: finished repetitions are kept; continue with: grpclab run --resume {store.dir}")
-        return 130
+        try:
+            execute(
+                [Side(store)],
+                plan,
+                spec.settings,
+                progress.Reporter(console),
+                placement=where,
+                notice=lambda text: console.print(text, soft_wrap=True, markup=False, highlight=False),
+            )
+        except KeyboardInterrupt:
+            resume_with = f"grpclab run --resume {store.dir}"
+            console.print(f"\ninterrupted: finished repetitions are kept; continue with: {resume_with}")
+            return 130
     finish(store.dir, console, store.manifest)
     return 0
 

@@ -5,24 +5,30 @@ worker, every other one a client worker (gRPC's qps_json_driver with one server)
 list from a file, entries separated by commas, whitespace or newlines: what a Kubernetes LoadTest's driver
 gets as its workers file. A spec says it as ``[hosts] workers = ["HOST:PORT", ...]``; ``--hosts`` overrides it.
 
-Every entry goes through :func:`resolve_entries`, the one place that turns what a user wrote into worker
-addresses (a later ``netns:...`` entry, a worker the lab starts in a namespace, is resolved there too).
+Every entry goes through :func:`resolve_entries`, the one place that checks what a user wrote. An entry
+``netns:lab`` or ``netns:go`` asks for a worker the lab starts itself, each in a network namespace of its own on
+one bridge (bench.remote.fleet): :func:`started` starts them for the run's duration and gives their addresses.
+Such entries do not mix with ``HOST:PORT`` ones (the lab's namespaces reach only each other and the harness).
 A bad entry is a :class:`HostsError`: one line naming the flag or key, exit 2.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..spec import SpecError
+from ..spec import Settings, SpecError
+from .placement import RunError
 
 SERVER = "server"
 CLIENT = "client"
 _SEPARATORS = re.compile(r"[\s,]+")
 _HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)$")
+NETNS = "netns:"  # netns:KIND: a worker the lab starts in a namespace of its own
+NETNS_KINDS = ("lab", "go")  # bench.remote.fleet.WORKER_KINDS (checked equal by a test; importing it here is heavy)
 
 
 class HostsError(SpecError):
@@ -80,15 +86,48 @@ def resolve_entries(entries: Sequence[str], where: str) -> tuple[WorkerAddress, 
             "worker: HOST:PORT,HOST:PORT[,...]"
         )
     addresses = [_address(entry, f"{where}[{index}]") for index, entry in enumerate(entries)]
+    started_here = [address.startswith(NETNS) for address in addresses]
+    if any(started_here) and not all(started_here):
+        raise HostsError(
+            f"{where}: netns: workers and HOST:PORT workers do not mix (the lab's namespaces reach only each other)"
+        )
     seen: set[str] = set()
     for index, address in enumerate(addresses):
-        if address in seen:
+        if address in seen and not address.startswith(NETNS):
             raise HostsError(f"{where}[{index}]: {address} is listed twice (one worker runs one server or one load)")
         seen.add(address)
     return tuple(WorkerAddress(address, SERVER if index == 0 else CLIENT) for index, address in enumerate(addresses))
 
 
+@contextmanager
+def started(workers: Sequence[WorkerAddress], settings: Settings, tag: str) -> Iterator[tuple[WorkerAddress, ...]]:
+    """The run's workers, answering: ``netns:KIND`` entries started now, each in a namespace of its own, and
+    stopped (namespaces removed) when the block ends, however it ends; ``HOST:PORT`` entries as given.
+
+    A grpc-go worker is pinned to the run's CPUs for its role here (it ignores the configs' ``core_list``); a lab
+    worker pins the servers and generators it starts itself.
+    """
+    if not any(worker.address.startswith(NETNS) for worker in workers):
+        yield tuple(workers)
+        return
+    from ..remote import fleet
+
+    kinds = [worker.address.removeprefix(NETNS) for worker in workers]
+    cpus = [settings.server_cpus if worker.role == SERVER else settings.loadgen_cpus for worker in workers]
+    try:
+        with fleet.Fleet(tag) as network:
+            addresses = fleet.start_workers(network, kinds, cpus)
+            yield tuple(WorkerAddress(address, worker.role) for address, worker in zip(addresses, workers, strict=True))
+    except fleet.FleetError as exc:
+        raise RunError(f"--hosts netns: {exc}") from None
+
+
 def _address(entry: str, where: str) -> str:
+    if entry.startswith(NETNS):
+        if entry.removeprefix(NETNS) not in NETNS_KINDS:
+            kinds = " or ".join(NETNS + kind for kind in NETNS_KINDS)
+            raise HostsError(f"{where}: {entry!r}: a worker the lab starts is {kinds}")
+        return entry
     host, colon, port = entry.rpartition(":")
     if not colon or not host or not _HOST.match(host) or (":" in host and not host.startswith("[")):
         raise HostsError(f"{where}: {entry!r}: expected HOST:PORT (an IPv6 host in brackets: [::1]:10000)")
