@@ -18,7 +18,6 @@ from .engine import (
     INSIDE_SPREAD,
     KEPT_UP,
     KNEE_NOT_REACHED,
-    MAX_LISTED,
     ONE_REPETITION,
     P99,
     RPS,
@@ -32,7 +31,7 @@ from .engine import (
     families,
     pairs,
 )
-from .words import _capital, _context, _difference, _join, _number, _plural, _server_name, _times
+from .words import _context, _difference, _join, _number, _others_tail, _plural, _server_name, _times
 
 
 def _kept_up(cell: CellStats) -> bool:
@@ -153,11 +152,7 @@ def open_loop_knee(run: Run) -> list[Finding]:
             [(rate(c), c) for c in members], P99, {"knee_rps": float(other_knee.axes["rate"]) if other_knee else None}
         )
         others.append((inst, f"{where}: {other_words}"))
-    tail = ""
-    if others:
-        listed = [w for _, w in others[:MAX_LISTED]]
-        more = f"; and {len(others) - MAX_LISTED} more rate sweeps" if len(others) > MAX_LISTED else ""
-        tail = _capital("; ".join(listed)) + more + "."
+    tail = _others_tail(others, "rate sweeps")
     instance = _instance(named, P99, {"knee_rps": float(knee.axes["rate"]) if knee else None, "slo_p99_ms": slo})
     return [
         Finding(
@@ -227,11 +222,7 @@ def load_generator(run: Run) -> list[Finding]:
             f"(ghz {_times(inst.ratio) if inst.ratio else '-'} the RPC/s{inside})"
         )
         others.append((inst, words))
-    tail = ""
-    if others:
-        listed = [w for _, w in others[:MAX_LISTED]]
-        more = f"; and {len(others) - MAX_LISTED} more pairs" if len(others) > MAX_LISTED else ""
-        tail = _capital("; ".join(listed)) + more + "."
+    tail = _others_tail(others, "pairs")
     return [
         Finding(
             study="load_generator",

@@ -36,6 +36,7 @@ from .words import (
     _difference,
     _join,
     _number,
+    _others_tail,
     _server_name,
     _signed,
     _speed_range,
@@ -96,11 +97,7 @@ def payload_size(run: Run) -> list[Finding]:
                 f"from {size(members[0])} to {size(members[-1])} ({_times(g)})",
             )
         )
-    tail = ""
-    if others:
-        listed = [words for _, words in others[:MAX_LISTED]]
-        more = f"; and {len(others) - MAX_LISTED} more families" if len(others) > MAX_LISTED else ""
-        tail = _capital("; ".join(listed)) + more + "."
+    tail = _others_tail(others, "families")
     instance = _instance(named, CPU, {"cpu_us_per_extra_kib": per_kib})
     return [
         Finding(

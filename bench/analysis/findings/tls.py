@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 
 from .confidence import _floor_reasons, _inside, _label, _limit_reasons, _sentence, _spread_judgement
-from .engine import CLIENT_CPU, CPU, MAX_LISTED, WIRE, CellStats, Finding, Run, _instance, pairs
-from .words import _capital, _context, _difference, _number, _server_name, _signed, _times
+from .engine import CLIENT_CPU, CPU, WIRE, CellStats, Finding, Run, _instance, pairs
+from .words import _context, _difference, _number, _others_tail, _server_name, _signed, _times
 
 
 def tls(run: Run) -> list[Finding]:
@@ -49,11 +49,7 @@ def tls(run: Run) -> list[Finding]:
                 f"({_times(inst.ratio) if inst.ratio else '-'}{inside}), {_signed(WIRE, nums['wire_bytes_added'])} B"
             )
             others.append((inst, words))
-        tail = ""
-        if others:
-            listed = [w for _, w in others[:MAX_LISTED]]
-            more = f"; and {len(others) - MAX_LISTED} more pairs" if len(others) > MAX_LISTED else ""
-            tail = _capital("; ".join(listed)) + more + "."
+        tail = _others_tail(others, "pairs")
         out.append(
             Finding(
                 study="tls",

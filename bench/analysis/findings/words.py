@@ -12,6 +12,7 @@ from .engine import (
     CLIENT_CPU,
     CLIENT_UTIL,
     CPU,
+    MAX_LISTED,
     P50,
     P99,
     RPS,
@@ -89,6 +90,15 @@ def _capital(text: str) -> str:
     if text.startswith(("ghz", APP_GZIP, "grpc-")) or text.split(" ", 1)[0].rstrip(":,") in _NAMES:
         return text
     return text[:1].upper() + text[1:]
+
+
+def _others_tail(others: Sequence[tuple[object, str]], what: str) -> str:
+    """The sentence's last part: the first MAX_LISTED other instances in words, then how many more ``what``."""
+    if not others:
+        return ""
+    listed = [words for _, words in others[:MAX_LISTED]]
+    more = f"; and {len(others) - MAX_LISTED} more {what}" if len(others) > MAX_LISTED else ""
+    return _capital("; ".join(listed)) + more + "."
 
 
 def _generator_name(generator: str) -> str:
