@@ -81,14 +81,15 @@ def test_links_table_is_what_the_committed_run_gives():
 
 
 def test_findings_example_is_what_the_committed_run_gives():
-    run = REPO / "results" / "quick-2026-12-01"
+    run = REPO / "results" / "quick-all-2026-12-01"
     document = findings.analyse(run)
-    # the findings.json `make bench` wrote beside the run is what its cells give with this code
+    # the findings.json committed beside the run is what its cells give with this code
     assert findings.read(run / findings.FILE_NAME) == document
     assert [f.study for f in document.findings] == [
-        "server_model", "thread_pool", "processes", "payload_size", "payload_kind", "payload_kind", "compression",
-        "tls", "tls", "rpc", "rpc", "rpc", "stream_messages", "concurrency", "concurrency", "connections",
-        "open_loop_knee", "arrival", "load_generator",
+        "server_model", "thread_pool", "thread_pool", "thread_pool", "processes", "handler_work", "handler_work",
+        "payload_size", "payload_kind", "payload_kind", "payload_kind", "compression", "tls", "tls", "rpc", "rpc",
+        "rpc", "stream_messages", "concurrency", "concurrency", "connections", "open_loop_knee", "arrival", "client",
+        "client", "channel", "event_loop", "service", "load_generator", "go_reference", "go_reference",
     ]  # fmt: skip
     # what it printed at its end on a 110-column terminal
     shown = README.split("<!-- findings:begin -->\n```\n", 1)[1].split("```\n<!-- findings:end -->", 1)[0]
@@ -96,11 +97,14 @@ def test_findings_example_is_what_the_committed_run_gives():
     sentence = README.split("<!-- findings-sentence:begin -->\n", 1)[1].split("\n<!-- findings-sentence:end -->", 1)[0]
     gzip = next(f for f in document.findings if f.study == "compression")
     assert sentence == f"> **{findings.title(gzip)}** ({gzip.confidence}). {gzip.sentence}"
-    # the words around it: the machine and the run it names
+    # the words around it: the machine, the run it names and its calibration
     manifest = results.read_manifest(run)
     assert manifest.environment.cpu_model == "AMD EPYC" and manifest.environment.cores == 2
-    assert manifest.started_at.startswith("2026-12-01T11:19") and manifest.settings.repetitions == 2
+    assert manifest.started_at.startswith("2026-12-01T15:24") and manifest.settings.repetitions == 2
+    assert manifest.cpu_latency_hold.held and manifest.calibration.floor["ghz"].p50_ms == 0.117
     assert f"commit `{manifest.environment.git.commit[:7]}`" in README
+    labels = [f.confidence for f in document.findings]
+    assert f"{labels.count('clear')} of the {len(labels)} findings are clear" in README
 
 
 def test_go_reference_block_and_the_numbers_around_it_are_what_the_committed_run_gives():

@@ -119,6 +119,12 @@ def _floor_reasons(run: Run, named: Sequence[tuple[str, CellStats]]) -> list[Rea
     return reasons
 
 
+def _the_cells(names: Sequence[str]) -> str:
+    """'the X cell', 'the X and Y cells': a name that has its own article (the tutorial services) keeps one."""
+    listed = _join([name.removeprefix("the ") for name in names])
+    return f"the {listed} cell{'s' if len(names) > 1 else ''}"
+
+
 def _limit_reasons(named: Sequence[tuple[str, CellStats]], rps_quoted: bool = True) -> list[Reason]:
     """Saturated generators (named, with what to use instead) and, where RPC/s is quoted, servers that were not the
     limit; failed repetitions left out."""
@@ -128,18 +134,18 @@ def _limit_reasons(named: Sequence[tuple[str, CellStats]], rps_quoted: bool = Tr
         if cell.generator_limited:
             by_generator.setdefault(cell.generator, []).append(name)
     for generator, names in by_generator.items():
-        where = _join(names)
+        where = _the_cells(names)
         instead = 'use loadgen = "ghz"' if generator == "python" else "give it more load-generator CPUs"
         reasons.append(
             Reason(
                 GENERATOR_SATURATED,
-                f"{_generator_name(generator)} was saturated in the {where} cell{'s' if len(names) > 1 else ''}: "
+                f"{_generator_name(generator)} was saturated in {where}: "
                 f"RPC/s there is the client's limit, not the server's ({instead})",
             )
         )
     idle = [(n, c) for n, c in named if not c.server_limited and not c.generator_limited]
     if rps_quoted and idle:
-        where = _join(
+        where = _the_cells(
             [
                 f"{n} ({_number(SERVER_UTIL, c.median(SERVER_UTIL))} busy)"
                 if math.isfinite(c.median(SERVER_UTIL))
@@ -150,13 +156,13 @@ def _limit_reasons(named: Sequence[tuple[str, CellStats]], rps_quoted: bool = Tr
         reasons.append(
             Reason(
                 SERVER_NOT_LIMIT,
-                f"the server was not saturated in the {where} cell{'s' if len(idle) > 1 else ''}, "
+                f"the server was not saturated in {where}, "
                 "so RPC/s there is not the server's capacity",
             )
         )
     failed = [(n, c) for n, c in named if c.failed]
     if failed:
-        where = ", ".join(f"{c.failed} in the {n} cell" for n, c in failed)
+        where = ", ".join(f"{c.failed} in {_the_cells([n])}" for n, c in failed)
         reasons.append(Reason(FAILED_REPETITIONS, f"failed repetitions were left out ({where})"))
     return reasons
 
