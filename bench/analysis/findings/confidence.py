@@ -156,8 +156,7 @@ def _limit_reasons(named: Sequence[tuple[str, CellStats]], rps_quoted: bool = Tr
         reasons.append(
             Reason(
                 SERVER_NOT_LIMIT,
-                f"the server was not saturated in {where}, "
-                "so RPC/s there is not the server's capacity",
+                f"the server was not saturated in {where}, so RPC/s there is not the server's capacity",
             )
         )
     failed = [(n, c) for n, c in named if c.failed]
