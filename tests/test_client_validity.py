@@ -134,8 +134,12 @@ def test_records_go_both_ways_on_every_server(lab, impl, rpc):
     row = ok_row(lab, impl=impl, rpc=rpc, payload_kind="records", payload_size=size, stream_messages=4, concurrency=2)
     messages = 1 if rpc == "unary" else 4
     body = records.build(size).size
+    # Bytes are counted over the window, RPCs as they finish in it: the 2 in flight at its edges blur a per-RPC
+    # figure by up to 2 RPCs' worth (in a CI run a go bidi row read 65,132 B for 65,136 B of records).
+    blur = 2 / row["rpcs"]
     for direction in ("wire_rx_bytes_per_rpc", "wire_tx_bytes_per_rpc"):
-        assert messages * body <= row[direction] <= messages * body * 1.1 + 1000, (direction, row[direction])
+        low, high = messages * body * (1 - blur), (messages * body * 1.1 + 1000) * (1 + blur)
+        assert low <= row[direction] <= high, (direction, row[direction])
 
 
 def test_uvloop_runs_under_the_aio_server_and_client(lab):

@@ -183,6 +183,9 @@ def test_cells_a_worker_cannot_run_get_one_line_each() -> None:
         "link=veth": _cell(link="veth"),
         "handler_cpu_us=100": _cell(handler_cpu_us=100),
         "service=benchmark with impl=go": _cell(impl="go", service="benchmark"),
+        # no rule names it: the worker's own conversion, run backwards, refuses it (grpclab run --hosts and
+        # grpclab scenarios/loadtest apply this one rule)
+        "a worker refuses its configs": _cell(payload_kind="records"),
     }
     for needle, cell in refused.items():
         problem = cell_problem(cell, SETTINGS)
@@ -349,10 +352,15 @@ def test_a_cell_over_two_client_workers_measures_what_the_labs_own_run_measures(
         assert not row["failed"], row["error"]
         assert row["errors"] == 0 and row["rpcs_ok"] > 0
     assert f"clients {client_a}, {client_b}" in driven["notes"] and driven["loadgen_processes"] == 2
-    for metric, floor in (("rps", 0.1), ("server_cpu_us_per_rpc", 0.2), ("wire_bytes_per_rpc", 0.15)):
+    # At 800 RPC/s the server is mostly idle, and its CPU per RPC follows how arrivals batch per wake-up: two
+    # generator processes (driven) against one (local) moved it by up to 1.4x in a CI run (267.6 against 208.5
+    # and 174.6 us). Its cap is 50 %: a worker's results not summed still doubles it. RPC/s and wire bytes keep
+    # theirs.
+    bounds = (("rps", 0.1, 0.3), ("server_cpu_us_per_rpc", 0.2, 0.5), ("wire_bytes_per_rpc", 0.15, 0.3))
+    for metric, floor, cap in bounds:
         a, b, d = local_a[metric], local_b[metric], driven[metric]
         local = (a + b) / 2
-        tolerance = min(0.3, max(floor, 2 * abs(a - b) / local))
+        tolerance = min(cap, max(floor, 2 * abs(a - b) / local))
         assert abs(d / local - 1) <= tolerance, f"{metric}: driven {d:.1f}, local {a:.1f} and {b:.1f}"
 
 

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import grpc
@@ -30,9 +31,11 @@ import grpc
 from protos.grpc.testing import control_pb2, worker_service_pb2_grpc
 from protos.grpclab import facts_pb2, facts_pb2_grpc
 
+from ..load.job import LoadJob
 from ..machine.system import SystemFacts
 from ..run.hosts import CLIENT, SERVER, WorkerAddress
 from ..run.manifest import PlacementInfo, WorkerInfo
+from ..run.measure import server_args
 from ..run.placement import RunError
 from ..spec import Cell, Settings, SpecError
 from ..spec.cell import check_cell
@@ -50,19 +53,69 @@ FACTS_TIMEOUT_S = 30.0  # grpclab system samples steal time and runs systemd-det
 FOREIGN_NOTE = "not a lab worker (no grpclab.WorkerFacts): its machine's facts are not recorded"
 
 
-def cell_problem(cell: Cell, settings: Settings) -> str | None:
-    """Why ``cell`` cannot run over workers (one line naming the axis), or None.
+# The check of cell_problem starts nothing: the certificates' place is only compared, never read, and the target
+# is a placeholder (a driver fills the server's address in).
+_CERTS = Path("/certs")
+_CHECK_TARGET = "server:1"
 
-    What bench.spec refuses (check_cell), what gRPC's configs cannot say (bench.remote.configs) and what the
-    lab's worker does not run: ghz, the other client models, per-call channels, option presets, handler work.
+
+def cell_problem(cell: Cell, settings: Settings) -> str | None:
+    """Why a lab worker would not run ``cell`` as the lab's own run does (one line naming the axis), or None.
+
+    What bench.spec refuses (check_cell) and what gRPC's configs cannot say (bench.remote.configs: ghz, the other
+    client models, per-call channels, option presets, handler work...), then the worker's own conversion run
+    backwards: configs the worker would refuse (configs.Refused, e.g. a records payload), or a server or load
+    different from the lab's run of the cell, which also catches what no rule names yet and cannot drift from
+    what the worker does.
     """
     try:
         check_cell(cell, "cell")
-        configs.server_config(cell, settings)
-        configs.client_config(cell, settings, ["check:0"])
+        server = configs.server_config(cell, settings)
+        client = configs.client_config(cell, settings, [_CHECK_TARGET])
+        cpus = set(settings.server_cpus) | set(settings.loadgen_cpus)
+        server_plan = configs.server_plan(server, certs_dir=_CERTS, available=cpus)
+        client_plan = configs.client_plan(client, certs_dir=_CERTS, available=cpus)
     except (SpecError, configs.Inexpressible) as exc:
         return str(exc).removeprefix("cell: ")
+    except configs.Refused as exc:
+        return f"a worker refuses its configs: {exc.message}"
+    differences = _server_differences(cell, server_plan)
+    if differences:
+        return f"gRPC's ServerConfig cannot say the server's {', '.join(differences)}"
+    local = LoadJob.for_cell(cell, target=_CHECK_TARGET, tls_dir=_CERTS, settings=settings, repetition=0)
+    # Only the window may differ: a driver's marks cut it, so the worker's job is bounded by the cell's time limit.
+    expected = replace(local, warmup=0.0, duration=client_plan.job.duration)
+    if client_plan.job != expected:
+        differing = [
+            f"{f.name}={getattr(local, f.name)}"
+            for f in fields(LoadJob)
+            if getattr(client_plan.job, f.name) != getattr(expected, f.name)
+        ]
+        return f"gRPC's ClientConfig cannot say the load's {', '.join(differing)}"
     return None
+
+
+def _options(args: Sequence[str]) -> dict[str, str]:
+    """`grpclab serve` arguments as option -> value ("" for a flag)."""
+    out: dict[str, str] = {}
+    for i, arg in enumerate(args):
+        if arg.startswith("--"):
+            follows = args[i + 1] if i + 1 < len(args) else "--"
+            out[arg] = "" if follows.startswith("--") else follows
+    return out
+
+
+def _server_differences(cell: Cell, plan: configs.ServerPlan) -> list[str]:
+    worker = _options(plan.args(_CERTS))
+    lab = _options(server_args(cell, _CERTS))
+    # The port is the worker's choice; the worker always serves BenchmarkService beside the tutorial's services.
+    for options in (worker, lab):
+        options.pop("--port", None)
+        options.pop("--benchmark-service", None)
+        options.setdefault("--compression", "none")
+    return sorted(
+        f"{name} {lab.get(name, '(unset)')}" for name in set(worker) | set(lab) if worker.get(name) != lab.get(name)
+    )
 
 
 @dataclass

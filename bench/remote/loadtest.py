@@ -22,7 +22,7 @@ directory to its log as a tar.gz in base64 between two marker lines (a finished 
 ``kubectl cp``-ed, but its log stays readable, and test-infra's runner saves every pod's log); :func:`collect`
 (`grpclab loadtest --collect LOG`) turns such a log back into the run directory.
 
-Cells a worker cannot run as the lab's own run does (bench.remote.scenarios.worker_problem), TLS cells (the
+Cells a worker cannot run as the lab's own run does (bench.remote.drive.cell_problem), TLS cells (the
 pods share no certificates) and go cells (the image has no Go) are left out with one line each.
 """
 
@@ -42,7 +42,7 @@ from pathlib import Path
 from ..run.executor import estimate_seconds
 from ..spec import Cell, Settings, Spec, parse_spec
 from ..spec.cell import AXES, DEFAULTS, applies
-from . import scenarios
+from . import drive, scenarios
 
 API_VERSION = "e2etest.grpc.io/v1"
 KIND = "LoadTest"
@@ -135,7 +135,7 @@ def shards(spec: Spec, cells: Sequence[Cell], count: int, num_clients: int = 1) 
     left_out: list[str] = []
     runnable: list[Cell] = []
     for cell in cells:
-        problem = scenarios.worker_problem(cell, spec.settings)
+        problem = drive.cell_problem(cell, spec.settings)
         if problem is None and cell.tls != "off":
             problem = f"tls={cell.tls}: the pods share no certificates"
         if problem is None and cell.impl == "go":
