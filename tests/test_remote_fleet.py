@@ -282,12 +282,12 @@ def test_a_fleet_leaves_nothing_after_sigterm_or_sigkill_of_its_owner() -> None:
 # -- slow: validity ----------------------------------------------------------------------------------------------
 
 
-def _check_close(name: str, a: dict, driven: dict, b: dict, floors: dict[str, float]) -> list[str]:
+def _check_close(name: str, a: dict, driven: dict, b: dict, floors: dict[str, float], cap: float = 0.3) -> list[str]:
     """Which of the driven row's metrics are off the mean of the two reference rows by more than the noise allows.
 
     The noise is the two reference rows' own relative difference, measured here; the bound is twice that, at
     least the metric's floor (what a 1 s window's run-to-run spread is on this machine, on its quietest
-    runs) and at most 30 %: a window off by 2x, or the CPU of the other process (2x to 4x here), still fails.
+    runs) and at most ``cap``: a window off by 2x, or the CPU of the other process (2x to 4x here), still fails.
     """
     problems = []
     for row in (a, driven, b):
@@ -296,21 +296,23 @@ def _check_close(name: str, a: dict, driven: dict, b: dict, floors: dict[str, fl
     for metric, floor in floors.items():
         x, y, d = a[metric], b[metric], driven[metric]
         reference = (x + y) / 2
-        tolerance = min(0.3, max(floor, 2 * abs(x - y) / reference))
+        tolerance = min(cap, max(floor, 2 * abs(x - y) / reference))
         print(f"{name} {metric}: ref {x:.1f} {y:.1f} driven {d:.1f} ratio {d / reference:.3f} tol {tolerance:.2f}")
         if abs(d / reference - 1) > tolerance:
             problems.append(f"{name} {metric}: driven {d:.1f}, reference {x:.1f} and {y:.1f} (±{tolerance:.0%})")
     return problems
 
 
-def _compared(name: str, triple: Callable[[], tuple[dict, dict, dict]], floors: dict[str, float]) -> list[str]:
+def _compared(
+    name: str, triple: Callable[[], tuple[dict, dict, dict]], floors: dict[str, float], cap: float = 0.3
+) -> list[str]:
     """:func:`_check_close` on ``triple()`` (reference, driven, reference); once more if it fails.
 
     The machine is shared (other work that needs no lock, the kernel's own threads): a burst on one CPU during one
     window can move that window's CPU per RPC by a third. A wrong measurement fails both attempts.
     """
-    problems = _check_close(name, *triple(), floors)
-    return _check_close(name, *triple(), floors) if problems else []
+    problems = _check_close(name, *triple(), floors, cap)
+    return _check_close(name, *triple(), floors, cap) if problems else []
 
 
 @pytest.fixture(scope="module")
@@ -376,12 +378,17 @@ def test_grpc_go_worker_as_server_and_as_client_across_namespaces_measures_what_
         "lab server, go client": ((lab_fleet["lab_a"], lab_fleet["go_client"]),
                                   (lab_fleet["together_lab"], lab_fleet["together_go_client"])),
     }  # fmt: skip
-    floors = {"rps": 0.2, "server_cpu_us_per_rpc": 0.15, "loadgen_cpu_us_per_rpc": 0.15}
+    # Crossing veth, bridge and veth is real kernel work per message on both sides, the same few microseconds
+    # whoever sends: a larger share of grpc-go's CPU per message than of the lab's. In a fresh-clone CI run the
+    # lab server / grpc-go client bidi cell (~20,000 messages/s) cost 14-16 % more server and 19-30 % more client
+    # CPU per message apart than together, and 12-15 % fewer messages/s, in both attempts. The bounds leave that
+    # room; a window off by 2x (100 %) or the other process's CPU (47 against 27 us here: 74 %) still fails.
+    floors = {"rps": 0.25, "server_cpu_us_per_rpc": 0.35, "loadgen_cpu_us_per_rpc": 0.35}
     for name, (apart, together) in pairs.items():
         for rpc, cell in CELLS.items():
 
             def triple(cell=cell, apart=apart, together=together) -> tuple[dict, dict, dict]:
                 return tuple(driver.run_scenario(cell, SETTINGS, *pair) for pair in (together, apart, together))
 
-            problems += _compared(f"{name} {rpc}", triple, floors)
+            problems += _compared(f"{name} {rpc}", triple, floors, cap=0.4)
     assert not problems, "\n".join(problems)
