@@ -39,7 +39,10 @@ from protos.grpc.testing import control_pb2, stats_pb2, worker_service_pb2_grpc
 
 REPO = Path(__file__).resolve().parents[1]
 T = 20.0  # RPC deadline for the worker's control calls
-GONE_S = 15.0  # how long stopped processes get to be gone (a server's SIGTERM grace plus interpreter exit)
+# How long stopped processes get to be gone: the stop's own bound (bench.run.server_process.stop: SIGTERM, up to
+# 15 s, then SIGKILL of the group) and a margin. A fresh-clone CI run once saw a server still there at 15 s after
+# its driver cancelled, gone a moment later: the check is that the stop is bounded, not that SIGTERM is quick.
+GONE_S = 20.0
 SETTINGS = Settings(duration=3.0, warmup=1.0, repetitions=1, server_cpus=(0,), loadgen_cpus=(1,), cell_timeout=30.0)
 
 
