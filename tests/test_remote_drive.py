@@ -353,10 +353,11 @@ def test_a_cell_over_two_client_workers_measures_what_the_labs_own_run_measures(
         assert row["errors"] == 0 and row["rpcs_ok"] > 0
     assert f"clients {client_a}, {client_b}" in driven["notes"] and driven["loadgen_processes"] == 2
     # At 800 RPC/s the server is mostly idle, and its CPU per RPC follows how arrivals batch per wake-up: two
-    # generator processes (driven) against one (local) moved it by up to 1.4x in a CI run (267.6 against 208.5
-    # and 174.6 us). Its cap is 50 %: a worker's results not summed still doubles it. RPC/s and wire bytes keep
-    # theirs.
-    bounds = (("rps", 0.1, 0.3), ("server_cpu_us_per_rpc", 0.2, 0.5), ("wire_bytes_per_rpc", 0.15, 0.3))
+    # generator processes' independent streams (driven) against one process's (local) is a different load shape,
+    # and two fresh-clone CI runs measured it 1.40x and 1.45x (267.6 us against 208.5 and 174.6; 260.9 against
+    # 198.7 and 161.8). So that metric only has to be within 60 %: a worker's results not summed still doubles it
+    # (+100 %). RPC/s (10 %) and wire bytes (15 %) are the split's and the merge's precise checks.
+    bounds = (("rps", 0.1, 0.3), ("server_cpu_us_per_rpc", 0.6, 0.6), ("wire_bytes_per_rpc", 0.15, 0.3))
     for metric, floor, cap in bounds:
         a, b, d = local_a[metric], local_b[metric], driven[metric]
         local = (a + b) / 2
