@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from bench.load.worker import _closed, _open
+from bench.load.worker import closed_loop, open_loop
 from bench.remote.generator import NS, Segments, TrackedWorkload
 
 pytestmark = pytest.mark.slow
@@ -51,7 +51,8 @@ def test_closed_loop_every_rpc_lands_in_exactly_one_segment_and_marks_wait_for_t
         segments, fake = Segments(), FakeWorkload()
         workload = TrackedWorkload(fake, segments)
         end = time.monotonic_ns() + int(0.3 * NS)
-        load = asyncio.ensure_future(asyncio.gather(*(_closed(workload, None, 1.0, end, segments) for _ in range(4))))
+        loops = (closed_loop(workload, None, 1.0, end, segments) for _ in range(4))
+        load = asyncio.ensure_future(asyncio.gather(*loops))
         load.add_done_callback(lambda _: segments.mark_loop_done())
         return await _cut_twice(segments, load), fake.calls
 
@@ -70,7 +71,7 @@ def test_open_loop_segments_hold_the_rpcs_scheduled_between_their_marks() -> Non
         workload = TrackedWorkload(fake, segments)
         start = time.monotonic_ns()
         end = start + int(0.3 * NS)
-        load = asyncio.ensure_future(_open(workload, [None], 1.0, start, end, rate, "constant", 8, 0, segments))
+        load = asyncio.ensure_future(open_loop(workload, [None], 1.0, start, end, rate, "constant", 8, 0, segments))
         load.add_done_callback(lambda _: segments.mark_loop_done())
         cuts = await _cut_twice(segments, load)
         return cuts, list(segments.edges), start, fake.calls

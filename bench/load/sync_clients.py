@@ -389,8 +389,7 @@ class EdgeSampler(threading.Thread):
 
 def run(job: LoadJob, read_line: Callable[[], str]) -> dict:
     """One worker's cell with a sync client: connect, report ready, load from the start line, report the result."""
-    from .worker import Recorder, result_message  # the aio client's recorder and result message
-    from .worker import _emit as emit
+    from .worker import Recorder, emit, result_message  # the aio client's recorder and result message
 
     workload = Workload.for_job(job)
     if job.client == "sync-future" and job.rpc not in FUTURE_RPCS:

@@ -87,12 +87,12 @@ async def _one(workload: Workload, stub, timeout: float, intended_ns: int, rec: 
         rec.success(intended_ns, time.monotonic_ns(), timings)
 
 
-async def _closed(workload: Workload, stub, timeout: float, end_ns: int, rec: Recorder) -> None:
+async def closed_loop(workload: Workload, stub, timeout: float, end_ns: int, rec: Recorder) -> None:
     while (start := time.monotonic_ns()) < end_ns:
         await _one(workload, stub, timeout, start, rec)
 
 
-async def _open(workload, stubs, timeout, start_ns, end_ns, rate, arrival, cap, seed, rec) -> None:
+async def open_loop(workload, stubs, timeout, start_ns, end_ns, rate, arrival, cap, seed, rec) -> None:
     """Send on the schedule; when ``cap`` RPCs are in flight, send late but keep the intended time."""
     rng = random.Random(seed)
     slots = asyncio.Semaphore(cap)
@@ -123,7 +123,7 @@ async def _open(workload, stubs, timeout, start_ns, end_ns, rate, arrival, cap, 
         await asyncio.gather(*tasks)
 
 
-def _busy_s() -> float | None:
+def busy_s() -> float | None:
     """Seconds the calling thread has been on a CPU or runnable, waiting for one (Linux schedstat).
 
     Called on the event loop's thread, where all of the generator's Python work runs: when
@@ -143,7 +143,7 @@ async def _cpu_at(moment_ns: int) -> tuple[float, float | None, int]:
     delay = moment_ns - time.monotonic_ns()
     if delay > 0:
         await asyncio.sleep(delay / NS)
-    return time.process_time(), _busy_s(), time.monotonic_ns()
+    return time.process_time(), busy_s(), time.monotonic_ns()
 
 
 def _channel(job: LoadJob) -> grpc.aio.Channel:
@@ -205,7 +205,7 @@ async def run(job: LoadJob, read_line) -> dict:
             for ch in channels:
                 await ch.close()
             channels, workload, stubs = [], PerCall(job, workload), [None]
-        _emit({"event": "ready"})
+        emit({"event": "ready"})
         start_ns = int(float(json.loads(await read_line())["start"]) * NS)
         lo = start_ns + int(job.warmup * NS)
         hi = lo + int(job.duration * NS)
@@ -216,17 +216,19 @@ async def run(job: LoadJob, read_line) -> dict:
             await asyncio.sleep(delay / NS)
         cpu = asyncio.gather(_cpu_at(lo), _cpu_at(hi))
         if job.mode == "open":
-            await _open(workload, stubs, timeout, start_ns, hi, job.rate, job.arrival, job.concurrency, job.seed, rec)
+            await open_loop(
+                workload, stubs, timeout, start_ns, hi, job.rate, job.arrival, job.concurrency, job.seed, rec
+            )
         else:
             await asyncio.gather(
-                *(_closed(workload, stubs[i % len(stubs)], timeout, hi, rec) for i in range(job.concurrency))
+                *(closed_loop(workload, stubs[i % len(stubs)], timeout, hi, rec) for i in range(job.concurrency))
             )
         (cpu_lo, busy_lo, at_lo), (cpu_hi, busy_hi, at_hi) = await cpu
         # A busy loop reads late, and not equally late at both edges: rescale to the window.
         scale = (hi - lo) / (at_hi - at_lo) if at_hi > at_lo else 1.0
         busy = (busy_hi - busy_lo) * scale if busy_lo is not None and busy_hi is not None else None
         result = result_message(rec, (cpu_hi - cpu_lo) * scale, busy, first_ms)
-        _emit(result)
+        emit(result)
         # Keep the connections until the runner has read the kernel's TCP counters at the
         # window's end (it says "close", or its end of stdin closes); a closed socket has no counters.
         try:
@@ -239,7 +241,7 @@ async def run(job: LoadJob, read_line) -> dict:
             await ch.close()
 
 
-def _emit(message: dict) -> None:
+def emit(message: dict) -> None:
     sys.stdout.write(json.dumps(message) + "\n")
     sys.stdout.flush()
 
@@ -273,7 +275,7 @@ def main() -> int:
         else:
             asyncio.run(amain())
     except Exception as exc:  # noqa: BLE001 - reported to the parent as this cell's error
-        _emit({"event": "error", "message": f"{type(exc).__name__}: {exc}"})
+        emit({"event": "error", "message": f"{type(exc).__name__}: {exc}"})
         return 1
     return 0
 

@@ -5,7 +5,7 @@
 The local harness tells its generator the measured window before the load starts (bench.load.worker). A
 driver of gRPC's protocol does not: it sends Marks whenever it likes, and each Mark ends a period and,
 with ``reset``, starts the next. So this process runs the very same closed and open loops
-(``bench.load.worker._closed`` / ``_open``, the same Workload, channels and histograms) with a recorder
+(``bench.load.worker.closed_loop`` / ``open_loop``, the same Workload, channels and histograms) with a recorder
 that cuts the load into *segments* at the marks, by each RPC's *intended* start, the lab's rule:
 
 * a mark line is stamped with this process's CLOCK_MONOTONIC when it is read: the segment boundary;
@@ -25,7 +25,7 @@ Protocol on stdin/stdout, one JSON object per line:
 
 What this relies on in bench.load.worker: ``_one`` asks ``rec.counts(intended)`` once per RPC before the
 call and then calls ``rec.success(intended, done, timings)`` or ``rec.failure(code)`` in the same task;
-``_open`` asks ``rec.counts(intended)`` for each scheduled RPC and then records into ``rec.lag``.
+``open_loop`` asks ``rec.counts(intended)`` for each scheduled RPC and then records into ``rec.lag``.
 tests/test_remote_segments.py checks segment attribution against those loops.
 """
 
@@ -43,7 +43,7 @@ from collections import defaultdict
 from ..load import histogram
 from ..load.channels import open_channel
 from ..load.job import LoadJob
-from ..load.worker import Recorder, _busy_s, _closed, _open
+from ..load.worker import Recorder, busy_s, closed_loop, emit, open_loop
 from ..load.workload import for_job
 
 NS = 1_000_000_000
@@ -90,7 +90,7 @@ class Segments:
 
     @property
     def lag(self):
-        # _open reads this exactly once per scheduled RPC, right after counts() (see the module doc)
+        # open_loop reads this exactly once per scheduled RPC, right after counts() (see the module doc)
         segment = _SEGMENT.get()
         self.scheduled[segment] += 1
         return self.recorder(segment).lag
@@ -172,18 +172,21 @@ async def run(job: LoadJob, read_line) -> None:
     try:
         await asyncio.wait_for(asyncio.gather(*(ch.channel_ready() for ch in channels)), job.connect_timeout)
         stubs = [workload.stub(ch) for ch in channels]
-        _emit({"event": "ready"})
+        emit({"event": "ready"})
         if "start" not in json.loads(await read_line() or "{}"):
             return
         start_ns = time.monotonic_ns()
         end_ns = start_ns + int(job.duration * NS)  # the bound on the whole load
         timeout = job.rpc_timeout
         if job.mode == "open":
-            coro = _open(workload, stubs, timeout, start_ns, end_ns, job.rate, job.arrival, job.concurrency,
+            coro = open_loop(workload, stubs, timeout, start_ns, end_ns, job.rate, job.arrival, job.concurrency,
                          job.seed, segments)  # fmt: skip
         else:
             coro = asyncio.gather(
-                *(_closed(workload, stubs[i % len(stubs)], timeout, end_ns, segments) for i in range(job.concurrency))
+                *(
+                    closed_loop(workload, stubs[i % len(stubs)], timeout, end_ns, segments)
+                    for i in range(job.concurrency)
+                )
             )
         load = asyncio.ensure_future(coro)
         load.add_done_callback(lambda _: segments.mark_loop_done())
@@ -194,9 +197,9 @@ async def run(job: LoadJob, read_line) -> None:
                 return
             if message.get("mark"):
                 edge = time.monotonic_ns()
-                busy = _busy_s()
+                busy = busy_s()
                 recorder, unfinished = await segments.cut(edge, timeout + WAIT_MARGIN_S)
-                _emit(segment_message(recorder, unfinished, busy))
+                emit(segment_message(recorder, unfinished, busy))
             if load.done() and load.exception() is not None:
                 raise load.exception()
     finally:
@@ -205,11 +208,6 @@ async def run(job: LoadJob, read_line) -> None:
             await asyncio.gather(load, return_exceptions=True)
         for ch in channels:
             await ch.close()
-
-
-def _emit(message: dict) -> None:
-    sys.stdout.write(json.dumps(message) + "\n")
-    sys.stdout.flush()
 
 
 def main() -> int:
@@ -228,7 +226,7 @@ def main() -> int:
     try:
         asyncio.run(amain())
     except Exception as exc:  # noqa: BLE001 - reported to the worker, which answers the driver with it
-        _emit({"event": "error", "message": f"{type(exc).__name__}: {exc}"})
+        emit({"event": "error", "message": f"{type(exc).__name__}: {exc}"})
         return 1
     return 0
 
