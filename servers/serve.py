@@ -16,7 +16,6 @@ import select
 import signal
 import socket
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -27,6 +26,7 @@ from . import certs
 from .config import ServerConfig, validate
 from .faults import Faults
 from .logic import LabState
+from .stop_signals import StopSignals
 
 Announce = Callable[[dict], None]
 READY_TIMEOUT_S = 30.0
@@ -115,13 +115,10 @@ def _serve_one(config: ServerConfig, faults: Faults, on_ready: Callable[[int], N
 def _serve_sync(config: ServerConfig, state: LabState, on_ready: Callable[[int], None]) -> int:
     from . import sync_server
 
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = StopSignals()  # not a threading.Event: setting one from a handler can deadlock (servers.stop_signals)
     server, port = sync_server.build(config, state)
     on_ready(port)
-    while not stop.wait(1.0):
-        pass
+    stop.wait()
     # Bounded: a grpcio race (a handler's reply after an error status already sent for a
     # malformed request) can leave one RPC open forever, and stop() would never finish.
     server.stop(config.grace).wait(config.grace + 1)
@@ -131,13 +128,10 @@ def _serve_sync(config: ServerConfig, state: LabState, on_ready: Callable[[int],
 async def _serve_aio(config: ServerConfig, state: LabState, on_ready: Callable[[int], None]) -> int:
     from . import aio_server
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = StopSignals()  # not loop.add_signal_handler: a SIGTERM after asyncio.run returns would kill the exit
     server, port = await aio_server.build(config, state)
     on_ready(port)
-    await stop.wait()
+    await stop.wait_async()
     await server.stop(config.grace)
     return 0
 
@@ -228,6 +222,9 @@ def _serve_many(config: ServerConfig, faults: Faults) -> int:
     def forward(*_: object) -> None:
         nonlocal stopping
         stopping = True
+        # Stopping: later SIGTERMs change nothing (the children's stop is bounded by _reap), and at the launcher's
+        # exit Python puts back the default action of the signals it handled, which would kill it (servers.stop_signals)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         # Once per child: a second SIGTERM can reach a child after asyncio.run() restored SIG_DFL on its way
         # out, and would kill it (exit -15) instead of letting it finish its graceful stop.
         for child in pids:

@@ -41,7 +41,9 @@ REPO = Path(__file__).resolve().parents[1]
 T = 20.0  # RPC deadline for the worker's control calls
 # How long stopped processes get to be gone: the stop's own bound (bench.run.server_process.stop: SIGTERM, up to
 # 15 s, then SIGKILL of the group) and a margin. A fresh-clone CI run once saw a server still there at 15 s after
-# its driver cancelled, gone a moment later: the check is that the stop is bounded, not that SIGTERM is quick.
+# its driver cancelled (killed a moment later): the worker's two stops (the stream's end and its done-callback)
+# signalled it twice and its SIGTERM handler deadlocked on the second, fixed in servers.stop_signals and checked
+# by test_back_to_back_sigterms_stop_the_server_gracefully. The check here is that the stop is bounded.
 GONE_S = 20.0
 SETTINGS = Settings(duration=3.0, warmup=1.0, repetitions=1, server_cpus=(0,), loadgen_cpus=(1,), cell_timeout=30.0)
 
@@ -311,6 +313,23 @@ def test_quit_worker_stops_everything_and_exits_0(workers) -> None:
     assert len(started) >= 2
     worker.stub().QuitWorker(control_pb2.Void(), timeout=T)
     assert worker.proc.wait(GONE_S) == 0
+    assert _gone(started) == []
+    del streams
+
+
+@pytest.mark.slow
+def test_back_to_back_sigterms_stop_the_worker_and_what_it_started(workers) -> None:
+    # A SIGTERM handler that set a threading.Event could deadlock on a second signal (servers.stop_signals): the
+    # worker then never stopped its server and generators. 0.3 s of SIGTERMs back to back, then exit 0, all gone.
+    worker = workers()
+    streams = _server_and_load(worker)
+    started = worker.descendants()
+    assert len(started) >= 2
+    begun, sent = time.monotonic(), 0
+    while time.monotonic() - begun < 0.3 and worker.proc.poll() is None:  # not reaped: the pid is still ours
+        os.kill(worker.proc.pid, signal.SIGTERM)
+        sent += 1
+    assert sent > 100 and worker.proc.wait(GONE_S) == 0
     assert _gone(started) == []
     del streams
 

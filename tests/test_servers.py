@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import os
 import queue
+import signal
 import socket
 import subprocess
 import sys
@@ -727,6 +728,27 @@ def test_sigterm_with_open_streams_exits_0(server, impl: str, processes: int) ->
             requests.close()
         for channel in channels:
             channel.close()
+
+
+@pytest.mark.parametrize("impl, processes", [param(impl, n) for impl in PYTHON_IMPLS for n in (1, 2)])
+def test_back_to_back_sigterms_stop_the_server_gracefully(server, impl: str, processes: int) -> None:
+    """A harness can signal a server twice (two threads stopping it at once). A handler that set a threading.Event
+    deadlocked when the second signal came while the first held the Event's lock: the server ignored SIGTERM from
+    then on and lived until SIGKILL (exit -9). Python's exit also puts back SIGTERM's default action, which killed
+    a server signalled again on its way out (exit -15). So: 0.3 s of SIGTERMs back to back, then a clean exit 0."""
+    srv = server("--impl", impl, "--processes", str(processes))
+    everyone = {srv.proc.pid, *srv.pids}
+    started = time.monotonic()
+    sent = 0
+    while time.monotonic() - started < 0.3 and srv.proc.poll() is None:  # not reaped: the pid is still ours
+        os.kill(srv.proc.pid, signal.SIGTERM)
+        sent += 1
+    code = srv.stop(server.stop_timeout)
+    elapsed = time.monotonic() - started
+    assert sent > 100, f"only {sent} signals sent"  # back to back, not one
+    assert code == 0, f"exit code {code} after {sent} SIGTERMs"
+    assert elapsed < 0.3 + server.grace + 3, f"took {elapsed:.1f} s to stop"
+    assert [pid for pid in everyone if alive(pid)] == []
 
 
 # --- fault knobs ------------------------------------------------------------------------------------------

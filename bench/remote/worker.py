@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 import threading
 from collections.abc import Iterator
@@ -36,6 +35,7 @@ import grpc
 
 from protos.grpc.testing import control_pb2, worker_service_pb2_grpc
 from protos.grpclab import facts_pb2, facts_pb2_grpc
+from servers.stop_signals import StopSignals
 
 from .client_side import LabClient
 from .configs import Refused, client_plan, server_plan
@@ -46,10 +46,11 @@ QUIT_GRACE_S = 1.0
 
 
 class Worker(worker_service_pb2_grpc.WorkerServiceServicer):
-    def __init__(self, host: str, certs_dir: Path | None) -> None:
+    def __init__(self, host: str, certs_dir: Path | None, stop: StopSignals) -> None:
         self.host = host
         self.certs_dir = certs_dir
         self.quit = threading.Event()
+        self._stop_signals = stop  # QuitWorker wakes the main thread through it, as SIGTERM does
         self._lock = threading.Lock()
         self._running: set[LabServer | LabClient] = set()
 
@@ -141,9 +142,13 @@ class Worker(worker_service_pb2_grpc.WorkerServiceServicer):
         return control_pb2.CoreResponse(cores=len(os.sched_getaffinity(0)))
 
     def QuitWorker(self, request, context) -> control_pb2.Void:  # noqa: N802
+        self.stop_taking_work()
+        self._stop_signals.request()
+        return control_pb2.Void()
+
+    def stop_taking_work(self) -> None:
         with self._lock:
             self.quit.set()  # under the lock: no setup starts anything after this
-        return control_pb2.Void()
 
 
 class Facts(facts_pb2_grpc.WorkerFactsServicer):
@@ -174,7 +179,9 @@ def serve(driver_port: int, host: str = "127.0.0.1", certs_dir: Path | None = No
         from servers import certs
 
         certs.load(certs_dir)  # a missing or broken set is a usage error now, not at the first TLS cell
-    worker = Worker(host, certs_dir)
+    # the handlers first: a SIGTERM from the moment the worker has anything to stop stops it
+    stop = StopSignals()  # not a threading.Event: setting one from a handler can deadlock (servers.stop_signals)
+    worker = Worker(host, certs_dir, stop)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="grpclab-worker"))
     worker_service_pb2_grpc.add_WorkerServiceServicer_to_server(worker, server)
     facts_pb2_grpc.add_WorkerFactsServicer_to_server(Facts(), server)
@@ -186,12 +193,10 @@ def serve(driver_port: int, host: str = "127.0.0.1", certs_dir: Path | None = No
     except RuntimeError as exc:
         raise BindError(f"cannot bind {address}: port in use or address unavailable ({exc})") from None
     server.start()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: worker.quit.set())
     sys.stdout.write(json.dumps({"event": "ready", "worker": WORKER_KIND, "host": host, "driver_port": port}) + "\n")
     sys.stdout.flush()
-    while not worker.quit.wait(1.0):
-        pass
+    stop.wait()
+    worker.stop_taking_work()
     worker.stop_all()
     server.stop(QUIT_GRACE_S).wait(QUIT_GRACE_S + 1)
     worker.stop_all()  # a stream that a setup was racing with the quit

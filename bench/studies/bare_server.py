@@ -19,9 +19,7 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import sys
-import threading
 from concurrent import futures
 from pathlib import Path
 
@@ -38,6 +36,7 @@ from protos import (
     sum_stream_pb2_grpc,
 )
 from servers import payloads
+from servers.stop_signals import StopSignals
 
 HOST = "127.0.0.1"
 WORKERS = 10  # the tutorial's thread pool
@@ -137,31 +136,25 @@ def _ready(impl: str, port: int, tls: bool) -> None:
 
 
 def serve_sync(port: int, tls_dir: Path | None) -> int:
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = StopSignals()  # not a threading.Event: setting one from a handler can deadlock (servers.stop_signals)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=WORKERS))
     _add_services(server, Greeter(), NumberService(), SumService(), ChatService())
     bound = _add_port(server, port, tls_dir)
     server.start()
     _ready("sync", bound, tls_dir is not None)
-    while not stop.wait(1.0):
-        pass
+    stop.wait()
     server.stop(GRACE_S).wait(GRACE_S + 1)
     return 0
 
 
 async def serve_aio(port: int, tls_dir: Path | None) -> int:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = StopSignals()  # not loop.add_signal_handler: a SIGTERM after asyncio.run returns would kill the exit
     server = grpc.aio.server()
     _add_services(server, AioGreeter(), AioNumberService(), AioSumService(), AioChatService())
     bound = _add_port(server, port, tls_dir)
     await server.start()
     _ready("aio", bound, tls_dir is not None)
-    await stop.wait()
+    await stop.wait_async()
     await server.stop(GRACE_S)
     return 0
 
