@@ -43,6 +43,27 @@ def test_one_row_per_cell_in_spec_order_with_the_varying_axes(df):
     assert order == sorted(order) and order[0][0] < order[-1][0]
 
 
+def test_an_axis_that_does_not_apply_to_a_cell_reads_as_a_dash():
+    # the committed floor run: two Python generator cells (aio, sync-threads clients) and a ghz cell
+    floor = results.load(Path(__file__).resolve().parents[1] / "results" / "floor-2026-12-01")
+    cells = table.build(floor)
+    assert list(cells.axes) == ["loadgen", "client"]
+    assert sorted(row.labels for row in cells.rows) == [("ghz", "-"), ("python", "aio"), ("python", "sync-threads")]
+    # every cell is closed-loop: rate and arrival mean nothing in any, so "same in every cell" leaves them out
+    assert "rate" not in dict(cells.fixed) and "arrival" not in dict(cells.fixed)
+    assert dict(cells.fixed)["mode"] == "closed" and dict(cells.fixed)["workers"] == "16"
+    assert "| ghz | - | 3 |" in table.to_markdown(cells)
+    # an aio server's workers, a unary cell's stream_messages: the quick matrix's server-model cells
+    quick = results.load(Path(__file__).resolve().parents[1] / "results" / "quick-hold-2026-12-01")
+    cells = table.build(quick)
+    at = {axis: i for i, axis in enumerate(cells.axes)}
+    first = quick.drop_duplicates("cell_key").set_index("cell_key")
+    assert {first.loc[row.key, "impl"] for row in cells.rows} == {"sync", "aio"}
+    for row in cells.rows:
+        assert (row.labels[at["workers"]] == "-") == (first.loc[row.key, "impl"] != "sync")
+        assert (row.labels[at["stream_messages"]] == "-") == (first.loc[row.key, "rpc"] == "unary")
+
+
 def test_medians_are_over_successful_repetitions_and_flags_say_why(df):
     df = df.copy()
     key = df["cell_key"].iloc[0]

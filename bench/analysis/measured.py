@@ -29,7 +29,7 @@ from ..spec import AXES
 from . import results, summary, table
 
 # The quick matrix's base cell (bench/specs/quick.toml [axes]); every other cell of it changes one study's axes.
-# workers applies to the sync server only (other servers' rows show 0); stream_messages to streams (unary: 1).
+# workers applies to the sync server only (other servers' rows store 0); stream_messages to streams (unary: 1).
 BASE: dict[str, str] = {
     "impl": "sync",
     "rpc": "unary",

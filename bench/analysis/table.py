@@ -6,7 +6,9 @@ flags (failed repetitions, RPC errors, a saturated load generator, repetitions t
 ``unstable``, bench.analysis.stability). Cells are in spec order (sorted
 by axis values). ``build`` makes the model from a run's tidy table; ``to_rich``, ``to_html`` and
 ``to_markdown`` only format it. ``value_text`` is the one way an axis value is written for people
-(tables, figure captions and labels, the cross-check table).
+(tables, figure captions and labels, the cross-check table). An axis that does not apply to a cell
+(bench.spec.cell.INAPPLICABLE: a ghz cell's client, an aio server's workers) is written ``-`` in its row, and
+left out of "same in every cell" when it applies to none: its stored value is only normalize()'s placeholder.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import pandas as pd
 from rich.table import Table
 
 from ..spec import AXES, DEFAULTS
-from ..spec.cell import LATER_AXES
+from ..spec.cell import LATER_AXES, applies
 from . import stability
 
 # (column, header, format): the metrics a table shows, in order
@@ -37,6 +39,7 @@ SHOWN: Shown = (
 # Up to a handful of varying axes read best as columns; beyond that one compact column (values joined
 # by '/', in the order its header names) keeps the table on screen.
 MAX_AXIS_COLUMNS = 6
+NOT_APPLICABLE = "-"  # an axis's value in a row where the axis means nothing (bench.spec.cell.applies)
 
 
 def fmt_size(size: float) -> str:
@@ -156,10 +159,13 @@ def build(df: pd.DataFrame, noise_cv: dict[str, float] | None = None) -> CellTab
         if key in spread:
             why = "; ".join(s.text() for s in spread[key])
             flags.append(Flag("unstable", f"unstable ({why})", why))
-        labels = tuple(value_text(a, first.loc[key, a]) for a in axes)
+        axes_of_cell = first.loc[key]
+        labels = tuple(value_text(a, axes_of_cell[a]) if applies(a, axes_of_cell) else NOT_APPLICABLE for a in axes)
         values = tuple(float(r[c]) for c, _, _ in SHOWN)
         rows.append(CellRow(str(key), labels, int(r["reps"]), values, tuple(flags)))
-    return CellTable(tuple(axes), tuple(rows), fixed_axes(first.iloc[0], [a for a in AXES if a not in axes]))
+    # an axis every cell shares but none of them uses (all aio servers' workers) says nothing about the run
+    shared = [a for a in AXES if a not in axes and any(applies(a, first.loc[key]) for key in keys)]
+    return CellTable(tuple(axes), tuple(rows), fixed_axes(first.iloc[0], shared))
 
 
 def fixed_axes(values: Mapping[str, object], shared: Iterable[str]) -> tuple[tuple[str, str], ...]:
