@@ -79,6 +79,18 @@ def test_the_merge_record_reads_back_and_old_manifests_still_read(tmp_path: Path
     assert manifest_module.read(SAMPLE_RUN).merge is None  # written before merges existed
 
 
+def test_resuming_a_merged_run_is_refused_in_one_line(tmp_path: Path, capsys) -> None:
+    # what a merged run misses belongs to the shard that measured elsewhere: resuming it here would mix machines
+    out = tmp_path / "merged"
+    merge(_split(tmp_path, 2), out)
+    next((out / CELLS_DIR).glob("*.json")).unlink()  # a repetition missing
+    before = {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert cli.main(["run", "--resume", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"--resume: {out} is a merge of 2 shards (grpclab merge)" in err
+    assert {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before  # nothing written
+
+
 def test_shards_measured_differently_are_refused_in_one_line(tmp_path: Path, capsys) -> None:
     shards = _split(tmp_path, 2)
     path = shards[1] / "manifest.json"

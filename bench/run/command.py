@@ -14,7 +14,7 @@ from ..spec import SpecError, filter_cells, load_spec, parse_spec, with_settings
 from . import hosts as run_hosts
 from . import measure, placement, progress
 from .executor import Side, execute
-from .manifest import Manifest
+from .manifest import Manifest, ResultsError
 from .plan import Plan
 from .store import RunStore
 
@@ -49,6 +49,13 @@ def run(
         if resume is not None:
             store = RunStore.open(resume)
             manifest = store.manifest
+            if manifest.merge is not None:
+                # its shards were measured apart (their own machines, workers or pods): what is missing belongs to them
+                shards = len(manifest.merge.shards)
+                raise ResultsError(
+                    f"--resume: {resume} is a merge of {shards} shards (grpclab merge), not one run; "
+                    "resume the shard that is missing repetitions and merge again"
+                )
             spec = parse_spec(manifest.spec_source, manifest.spec_path)
             given = {k: v for k, v in overrides.items() if v is not None}
             spec = with_settings(spec, **{**asdict(manifest.settings), **given})
