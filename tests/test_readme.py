@@ -194,6 +194,42 @@ def test_go_reference_block_and_the_numbers_around_it_are_what_the_committed_run
     assert "Three cells varied beyond the unstable rule" in words
 
 
+def test_grpc_bench_section_is_what_the_committed_run_gives():
+    run = RESULTS / "grpc-bench-2026-12-01"
+    assert _block("grpc-bench-run") == measured.describe(run)
+    assert _block("grpc-bench") == measured.cells(run)
+    assert findings.read(run / findings.FILE_NAME) == findings.analyse(run)
+    manifest, df = results.read_manifest(run), results.load(run)
+    assert manifest.spec_path == "bench/specs/grpc_bench.toml" and manifest.cpu_latency_hold.held
+    assert (manifest.environment.cpu_model, manifest.environment.cores) == ("AMD EPYC", 2)
+    text = README.split("### A peer's scenario: grpc_bench\n", 1)[1].split("\n## ", 1)[0]
+    words = " ".join(text.split("<!-- grpc-bench:end -->", 1)[1].split())  # the prose after the blocks
+    med = df.groupby([df["impl"].astype(str), df["workers"].astype(int)])[
+        ["rps", "lat_p50_ms", "server_cpu_us_per_rpc", "server_cpu_util", "loadgen_cpu_util"]
+    ].median()
+    python = med.drop(index=("go", 0))
+    go = med.loc[("go", 0)]
+    for (impl, workers), row in python.iterrows():
+        assert f"{row['rps']:,.0f}" in words, (impl, workers)
+        assert row["server_cpu_util"] >= 0.99  # "each Python server's CPU was 100 % busy"
+        # Little's law: 1,000 in flight at that rate, within the 2 % the prose says
+        assert abs(row["lat_p50_ms"] / (1000 / row["rps"] * 1000) - 1) < 0.02
+        assert f"{row['lat_p50_ms']:.0f} ms" in words
+    gen = python["loadgen_cpu_util"]
+    assert f"ghz's {gen.min() * 100:.0f}-{gen.max() * 100:.0f} %" in words
+    cpu = python["server_cpu_us_per_rpc"]
+    assert f"at {cpu.min():.0f}-{cpu.max():.0f} us of server CPU per RPC" in words
+    threads = med.loc[("sync", 16), "rps"] / med.loc[("sync", 1), "rps"]
+    assert f"16 threads: {threads:.2f}x one thread's" in words
+    # Go: ghz was the limit (>= 90 % busy) and the Go server was not; its CPU per RPC and the Python/Go span
+    assert go["loadgen_cpu_util"] >= 0.9 and go["server_cpu_util"] < 0.9
+    assert f"{go['rps']:,.0f} RPC/s with ghz {go['loadgen_cpu_util'] * 100:.0f} % busy" in words
+    assert f"Go server's CPU {go['server_cpu_util'] * 100:.0f} % busy" in words
+    ratios = cpu / go["server_cpu_us_per_rpc"]
+    assert f"{go['server_cpu_us_per_rpc']:.0f} us for Go" in words
+    assert f"cost {ratios.min():.1f}-{ratios.max():.1f}x that" in words
+
+
 def test_handlers_table_and_numbers_are_what_the_committed_run_gives(tmp_path: Path):
     run = REPO / "results" / "handlers-2026-12-01"
     section = README.split("## Handler work: how many workers, and does aio help?\n", 1)[1].split("\n## ", 1)[0]

@@ -266,7 +266,10 @@ def answer(found: Sequence[Ratio]) -> Answer | None:
     if idle:
         go_cells = len({r.go.key for r in usable})
         span = f"{idle[0]:.0%}" if idle[0] == idle[-1] else f"{idle[0]:.0%}-{idle[-1]:.0%}"
-        where = f"all {go_cells} of its cells" if len(idle) == go_cells else f"{len(idle)} of its {go_cells} cells"
+        if len(idle) == go_cells:
+            where = "its one cell" if go_cells == 1 else f"all {go_cells} of its cells"
+        else:
+            where = f"{len(idle)} of its {go_cells} cells"
         notes.append(
             f"The Go server was not the limit in {where} ({span} of its CPU busy, median): "
             "there its RPC/s is what the load generator drove, not what Go can serve, so RPC/s Python/Go is an "
