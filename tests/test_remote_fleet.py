@@ -36,8 +36,7 @@ import pytest
 from bench.remote import driver, fleet, go_worker, loghist
 from bench.run import measure as runner
 from bench.run import netns, placement
-from bench.spec import DEFAULTS, Settings
-from bench.spec.cell import normalize
+from bench.spec import Settings
 from bench.studies import interop
 from protos.grpc.testing import stats_pb2
 
@@ -45,9 +44,8 @@ REPO = Path(__file__).resolve().parents[1]
 # Short windows: the bound below is derived from each comparison's own repeat difference, which short windows
 # widen; the cap keeps a window off by 2x or the CPU of the wrong process failing.
 SETTINGS = Settings(duration=1.0, warmup=0.5, repetitions=1, server_cpus=(0,), loadgen_cpus=(1,), cell_timeout=30.0)
-CELLS = {
-    rpc: normalize({**DEFAULTS, "payload_size": 1024, "service": "benchmark", "rpc": rpc}) for rpc in ("unary", "bidi")
-}
+# The interop study's cells (16 sync threads: grpc-go's client holds its 8 ping-pong streams open for the window)
+CELLS = {rpc: interop.cell_for(rpc) for rpc in ("unary", "bidi")}
 GONE_S = 10.0
 
 needs_root = pytest.mark.skipif(netns.privilege_problem() is not None, reason=f"{netns.privilege_problem()}")
@@ -144,7 +142,18 @@ def test_the_readmes_interop_figures_are_what_the_committed_run_gives() -> None:
     env, settings = meta["environment"], meta["settings"]
     assert env["cpu_model"] == "AMD EPYC" and env["cores"] == 2 and "2-vCPU AMD EPYC KVM guest" in text
     assert meta["cpu_latency_hold"] == "on" and f"CPUs {meta['busy_before']:.0%} busy".replace("%", " %") in text
-    assert meta["started_at"].startswith("2026-12-01T15:04") and meta["ended_at"].startswith("2026-12-01T15:06")
+    assert meta["started_at"].startswith("2026-12-01T18:18") and meta["ended_at"].startswith("2026-12-01T18:20")
+    assert "2026-12-01 18:18-18:20 UTC" in text and "the lab's sync server with 16 threads" in text
+    assert all(interop.cell_for(rpc).workers == 16 for rpc in interop.RPCS)
+    # Little's law: with every stream served, 8 in flight at RPC/s give a mean of 8 / RPC/s, and each p50 sits just
+    # under it (the 15:04 run's starved bidi rows were at half)
+    shares = [
+        median(server, client, rpc, "lat_p50_ms") / (8 / median(server, client, rpc, "rps") * 1000)
+        for server, client in interop.PAIRINGS
+        for rpc in interop.RPCS
+    ]
+    assert 0.85 < min(shares) and max(shares) <= 1.0
+    assert f"Every p50 is {min(shares):.0%}-{max(shares):.0%}".replace("%", "", 1).replace("%", " %") in text
     assert f"commit {env['git']['commit'][:7]}" in text and f"grpcio {env['versions']['grpcio']}" in text
     shown = (settings["warmup"], settings["duration"], settings["payload_size"], settings["concurrency"])
     assert shown == (1, 3, 1024, 8) and "1 s warm-up and a 3 s window" in text and "8 RPCs in flight" in text

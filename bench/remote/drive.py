@@ -196,14 +196,38 @@ class WorkersPlacement:
         """One line per cell of ``cells`` that cannot run over workers (they fail in their rows; the rest run)."""
         lines = []
         for key, cell in {cell.key(): cell for cell in cells}.items():
-            problem = cell_problem(cell, self.settings)
+            problem = cell_problem(cell, self.settings) or self.pairing_problem(cell)
             if problem:
                 lines.append(f"cell {key} cannot run over workers: {problem}")
         return lines
 
+    def pairing_problem(self, cell: Cell) -> str | None:
+        """Why ``cell`` cannot run on these workers together, or None: a foreign client's streams on a sync server.
+
+        The lab's sync server gives a ping-pong stream one of its threads for as long as the stream lasts. The lab's
+        generator ends each stream after ``stream_messages`` round trips, so streams beyond the threads wait their
+        turn (queueing, which the latencies show). A foreign client keeps each stream open for the whole run
+        (grpc-go's ignores messages_per_stream): streams beyond the threads never get a reply, and the row would
+        measure fewer streams than the cell says, silently (grpc-go's client counts no failed RPCs).
+        """
+        if cell.rpc != "bidi" or cell.impl != "sync" or self._found is None:
+            return None
+        server = next(w for w in self._found if w.role == SERVER)
+        foreign = [w.address for w in self._found if w.role == CLIENT and w.kind == "foreign"]
+        if server.kind == "foreign" or not foreign:
+            return None
+        streams = sum(share.concurrency for share in driver.split_load(cell, len(self.clients)))
+        if cell.workers >= streams:
+            return None
+        return (
+            f"workers={cell.workers}: the sync server holds a thread per ping-pong stream, and client worker "
+            f"{foreign[0]} is foreign: it keeps its streams open for the whole run, so {streams - cell.workers} of "
+            f"the {streams} would never get a reply; give the server workers >= {streams}"
+        )
+
     def measure(self, cell: Cell, repetition: int, order: int, context: Context) -> dict:
         """One repetition over the workers -> its row (bench.run.measure.measure's contract: failures are rows)."""
-        problem = cell_problem(cell, context.settings)
+        problem = cell_problem(cell, context.settings) or self.pairing_problem(cell)
         gone = None if problem else self._unreachable()
         error = f"cannot run over workers: {problem}" if problem else (gone[1] if gone else None)
         if error:

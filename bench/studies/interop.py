@@ -47,7 +47,9 @@ SERVER_CPU, CLIENT_CPU = 0, 1
 
 
 def cell_for(rpc: str):
-    return normalize({**DEFAULTS, "payload_size": 1024, "service": "benchmark", "rpc": rpc})
+    # 16 threads for the lab's sync server: grpc-go's client keeps each of its 8 ping-pong streams open for the
+    # whole window, and a sync server holds a thread per open stream (bench.remote.drive.pairing_problem)
+    return normalize({**DEFAULTS, "payload_size": 1024, "service": "benchmark", "rpc": rpc, "workers": 16})
 
 
 def machine_busy(seconds: float = 3.0) -> float:
