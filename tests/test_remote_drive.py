@@ -486,9 +486,8 @@ def test_a_foreign_clients_open_streams_need_as_many_sync_threads() -> None:
     )
     problem = placement.pairing_problem(bidi)
     assert problem == (
-        "workers=4: the sync server holds a thread per ping-pong stream, and client worker 10.0.0.3:10000 is "
-        "foreign: it keeps its streams open for the whole run, so 4 of the 8 would never get a reply; give the "
-        "server workers >= 8"
+        "client worker 10.0.0.3:10000 is foreign: it keeps its streams open for the whole run; workers=4: the sync "
+        "server holds a thread per open ping-pong stream, so 4 of the 8 would never get a reply; give it workers >= 8"
     )
     assert placement.problems([bidi]) == [f"cell {bidi.key()} cannot run over workers: {problem}"]
     # enough threads, another RPC, another server model, or only lab clients (their streams end): it runs

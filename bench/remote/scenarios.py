@@ -76,6 +76,11 @@ def build(cells: Sequence[Cell], settings: Settings, num_clients: int = 1) -> Sc
         for name, value in (("warmup", settings.warmup), ("duration", settings.duration))
         if whole_seconds(value) != value
     ]
+    # the Scenarios say messages_per_stream, but a client worker that ignores it (grpc-go's) never ends a stream
+    for cell in kept:
+        problem = drive.open_streams_problem(cell, num_clients)
+        if problem:
+            notes.append(f"{cell.key()}: with a client worker that ignores messages_per_stream (grpc-go's), {problem}")
     message = control_pb2.Scenarios(scenarios=[scenario(cell, settings, num_clients) for cell in kept])
     return Scenarios(message, tuple(kept), tuple(left_out), tuple(notes))
 
