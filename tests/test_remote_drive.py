@@ -498,6 +498,27 @@ def test_a_foreign_clients_open_streams_need_as_many_sync_threads() -> None:
     assert placement.pairing_problem(bidi) is None
 
 
+def test_a_foreign_clients_stalled_rpcs_show_in_the_rows_notes() -> None:
+    # grpc-go's client counts no failures: RPC/s x mean latency (Little's law) is what says RPCs in flight stalled
+    placement = WorkersPlacement(hosts.from_flag("10.0.0.1:10000,10.0.0.2:10000"), SETTINGS)
+    cell = _cell(service="benchmark", rpc="unary", concurrency=8)
+    half = {"failed": False, "rps": 20_000.0, "lat_mean_ms": 0.2}  # 4 of 8 answered on average
+    full = {"failed": False, "rps": 20_000.0, "lat_mean_ms": 0.39}  # 7.8 of 8
+    placement._found = (
+        WorkerInfo("10.0.0.1:10000", "server", "grpclab", 2, _facts()),
+        WorkerInfo("10.0.0.2:10000", "client", "foreign", 2, None, note=FOREIGN_NOTE),
+    )
+    assert placement.stall_note(cell, half) == (
+        "only 4.0 of the 8 RPCs in flight were answered on average (RPC/s x mean latency, Little's law): the others "
+        "stalled, and the foreign client counts no failed RPCs"
+    )
+    assert placement.stall_note(cell, full) is None
+    assert placement.stall_note(cell, {**half, "failed": True}) is None  # a failed row says why itself
+    assert placement.stall_note(replace(cell, mode="open", rate=1000.0), half) is None  # open loop: no fixed count
+    placement._found = (placement._found[0], WorkerInfo("10.0.0.2:10000", "client", "grpclab", 2, _facts()))
+    assert placement.stall_note(cell, half) is None  # the lab's clients count their failures
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
 def test_hosts_netns_starts_the_workers_in_namespaces_of_their_own_for_the_run_and_removes_them(

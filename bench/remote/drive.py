@@ -51,6 +51,8 @@ REACH_TIMEOUT_S = 10.0  # a worker's CoreCount; a worker that does not answer th
 PROBE_TIMEOUT_S = 5.0
 FACTS_TIMEOUT_S = 30.0  # grpclab system samples steal time and runs systemd-detect-virt
 FOREIGN_NOTE = "not a lab worker (no grpclab.WorkerFacts): its machine's facts are not recorded"
+# A closed loop whose RPC/s x mean latency is below this share of its RPCs in flight had some of them stalled
+STALLED_SHARE = 0.7
 
 
 # The check of cell_problem starts nothing: the certificates' place is only compared, never read, and the target
@@ -260,12 +262,32 @@ class WorkersPlacement:
             gone = self._unreachable()
             if gone and not row["error"].startswith(gone[0]):
                 row["error"] = f"{gone[1]}; then {row['error']}"
-        notes = [row["notes"], *self.foreign_notes(cell)]
+        notes = [row["notes"], *self.foreign_notes(cell), self.stall_note(cell, row)]
         floor = context.calibration.floor_note(cell.loadgen, row["lat_p50_ms"]) if context.calibration else None
         if floor and not row["failed"]:
             notes.append(floor)
         row["notes"] = "; ".join(filter(None, notes))
         return row
+
+    def stall_note(self, cell: Cell, row: dict) -> str | None:
+        """A closed loop's RPCs in flight that got no answer, when a foreign client ran the load, or None.
+
+        A foreign client counts no failed RPCs (grpc-go's), so an RPC or stream that never gets a reply leaves no
+        trace but a shortfall: in a closed loop every slot always has an RPC out, and Little's law says RPC/s x
+        mean latency is how many were out and answered on average. The lab's clients count their failures, and
+        their time between calls would blur this; grpc-go's client has next to none (in the interop table its p50s
+        are 90-99 % of RPCs in flight / RPC/s).
+        """
+        foreign = any(w.role == CLIENT and w.kind == "foreign" for w in self._found or ())
+        if not foreign or row["failed"] or cell.mode != "closed" or not row["rps"] > 0:
+            return None
+        answered = row["rps"] * row["lat_mean_ms"] / 1000
+        if not answered < STALLED_SHARE * cell.concurrency:
+            return None
+        return (
+            f"only {answered:.1f} of the {cell.concurrency} RPCs in flight were answered on average (RPC/s x mean "
+            "latency, Little's law): the others stalled, and the foreign client counts no failed RPCs"
+        )
 
     def foreign_notes(self, cell: Cell) -> list[str]:
         """What a row must say when a foreign worker ran its server or load: the cell's labels are not what ran."""

@@ -48,7 +48,7 @@ SERVER_CPU, CLIENT_CPU = 0, 1
 
 def cell_for(rpc: str):
     # 16 threads for the lab's sync server: grpc-go's client keeps each of its 8 ping-pong streams open for the
-    # whole window, and a sync server holds a thread per open stream (bench.remote.drive.pairing_problem)
+    # whole window, and a sync server holds a thread per open stream (bench.remote.drive.open_streams_problem)
     return normalize({**DEFAULTS, "payload_size": 1024, "service": "benchmark", "rpc": rpc, "workers": 16})
 
 
