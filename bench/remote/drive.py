@@ -21,7 +21,7 @@ wait on a worker is bounded (the cell's time limit plus bench.remote.driver.STRE
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -95,6 +95,24 @@ def cell_problem(cell: Cell, settings: Settings) -> str | None:
         ]
         return f"gRPC's ClientConfig cannot say the load's {', '.join(differing)}"
     return None
+
+
+def sort_out(
+    cells: Sequence[Cell], settings: Settings, *more: Callable[[Cell], str | None]
+) -> tuple[list[Cell], list[tuple[Cell, str]]]:
+    """The cells a lab worker runs as the lab's own run does, and (cell, why) for each of the others: cell_problem,
+    then each of ``more`` (a caller's own rules: its workers, its pods) in order, the first problem found."""
+    kept: list[Cell] = []
+    refused: list[tuple[Cell, str]] = []
+    for cell in cells:
+        problem = cell_problem(cell, settings)
+        for rule in more:
+            problem = problem or rule(cell)
+        if problem is None:
+            kept.append(cell)
+        else:
+            refused.append((cell, problem))
+    return kept, refused
 
 
 def open_streams_problem(cell: Cell, clients: int) -> str | None:
@@ -216,12 +234,8 @@ class WorkersPlacement:
 
     def problems(self, cells: Sequence[Cell]) -> list[str]:
         """One line per cell of ``cells`` that cannot run over workers (they fail in their rows; the rest run)."""
-        lines = []
-        for key, cell in {cell.key(): cell for cell in cells}.items():
-            problem = cell_problem(cell, self.settings) or self.pairing_problem(cell)
-            if problem:
-                lines.append(f"cell {key} cannot run over workers: {problem}")
-        return lines
+        _, refused = sort_out(list({cell.key(): cell for cell in cells}.values()), self.settings, self.pairing_problem)
+        return [f"cell {cell.key()} cannot run over workers: {problem}" for cell, problem in refused]
 
     def pairing_problem(self, cell: Cell) -> str | None:
         """Why ``cell`` cannot run on these workers together, or None: a foreign client's streams on a sync server

@@ -128,22 +128,21 @@ def _slug(text: str, limit: int) -> str:
     return _NAME_RE.sub("-", text.lower()).strip("-")[:limit].strip("-") or "spec"
 
 
+def _pod_problem(cell: Cell) -> str | None:
+    """What a LoadTest's pods cannot give a cell that a worker could run (the image and the pods, not the worker)."""
+    if cell.tls != "off":
+        return f"tls={cell.tls}: the pods share no certificates"
+    if cell.impl == "go":
+        return "impl=go: the lab's image has no Go toolchain, so no grpc-go server (deploy/Containerfile)"
+    return None
+
+
 def shards(spec: Spec, cells: Sequence[Cell], count: int, num_clients: int = 1) -> tuple[list[Shard], list[str]]:
     """``cells`` dealt round-robin into ``count`` shards (of those a worker can run); and one line per cell left out."""
     if count < 1:
         raise LoadTestError(f"--shards: must be >= 1, got {count}")
-    left_out: list[str] = []
-    runnable: list[Cell] = []
-    for cell in cells:
-        problem = drive.cell_problem(cell, spec.settings)
-        if problem is None and cell.tls != "off":
-            problem = f"tls={cell.tls}: the pods share no certificates"
-        if problem is None and cell.impl == "go":
-            problem = "impl=go: the lab's image has no Go toolchain, so no grpc-go server (deploy/Containerfile)"
-        if problem is None:
-            runnable.append(cell)
-        else:
-            left_out.append(f"{cell.key()}: {problem}")
+    runnable, refused = drive.sort_out(cells, spec.settings, _pod_problem)
+    left_out = [f"{cell.key()}: {problem}" for cell, problem in refused]
     if not runnable:
         raise LoadTestError(f"{spec.path or spec.name}: no cell can run on workers ({len(left_out)} left out)")
     if count > len(runnable):

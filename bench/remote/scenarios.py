@@ -61,14 +61,8 @@ def build(cells: Sequence[Cell], settings: Settings, num_clients: int = 1) -> Sc
     """The cells a worker can run as Scenarios; ScenarioError when none can."""
     if num_clients < 1:
         raise ScenarioError(f"--clients: must be >= 1, got {num_clients}")
-    kept: list[Cell] = []
-    left_out: list[str] = []
-    for cell in cells:
-        problem = drive.cell_problem(cell, settings)
-        if problem is None:
-            kept.append(cell)
-        else:
-            left_out.append(f"{cell.key()}: {problem}")
+    kept, refused = drive.sort_out(cells, settings)
+    left_out = [f"{cell.key()}: {problem}" for cell, problem in refused]
     if not kept:
         raise ScenarioError(f"no cell can run on a worker ({len(left_out)} left out, the first {left_out[0]})")
     notes = [
